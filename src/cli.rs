@@ -1,0 +1,114 @@
+//! The command line: clap definitions only. Validation and work live in the stages.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::simulate::Scenario;
+
+/// Exact MRR from your Stripe data, computed locally and checked against BigQuery.
+#[derive(Parser, Debug)]
+#[command(name = "mrr", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 a check failed, 2 bad usage, bad input or another error.\n\
+Data goes to stdout; logs and progress go to stderr.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Folder that holds snapshots (`DIR/snapshots/<id>/`) and other saved state.
+    #[arg(long, global = true, env = "MRR_DATA_DIR", default_value = "data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// More log detail on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr, no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Output format of commands that print results.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// A JSON array of row objects.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a deterministic synthetic Stripe account and its ground-truth metrics.
+    ///
+    /// The folder holds one JSON Lines file per Stripe object type (customers,
+    /// products, prices, coupons, subscriptions, invoices, events, test clocks) in
+    /// Stripe's current API shape, `account.json` (with the account's test key) and
+    /// `ground_truth.json`: every metric per month and currency, computed from the
+    /// simulator's own timeline. The same flags always give byte-identical files.
+    Simulate(SimulateArgs),
+    /// Serve a simulated account through a Stripe-compatible read API on 127.0.0.1.
+    ///
+    /// Prints the base URL on stdout (use it as `--api-base` / the client's URL)
+    /// and serves until Ctrl-C. Authenticate with the `api_key` of the account's
+    /// `account.json`. The fault knobs make resilience tests reproducible: the n-th
+    /// request meets the same fate on every run with the same --seed.
+    StripeServer(StripeServerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Number of random customers (the full scenario adds its edge-case customers).
+    #[arg(long, default_value_t = 75)]
+    pub customers: u64,
+    /// Months of history, ending with the month of --now.
+    #[arg(long, default_value_t = 6)]
+    pub months: u32,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Which account to build.
+    #[arg(long, value_enum, default_value_t = Scenario::Default)]
+    pub scenario: Scenario,
+    /// The account's present (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ); fixed so runs are reproducible.
+    #[arg(long, default_value = "2026-11-20T12:00:00Z")]
+    pub now: String,
+    /// Days of events kept before --now (Stripe keeps 30).
+    #[arg(long, default_value_t = 30)]
+    pub event_days: u32,
+    /// Folder to create (must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct StripeServerArgs {
+    /// Account folder written by `mrr simulate`.
+    #[arg(long, value_name = "DIR")]
+    pub account: PathBuf,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 12111)]
+    pub port: u16,
+    /// Answer 429 rate_limit errors above this many requests per second.
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<u32>,
+    /// Share of requests (0..1) answered with a 500 api_error.
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+    /// Share of requests (0..1) whose connection is closed without an answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Extra delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Seed of the fault pattern.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}

@@ -1,0 +1,119 @@
+//! Exact money arithmetic for MRR: every monthly-normalised amount is an integer
+//! scaled by [`SCALE`], so week, day, quarter and percent-discount cases stay exact
+//! (no floating point on the MRR path) and round once, half to even, at output.
+//!
+//! The SQL of both dialects uses the same scale and the same rounding; this module is
+//! the Rust statement of that rule (docs/metrics.md explains it for users).
+
+/// Common multiplier: 12 (months per year) x 720 720 (lcm of 1..=16, which also covers
+/// interval counts such as 18, 20, 24, 26, 36, 52 and 156) x 10 000 (percent discounts
+/// in hundredths of a percent).
+pub const SCALE: i128 = 12 * 720_720 * 10_000;
+
+/// Billing interval unit of a recurring price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+impl Interval {
+    /// Stripe's spelling (`day`, `week`, `month`, `year`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Day => "day",
+            Interval::Week => "week",
+            Interval::Month => "month",
+            Interval::Year => "year",
+        }
+    }
+}
+
+/// Why an amount cannot be normalised exactly.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MoneyError {
+    #[error("interval_count {0} is not supported exactly (it must divide 720720, e.g. 1-16, 18, 20, 24, 36, 52, 156)")]
+    IntervalCount(u32),
+}
+
+/// `amount` (minor units per interval) as a monthly amount times [`SCALE`].
+///
+/// month: amount / n; year: amount / 12n; week: amount x 52 / 12n; day: amount x 365 / 12n.
+pub fn monthly_scaled(amount: i128, interval: Interval, interval_count: u32) -> Result<i128, MoneyError> {
+    let n = interval_count as i128;
+    if n == 0 || 720_720 % n != 0 {
+        return Err(MoneyError::IntervalCount(interval_count));
+    }
+    let per_year = match interval {
+        Interval::Day => 365,
+        Interval::Week => 52,
+        Interval::Month => 12,
+        Interval::Year => 1,
+    };
+    Ok(amount * per_year * (SCALE / 12 / n))
+}
+
+/// Applies a percent discount given in hundredths of a percent (25.5% = 2550).
+pub fn apply_percent_off(scaled: i128, percent_off_hundredths: i128) -> i128 {
+    scaled / 10_000 * (10_000 - percent_off_hundredths)
+}
+
+/// Divides by [`SCALE`] and rounds half to even: the one rounding step on the MRR path.
+pub fn round_scaled_to_cents(scaled: i128) -> i64 {
+    round_half_even(scaled, SCALE) as i64
+}
+
+/// `numerator / denominator` rounded half to even (`denominator > 0`).
+pub fn round_half_even(numerator: i128, denominator: i128) -> i128 {
+    let q = numerator.div_euclid(denominator);
+    let r = numerator.rem_euclid(denominator);
+    match (2 * r).cmp(&denominator) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+    }
+}
+
+/// Percent given as Stripe's float (`25.5`) in exact hundredths of a percent.
+pub fn percent_to_hundredths(percent: f64) -> i128 {
+    (percent * 100.0).round() as i128
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_every_interval_exactly() {
+        let m = |a, i, n| round_scaled_to_cents(monthly_scaled(a, i, n).unwrap());
+        assert_eq!(m(2900, Interval::Month, 1), 2900);
+        assert_eq!(m(29000, Interval::Year, 1), 2417); // 2416.666..
+        assert_eq!(m(21300, Interval::Month, 3), 7100);
+        assert_eq!(m(800, Interval::Week, 1), 3467); // 800 * 52 / 12 = 3466.67
+        assert_eq!(m(100, Interval::Day, 1), 3042); // 100 * 365 / 12 = 3041.67
+        assert_eq!(m(1000, Interval::Week, 2), 2167); // 2166.67
+        assert_eq!(monthly_scaled(1, Interval::Month, 17), Err(MoneyError::IntervalCount(17)));
+    }
+
+    #[test]
+    fn sums_stay_exact_before_rounding() {
+        // Three annual $29 plans: 3 x 2416.666.. = 7250 exactly, not 3 x 2417.
+        let one = monthly_scaled(29000, Interval::Year, 1).unwrap();
+        assert_eq!(round_scaled_to_cents(3 * one), 7250);
+    }
+
+    #[test]
+    fn rounds_half_to_even() {
+        assert_eq!(round_half_even(5, 2), 2);
+        assert_eq!(round_half_even(7, 2), 4);
+        assert_eq!(round_half_even(-5, 2), -2);
+        assert_eq!(round_half_even(11, 4), 3);
+        let half_cent = SCALE / 2;
+        assert_eq!(round_scaled_to_cents(half_cent), 0);
+        assert_eq!(round_scaled_to_cents(SCALE + half_cent), 2);
+        assert_eq!(apply_percent_off(monthly_scaled(7900, Interval::Month, 1).unwrap(), 2550), 5885 * SCALE + SCALE / 2);
+    }
+}

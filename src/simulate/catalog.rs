@@ -1,0 +1,159 @@
+//! The simulated account's product catalogue: products, recurring prices and coupons.
+
+use crate::money::Interval;
+
+/// Whether a price is billed per seat up front or from reported usage (metered: not MRR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    Licensed,
+    Metered,
+}
+
+/// A product (plan family).
+#[derive(Clone, Debug)]
+pub struct Product {
+    pub id: String,
+    pub name: &'static str,
+    pub created: i64,
+}
+
+/// A recurring price.
+#[derive(Clone, Debug)]
+pub struct Price {
+    pub id: String,
+    pub product: usize,
+    pub nickname: &'static str,
+    pub currency: &'static str,
+    pub unit_amount: i64,
+    pub interval: Interval,
+    pub interval_count: u32,
+    pub usage: Usage,
+    pub created: i64,
+}
+
+/// How long a coupon keeps applying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duration {
+    Once,
+    Repeating { months: u32 },
+    Forever,
+}
+
+/// What a coupon takes off.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Off {
+    /// Percent as Stripe sends it (e.g. 25.5).
+    Percent(f64),
+    /// A fixed amount in minor units of `currency`, per invoice.
+    Amount { amount: i64, currency: &'static str },
+}
+
+/// A coupon.
+#[derive(Clone, Debug)]
+pub struct Coupon {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub off: Off,
+    pub duration: Duration,
+    pub created: i64,
+}
+
+/// Every object of the catalogue, with named handles for the scenarios.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub products: Vec<Product>,
+    pub prices: Vec<Price>,
+    pub coupons: Vec<Coupon>,
+}
+
+/// The four plans of the original dashboard, cheapest first.
+pub const PLANS: [(&str, i64); 4] = [("Starter", 2900), ("Pro", 7900), ("Business", 19900), ("Enterprise", 49900)];
+
+/// Handles to prices by role, as indices into [`Catalog::prices`].
+pub mod price {
+    /// Monthly USD price of plan `i` (0..4).
+    pub fn monthly(plan: usize) -> usize {
+        plan * 2
+    }
+    /// Annual USD price (10 x monthly) of plan `i`.
+    pub fn annual(plan: usize) -> usize {
+        plan * 2 + 1
+    }
+    pub const PRO_QUARTERLY: usize = 8;
+    pub const STARTER_WEEKLY: usize = 9;
+    pub const SEAT_MONTHLY: usize = 10;
+    pub const API_METERED: usize = 11;
+    pub const STARTER_EUR: usize = 12;
+    pub const PRO_EUR: usize = 13;
+    pub const STARTER_GBP: usize = 14;
+    pub const PRO_GBP: usize = 15;
+    pub const FREE_MONTHLY: usize = 16;
+}
+
+impl Catalog {
+    /// The catalogue, created at `created` with ids derived from `seed`.
+    pub fn new(seed: u64, created: i64) -> Self {
+        use super::rng::stripe_id;
+        let names = ["Starter", "Pro", "Business", "Enterprise", "Extra seat", "API calls", "Free"];
+        let products: Vec<Product> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Product { id: stripe_id("prod", seed, 10, i as u64), name, created })
+            .collect();
+        let mut prices = Vec::new();
+        let mut add = |product: usize, nickname, currency, unit_amount, interval, interval_count, usage| {
+            let n = prices.len() as u64;
+            prices.push(Price {
+                id: stripe_id("price", seed, 11, n),
+                product,
+                nickname,
+                currency,
+                unit_amount,
+                interval,
+                interval_count,
+                usage,
+                created,
+            });
+        };
+        let nick = [
+            ("Starter monthly", "Starter annual"),
+            ("Pro monthly", "Pro annual"),
+            ("Business monthly", "Business annual"),
+            ("Enterprise monthly", "Enterprise annual"),
+        ];
+        for (plan, (_, amount)) in PLANS.iter().enumerate() {
+            add(plan, nick[plan].0, "usd", *amount, Interval::Month, 1, Usage::Licensed);
+            add(plan, nick[plan].1, "usd", amount * 10, Interval::Year, 1, Usage::Licensed);
+        }
+        add(1, "Pro quarterly", "usd", 21300, Interval::Month, 3, Usage::Licensed);
+        add(0, "Starter weekly", "usd", 800, Interval::Week, 1, Usage::Licensed);
+        add(4, "Extra seat monthly", "usd", 1000, Interval::Month, 1, Usage::Licensed);
+        add(5, "API calls (metered)", "usd", 2, Interval::Month, 1, Usage::Metered);
+        add(0, "Starter monthly EUR", "eur", 2700, Interval::Month, 1, Usage::Licensed);
+        add(1, "Pro monthly EUR", "eur", 7300, Interval::Month, 1, Usage::Licensed);
+        add(0, "Starter monthly GBP", "gbp", 2300, Interval::Month, 1, Usage::Licensed);
+        add(1, "Pro monthly GBP", "gbp", 6500, Interval::Month, 1, Usage::Licensed);
+        add(6, "Free monthly", "usd", 0, Interval::Month, 1, Usage::Licensed);
+        let coupon = |id, name, off, duration| Coupon { id, name, off, duration, created };
+        let coupons = vec![
+            coupon("PCT25FOREVER", "25% off forever", Off::Percent(25.0), Duration::Forever),
+            coupon("PCT20X3", "20% off for 3 months", Off::Percent(20.0), Duration::Repeating { months: 3 }),
+            coupon("PCT50ONCE", "50% off the first invoice", Off::Percent(50.0), Duration::Once),
+            coupon("PCT12P5FOREVER", "12.5% off forever", Off::Percent(12.5), Duration::Forever),
+            coupon("USD10FOREVER", "$10 off forever", Off::Amount { amount: 1000, currency: "usd" }, Duration::Forever),
+            coupon(
+                "USD15X2",
+                "$15 off for 2 months",
+                Off::Amount { amount: 1500, currency: "usd" },
+                Duration::Repeating { months: 2 },
+            ),
+            coupon("USD5ONCE", "$5 off once", Off::Amount { amount: 500, currency: "usd" }, Duration::Once),
+        ];
+        Catalog { products, prices, coupons }
+    }
+
+    /// Index of the coupon with this id.
+    pub fn coupon(&self, id: &str) -> usize {
+        self.coupons.iter().position(|c| c.id == id).expect("known coupon id")
+    }
+}

@@ -1,0 +1,102 @@
+//! Webhook events (`customer.*`, `customer.subscription.*`, `invoice.*`) for what
+//! happened in the retention window, each carrying its object as it looked then.
+
+use serde_json::Value;
+
+use super::invoices::{kind, SimInvoice};
+use super::model::{FailureOutcome, SimCustomer};
+use super::render;
+use super::rng::stripe_id;
+use super::Account;
+
+/// Events of one customer with `from <= created <= now`, oldest first.
+pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice], from: i64) -> Vec<Value> {
+    let now = acct.now;
+    let mut moments: Vec<(i64, Moment)> = vec![(c.created, Moment::CustomerCreated)];
+    for (s, sub) in c.subscriptions.iter().enumerate() {
+        moments.push((sub.start, Moment::SubCreated(s)));
+        let mut updates: Vec<i64> = sub.phases.iter().skip(1).map(|p| p.from).collect();
+        updates.extend(sub.trial_end.filter(|_| sub.ends_at() != sub.trial_end));
+        if let Some(f) = sub.failure {
+            updates.push(f.failed_at);
+            match f.outcome {
+                FailureOutcome::Recovered(at) | FailureOutcome::Unpaid(at) => updates.push(at),
+                FailureOutcome::Canceled(_) => {}
+            }
+        }
+        if let Some(x) = sub.cancel.as_ref().filter(|x| x.at_period_end) {
+            updates.push(x.requested_at);
+        }
+        updates.extend(sub.discount_end(&acct.catalog));
+        let ends = sub.ends_at();
+        for t in updates.into_iter().filter(|t| ends.is_none_or(|e| *t < e)) {
+            moments.push((t, Moment::SubUpdated(s)));
+        }
+        if let Some(e) = ends {
+            moments.push((e, Moment::SubDeleted(s)));
+        }
+    }
+    for (i, inv) in invoices.iter().enumerate() {
+        moments.push((inv.created, Moment::Invoice(i, "invoice.created")));
+        moments.push((inv.created, Moment::Invoice(i, "invoice.finalized")));
+        for (at, kind) in [
+            (inv.failed_at, "invoice.payment_failed"),
+            (inv.paid_at, "invoice.paid"),
+            (inv.uncollectible_at, "invoice.marked_uncollectible"),
+            (inv.voided_at, "invoice.voided"),
+        ] {
+            if let Some(at) = at {
+                moments.push((at, Moment::Invoice(i, kind)));
+            }
+        }
+    }
+    moments.sort_by_key(|(t, _)| *t);
+
+    let latest = |s: usize, t: i64| {
+        invoices.iter().filter(|i| i.subscription == s && i.created <= t).next_back().map(|i| i.id.as_str())
+    };
+    let sub_at = |s: usize, t: i64| render::subscription(acct, c, &c.subscriptions[s], latest(s, t), t);
+    let mut out = Vec::new();
+    for (n, (t, moment)) in moments.into_iter().enumerate() {
+        if t < from || t > now {
+            continue;
+        }
+        let id = stripe_id("evt", acct.seed, kind::EVENT, c.index * 65_536 + n as u64);
+        let invoice_count = invoices.iter().filter(|i| i.created <= t).count();
+        let (kind, object, previous) = match moment {
+            Moment::CustomerCreated => ("customer.created", render::customer(acct, c, invoice_count, t), None),
+            Moment::SubCreated(s) => ("customer.subscription.created", sub_at(s, t), None),
+            Moment::SubUpdated(s) => {
+                let (before, after) = (sub_at(s, t - 1), sub_at(s, t));
+                let previous = changed_fields(&before, &after);
+                ("customer.subscription.updated", after, Some(previous))
+            }
+            Moment::SubDeleted(s) => ("customer.subscription.deleted", sub_at(s, t), None),
+            Moment::Invoice(i, kind) => (kind, render::invoice(acct, c, &invoices[i], t), None),
+        };
+        out.push(render::event(&id, kind, t, object, previous));
+    }
+    out
+}
+
+enum Moment {
+    CustomerCreated,
+    SubCreated(usize),
+    SubUpdated(usize),
+    SubDeleted(usize),
+    Invoice(usize, &'static str),
+}
+
+/// `previous_attributes`: the top-level fields whose values changed, with their old values.
+fn changed_fields(before: &Value, after: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let (Value::Object(b), Value::Object(a)) = (before, after) {
+        for (key, old) in b {
+            if a.get(key) != Some(old) {
+                out.insert(key.clone(), old.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+

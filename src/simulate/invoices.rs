@@ -1,0 +1,273 @@
+//! The invoices a subscription's timeline produces, as Stripe Billing would issue
+//! them: a $0 invoice for a trial, one per billing period in advance (metered usage
+//! in arrears), proration invoices at mid-period changes, coupons and exclusive taxes.
+//!
+//! Invoices feed only the emitted objects; the ground truth never reads them.
+
+use super::catalog::{Catalog, Off, Usage};
+use super::model::{FailureOutcome, ItemState, SimCustomer, SimSubscription};
+use super::rng::{stripe_id, Rng};
+use crate::money::round_half_even;
+
+/// Id kinds for [`stripe_id`], one per object type, so ids never collide.
+pub mod kind {
+    pub const CUSTOMER: u64 = 1;
+    pub const SUBSCRIPTION: u64 = 2;
+    pub const ITEM: u64 = 3;
+    pub const DISCOUNT: u64 = 4;
+    pub const INVOICE: u64 = 5;
+    pub const LINE: u64 = 6;
+    pub const EVENT: u64 = 7;
+    pub const CLOCK: u64 = 8;
+}
+
+/// One invoice line.
+#[derive(Clone, Debug)]
+pub struct SimLine {
+    pub id: String,
+    pub slot: usize,
+    pub price: usize,
+    pub quantity: u32,
+    pub amount: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub period: (i64, i64),
+    pub proration: bool,
+    pub description: String,
+}
+
+/// One invoice and how its payment went.
+#[derive(Clone, Debug)]
+pub struct SimInvoice {
+    pub id: String,
+    pub number: String,
+    /// Index into the customer's subscriptions.
+    pub subscription: usize,
+    pub created: i64,
+    pub period: (i64, i64),
+    pub billing_reason: &'static str,
+    pub lines: Vec<SimLine>,
+    pub paid_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    pub uncollectible_at: Option<i64>,
+    pub voided_at: Option<i64>,
+}
+
+impl SimInvoice {
+    /// Sum of line amounts before discounts and taxes.
+    pub fn subtotal(&self) -> i64 {
+        self.lines.iter().map(|l| l.amount).sum()
+    }
+    /// Total discount.
+    pub fn discount(&self) -> i64 {
+        self.lines.iter().map(|l| l.discount).sum()
+    }
+    /// Total tax.
+    pub fn tax(&self) -> i64 {
+        self.lines.iter().map(|l| l.tax).sum()
+    }
+    /// Amount charged.
+    pub fn total(&self) -> i64 {
+        self.subtotal() - self.discount() + self.tax()
+    }
+    /// Stripe's invoice status at `t` (`t >= created`).
+    pub fn status_at(&self, t: i64) -> &'static str {
+        let at = |x: Option<i64>| x.is_some_and(|x| x <= t);
+        if at(self.voided_at) {
+            "void"
+        } else if at(self.uncollectible_at) {
+            "uncollectible"
+        } else if at(self.paid_at) {
+            "paid"
+        } else {
+            "open"
+        }
+    }
+}
+
+/// Every invoice of a customer created at or before `now`, oldest first.
+pub fn customer_invoices(customer: &SimCustomer, catalog: &Catalog, seed: u64, now: i64) -> Vec<SimInvoice> {
+    let mut out = Vec::new();
+    let mut lines = 0u64;
+    for (s, sub) in customer.subscriptions.iter().enumerate() {
+        subscription_invoices(customer, s, sub, catalog, seed, now, &mut lines, &mut out);
+    }
+    out.sort_by_key(|i| i.created);
+    for (n, inv) in out.iter_mut().enumerate() {
+        inv.id = stripe_id("in", seed, kind::INVOICE, customer.index * 4096 + n as u64);
+        inv.number = format!("{}-{:04}", invoice_prefix(customer), n + 1);
+    }
+    out
+}
+
+/// The customer's invoice number prefix.
+pub fn invoice_prefix(customer: &SimCustomer) -> String {
+    format!("{:08X}", customer.index.wrapping_mul(2_654_435_761) & 0xFFFF_FFFF)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn subscription_invoices(
+    customer: &SimCustomer,
+    s: usize,
+    sub: &SimSubscription,
+    catalog: &Catalog,
+    seed: u64,
+    now: i64,
+    line_counter: &mut u64,
+    out: &mut Vec<SimInvoice>,
+) {
+    let mut next_line_id = || {
+        *line_counter += 1;
+        stripe_id("il", seed, kind::LINE, customer.index * 65_536 + *line_counter)
+    };
+    let stop = sub.ends_at().unwrap_or(i64::MAX).min(now + 1);
+    let unpaid_from = match sub.failure.map(|f| f.outcome) {
+        Some(FailureOutcome::Unpaid(at)) => at,
+        _ => i64::MAX,
+    };
+    let blank = |created, period, reason| SimInvoice {
+        id: String::new(),
+        number: String::new(),
+        subscription: s,
+        created,
+        period,
+        billing_reason: reason,
+        lines: Vec::new(),
+        paid_at: Some(created),
+        failed_at: None,
+        uncollectible_at: None,
+        voided_at: None,
+    };
+
+    // A trial opens with a $0 invoice covering the trial.
+    if let Some(trial_end) = sub.trial_end {
+        let mut inv = blank(sub.start, (sub.start, trial_end), "subscription_create");
+        for item in &sub.phase_at(sub.start).items {
+            let price = &catalog.prices[item.price];
+            let mut line = new_line(item, catalog, (sub.start, trial_end), next_line_id());
+            line.amount = 0;
+            line.description = format!("Trial period for {}", catalog.products[price.product].name);
+            inv.lines.push(line);
+        }
+        out.push(inv);
+    }
+
+    // One invoice per billing period, in advance; metered usage in arrears.
+    let mut k = 0;
+    loop {
+        let start = sub.period_start(k);
+        if start >= stop || start >= unpaid_from {
+            break;
+        }
+        let period = (start, sub.period_start(k + 1));
+        let reason = if k == 0 && sub.trial_end.is_none() { "subscription_create" } else { "subscription_cycle" };
+        let mut inv = blank(start, period, reason);
+        for item in &sub.phase_at(start).items {
+            let price = &catalog.prices[item.price];
+            if price.usage == Usage::Metered {
+                if k > 0 {
+                    let mut line = new_line(item, catalog, (sub.period_start(k - 1), start), next_line_id());
+                    let usage = Rng::for_stream(seed, customer.index ^ (k as u64) << 40).below(50_000) as u32;
+                    line.quantity = usage;
+                    line.amount = usage as i64 * price.unit_amount;
+                    inv.lines.push(line);
+                }
+            } else {
+                inv.lines.push(new_line(item, catalog, period, next_line_id()));
+            }
+        }
+        apply_coupon(sub, catalog, &mut inv);
+        if let Some(f) = sub.failure.filter(|f| f.period == k) {
+            inv.paid_at = None;
+            inv.failed_at = Some(f.failed_at);
+            match f.outcome {
+                FailureOutcome::Recovered(at) => inv.paid_at = Some(at),
+                FailureOutcome::Unpaid(at) => inv.uncollectible_at = Some(at),
+                FailureOutcome::Canceled(at) => inv.voided_at = Some(at),
+            }
+        } else {
+            inv.paid_at = Some(start + 3600);
+        }
+        out.push(inv);
+        k += 1;
+    }
+
+    // Mid-period changes are prorated on an invoice of their own (proration_behavior=always_invoice).
+    for pair in sub.phases.windows(2) {
+        let (old, new, at) = (&pair[0], &pair[1], pair[1].from);
+        let k = sub.period_at(at);
+        if k < 0 || at >= stop || at == sub.period_start(k) {
+            continue;
+        }
+        let period = (sub.period_start(k), sub.period_start(k + 1));
+        let remaining = (period.1 - at) as i128;
+        let length = (period.1 - period.0) as i128;
+        let mut inv = blank(at, (at, at), "subscription_update");
+        inv.paid_at = Some(at + 60);
+        let prorate = |amount: i64| round_half_even(amount as i128 * remaining, length) as i64;
+        for item in old.items.iter().filter(|i| !new.items.contains(i)) {
+            let mut line = new_line(item, catalog, (at, period.1), next_line_id());
+            line.amount = -prorate(line.amount);
+            line.proration = true;
+            line.description = format!("Unused time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
+            inv.lines.push(line);
+        }
+        for item in new.items.iter().filter(|i| !old.items.contains(i)) {
+            let mut line = new_line(item, catalog, (at, period.1), next_line_id());
+            line.amount = prorate(line.amount);
+            line.proration = true;
+            line.description = format!("Remaining time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
+            inv.lines.push(line);
+        }
+        out.push(inv);
+    }
+
+    if let Some(rate) = customer.tax_percent {
+        for inv in out.iter_mut().filter(|i| i.subscription == s) {
+            for line in &mut inv.lines {
+                line.tax = round_half_even((line.amount - line.discount) as i128 * rate as i128, 100) as i64;
+            }
+        }
+    }
+}
+
+fn new_line(item: &ItemState, catalog: &Catalog, period: (i64, i64), id: String) -> SimLine {
+    let price = &catalog.prices[item.price];
+    SimLine {
+        id,
+        slot: item.slot,
+        price: item.price,
+        quantity: item.quantity,
+        amount: price.unit_amount * item.quantity as i64,
+        discount: 0,
+        tax: 0,
+        period,
+        proration: false,
+        description: format!("{} × {} ({})", item.quantity, catalog.products[price.product].name, price.nickname),
+    }
+}
+
+/// Stripe applies a coupon to the invoices created while its discount lasts.
+fn apply_coupon(sub: &SimSubscription, catalog: &Catalog, inv: &mut SimInvoice) {
+    let Some(d) = &sub.discount else { return };
+    let coupon = &catalog.coupons[d.coupon];
+    let end = sub.discount_end(catalog).unwrap_or(i64::MAX);
+    if inv.created < d.start || inv.created >= end {
+        return;
+    }
+    match coupon.off {
+        Off::Percent(p) => {
+            let hundredths = crate::money::percent_to_hundredths(p);
+            for line in inv.lines.iter_mut().filter(|l| l.amount > 0) {
+                line.discount = round_half_even(line.amount as i128 * hundredths, 10_000) as i64;
+            }
+        }
+        Off::Amount { amount, .. } => {
+            let mut left = amount;
+            for line in inv.lines.iter_mut().filter(|l| l.amount > 0) {
+                line.discount = left.min(line.amount);
+                left -= line.discount;
+            }
+        }
+    }
+}

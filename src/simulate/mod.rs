@@ -1,0 +1,262 @@
+//! `mrr simulate`: a deterministic synthetic Stripe account, written as one JSON
+//! Lines file per object type (exactly Stripe's API shape), plus `ground_truth.json`:
+//! every metric computed independently from the simulator's own timeline.
+//!
+//! Customers are generated one at a time from (seed, index), so any size streams to
+//! disk in bounded memory. The folder appears atomically when complete.
+
+pub mod catalog;
+pub mod events;
+pub mod ground_truth;
+pub mod invoices;
+pub mod model;
+pub mod render;
+pub mod rng;
+pub mod scenario;
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::{format_rfc3339, Month, DAY};
+use catalog::Catalog;
+use model::TestClock;
+pub use scenario::Scenario;
+
+/// The object files of an account folder: (Stripe list path under `/v1/`, file name).
+pub const OBJECT_FILES: [(&str, &str); 8] = [
+    ("customers", "customers.jsonl"),
+    ("products", "products.jsonl"),
+    ("prices", "prices.jsonl"),
+    ("coupons", "coupons.jsonl"),
+    ("subscriptions", "subscriptions.jsonl"),
+    ("invoices", "invoices.jsonl"),
+    ("events", "events.jsonl"),
+    ("test_helpers/test_clocks", "test_clocks.jsonl"),
+];
+
+/// Every discount object ever attached (not a Stripe list route; serves `expand[]`).
+pub const DISCOUNTS_FILE: &str = "discounts.jsonl";
+
+/// Settings of one simulation.
+#[derive(Clone, Debug)]
+pub struct SimulateOptions {
+    pub customers: u64,
+    pub months: u32,
+    pub seed: u64,
+    pub scenario: Scenario,
+    /// The account's "now": the current month is measured here and nothing happens after it.
+    pub now: i64,
+    /// Days of events to keep before `now` (Stripe keeps 30).
+    pub event_days: u32,
+    pub out: PathBuf,
+}
+
+/// `account.json`: what the folder holds and the test key that unlocks it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub account_id: String,
+    /// Test-mode key of this simulated account (`sk_test_…`); not a real secret.
+    pub api_key: String,
+    pub api_version: String,
+    pub now: i64,
+    pub now_rfc3339: String,
+    pub seed: u64,
+    pub scenario: String,
+    pub customers: u64,
+    pub months: u32,
+    pub first_month: String,
+    pub event_days: u32,
+    pub generated_by: String,
+}
+
+impl AccountInfo {
+    /// Reads `account.json` from an account folder.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("account.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            crate::error::bad_input(format!("{}: {e} (is this a folder written by `mrr simulate`?)", path.display()))
+        })?;
+        serde_json::from_str(&text).map_err(|e| crate::error::bad_input(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Account-wide context the renderers need.
+pub struct Account {
+    pub seed: u64,
+    pub now: i64,
+    pub catalog: Catalog,
+    pub clocks: Vec<TestClock>,
+}
+
+/// Counts written per file, for the summary.
+#[derive(Debug, Default, Serialize)]
+pub struct SimulateSummary {
+    pub path: PathBuf,
+    pub customers: u64,
+    pub subscriptions: u64,
+    pub invoices: u64,
+    pub events: u64,
+}
+
+/// Runs a simulation and writes the account folder atomically.
+pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
+    if opts.months == 0 {
+        return Err(crate::error::bad_input("--months must be at least 1"));
+    }
+    if opts.scenario == Scenario::Full && opts.months < 4 {
+        return Err(crate::error::bad_input("--scenario full needs --months 4 or more (its edge cases span four months)"));
+    }
+    let last = Month::of(opts.now);
+    let first = last.plus(-(opts.months as i64 - 1));
+    let seed = opts.seed;
+    let catalog = Catalog::new(seed, first.start() - 30 * DAY);
+    let clocks = (0..scenario::COHORTS)
+        .map(|c| TestClock {
+            id: rng::stripe_id("clock", seed, invoices::kind::CLOCK, c),
+            name: format!("Cohort {}", c + 1),
+            created: first.start(),
+        })
+        .collect();
+    let acct = Account { seed, now: opts.now, catalog, clocks };
+    let generator = scenario::Generator {
+        seed,
+        now: opts.now,
+        first_month: first,
+        months: opts.months,
+        customers: opts.customers,
+        catalog: &acct.catalog,
+    };
+
+    let dir = crate::atomic_dir::AtomicDir::create(&opts.out)?;
+    let mut files = Files::create(dir.path())?;
+    let info = AccountInfo {
+        account_id: rng::stripe_id("acct", seed, 0, 0),
+        api_key: format!("sk_test_{}", rng::token(seed, 24)),
+        api_version: render::API_VERSION.to_string(),
+        now: opts.now,
+        now_rfc3339: format_rfc3339(opts.now),
+        seed,
+        scenario: serde_json::to_value(opts.scenario)?.as_str().unwrap_or_default().to_string(),
+        customers: opts.customers,
+        months: opts.months,
+        first_month: first.to_string(),
+        event_days: opts.event_days,
+        generated_by: format!("mrr {}", env!("CARGO_PKG_VERSION")),
+    };
+    write_json(&dir.path().join("account.json"), &info)?;
+    for i in 0..acct.catalog.products.len() {
+        files.write("products.jsonl", &render::product(&acct, i))?;
+    }
+    for p in &acct.catalog.prices {
+        files.write("prices.jsonl", &render::price(&acct, p))?;
+    }
+    for i in 0..acct.clocks.len() {
+        files.write("test_clocks.jsonl", &render::test_clock(&acct, i))?;
+    }
+
+    let mut truth = ground_truth::GroundTruth::new(first, last, opts.now);
+    let mut redeemed = vec![0u64; acct.catalog.coupons.len()];
+    let mut summary = SimulateSummary { path: opts.out.clone(), ..Default::default() };
+    let event_from = opts.now - opts.event_days as i64 * DAY;
+    let edge = if opts.scenario == Scenario::Full { generator.edge_customers() } else { Vec::new() };
+    let total = opts.customers + edge.len() as u64;
+    let progress = crate::progress::bar(total, "simulating customers");
+    let mut emit = |c: model::SimCustomer| -> anyhow::Result<()> {
+        let invoices = invoices::customer_invoices(&c, &acct.catalog, seed, opts.now);
+        files.write("customers.jsonl", &render::customer(&acct, &c, invoices.len(), opts.now))?;
+        for (s, sub) in c.subscriptions.iter().enumerate() {
+            let latest = invoices.iter().filter(|i| i.subscription == s).next_back().map(|i| i.id.as_str());
+            files.write("subscriptions.jsonl", &render::subscription(&acct, &c, sub, latest, opts.now))?;
+            if let Some(d) = &sub.discount {
+                redeemed[d.coupon] += 1;
+                files.write(DISCOUNTS_FILE, &render::discount(&acct, &c, sub).expect("has a discount"))?;
+            }
+        }
+        for inv in &invoices {
+            files.write("invoices.jsonl", &render::invoice(&acct, &c, inv, opts.now))?;
+        }
+        let events = events::customer_events(&acct, &c, &invoices, event_from);
+        for e in &events {
+            files.write("events.jsonl", e)?;
+        }
+        let series = truth.add(&acct.catalog, &c);
+        files.write_customer_truth(&c, &series, first)?;
+        summary.customers += 1;
+        summary.subscriptions += c.subscriptions.len() as u64;
+        summary.invoices += invoices.len() as u64;
+        summary.events += events.len() as u64;
+        progress.inc(1);
+        Ok(())
+    };
+    for index in 0..opts.customers {
+        emit(generator.base_customer(index))?;
+    }
+    for c in edge {
+        emit(c)?;
+    }
+    progress.finish_and_clear();
+    for (coupon, count) in acct.catalog.coupons.iter().zip(&redeemed) {
+        files.write("coupons.jsonl", &render::coupon(coupon, *count))?;
+    }
+    files.finish()?;
+    let truth = truth.finish();
+    let violations = crate::metrics::invariant_violations(&truth.mrr_monthly);
+    anyhow::ensure!(violations.is_empty(), "ground truth breaks the movement invariant in {violations:?}");
+    write_json(&dir.path().join("ground_truth.json"), &truth)?;
+    dir.commit()?;
+    Ok(summary)
+}
+
+/// Writes pretty JSON with a trailing newline.
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Buffered JSON Lines writers, one per file.
+struct Files {
+    dir: PathBuf,
+    open: std::collections::BTreeMap<&'static str, BufWriter<std::fs::File>>,
+}
+
+impl Files {
+    fn create(dir: &Path) -> anyhow::Result<Self> {
+        let mut open = std::collections::BTreeMap::new();
+        let names = OBJECT_FILES.iter().map(|(_, f)| *f).chain([DISCOUNTS_FILE, "ground_truth_customers.jsonl"]);
+        for name in names {
+            let path = dir.join(name);
+            let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+            open.insert(name, BufWriter::with_capacity(1 << 20, file));
+        }
+        Ok(Files { dir: dir.to_path_buf(), open })
+    }
+
+    fn write(&mut self, name: &'static str, value: &serde_json::Value) -> anyhow::Result<()> {
+        let w = self.open.get_mut(name).expect("known file");
+        serde_json::to_writer(&mut *w, value)?;
+        w.write_all(b"\n").with_context(|| format!("writing {}", self.dir.join(name).display()))
+    }
+
+    /// Non-zero months of a customer's MRR, for debugging a metric down to one customer.
+    fn write_customer_truth(&mut self, c: &model::SimCustomer, s: &crate::metrics::CustomerSeries, first: Month) -> anyhow::Result<()> {
+        for (i, cents) in s.cents.iter().enumerate() {
+            let month = s.first.plus(i as i64);
+            if *cents != 0 && month >= first {
+                let row = serde_json::json!({"customer": c.id, "month": month.to_string(), "currency": c.currency, "mrr": cents});
+                self.write("ground_truth_customers.jsonl", &row)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        for (name, w) in &mut self.open {
+            w.flush().with_context(|| format!("writing {}", self.dir.join(name).display()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! What happened in the simulated account: customers and their subscriptions as
+//! timelines (phases of items, trials, payment failures, cancellations).
+//!
+//! Both outputs derive from this one model and never from each other: the Stripe
+//! objects (rendered as they looked at any instant) and the ground truth metrics.
+
+use super::catalog::{Catalog, Duration, Usage};
+use crate::money::Interval;
+
+/// Subscription status, as Stripe names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Trialing,
+    Active,
+    PastDue,
+    Unpaid,
+    Canceled,
+}
+
+impl Status {
+    /// Stripe's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Trialing => "trialing",
+            Status::Active => "active",
+            Status::PastDue => "past_due",
+            Status::Unpaid => "unpaid",
+            Status::Canceled => "canceled",
+        }
+    }
+}
+
+/// A customer and everything they subscribed to.
+#[derive(Clone, Debug)]
+pub struct SimCustomer {
+    /// Position in the account (drives its random stream and its ids).
+    pub index: u64,
+    pub id: String,
+    pub created: i64,
+    pub currency: &'static str,
+    pub name: String,
+    pub email: String,
+    /// Index into the account's test clocks.
+    pub test_clock: Option<usize>,
+    /// The edge case of the metric contract this customer exercises (full scenario).
+    pub case: Option<&'static str>,
+    /// Exclusive tax rate in percent added to every invoice (never MRR).
+    pub tax_percent: Option<u32>,
+    pub subscriptions: Vec<SimSubscription>,
+}
+
+/// One item slot of a subscription (keeps its `si_` id when its price changes).
+#[derive(Clone, Debug)]
+pub struct SimItem {
+    pub id: String,
+    pub created: i64,
+}
+
+/// An item's configuration during a phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemState {
+    /// Index into [`SimSubscription::items`].
+    pub slot: usize,
+    /// Index into [`Catalog::prices`].
+    pub price: usize,
+    pub quantity: u32,
+}
+
+/// From `from` on (until the next phase), the subscription has these items.
+#[derive(Clone, Debug)]
+pub struct Phase {
+    pub from: i64,
+    pub items: Vec<ItemState>,
+}
+
+/// A coupon applied to a subscription.
+#[derive(Clone, Debug)]
+pub struct SimDiscount {
+    pub id: String,
+    pub coupon: usize,
+    pub start: i64,
+}
+
+/// How a failed renewal payment played out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// The retry succeeded at this time (past_due until then).
+    Recovered(i64),
+    /// Retries exhausted: the subscription was canceled at this time.
+    Canceled(i64),
+    /// Retries exhausted: the subscription was marked unpaid at this time.
+    Unpaid(i64),
+}
+
+/// A renewal invoice whose payment failed.
+#[derive(Clone, Copy, Debug)]
+pub struct PaymentFailure {
+    /// Billing period index whose invoice failed.
+    pub period: i64,
+    pub failed_at: i64,
+    pub outcome: FailureOutcome,
+}
+
+/// A cancellation requested by the customer.
+#[derive(Clone, Debug)]
+pub struct Cancellation {
+    pub requested_at: i64,
+    /// When the subscription stops (may lie after the account's `now`: still pending).
+    pub ends_at: i64,
+    pub at_period_end: bool,
+    pub reason: &'static str,
+}
+
+/// A subscription's whole life.
+#[derive(Clone, Debug)]
+pub struct SimSubscription {
+    pub id: String,
+    pub start: i64,
+    pub trial_end: Option<i64>,
+    pub interval: Interval,
+    pub interval_count: u32,
+    pub currency: &'static str,
+    pub items: Vec<SimItem>,
+    /// Non-empty; `phases[0].from == start`, strictly increasing.
+    pub phases: Vec<Phase>,
+    pub discount: Option<SimDiscount>,
+    pub failure: Option<PaymentFailure>,
+    pub cancel: Option<Cancellation>,
+}
+
+impl SimSubscription {
+    /// Start of the first paid billing period (the trial end when there is a trial).
+    pub fn anchor(&self) -> i64 {
+        self.trial_end.unwrap_or(self.start)
+    }
+
+    /// Start of billing period `k` (0 is the first paid period).
+    pub fn period_start(&self, k: i64) -> i64 {
+        let a = self.anchor();
+        let n = self.interval_count as i64;
+        match self.interval {
+            Interval::Day => a + k * n * crate::calendar::DAY,
+            Interval::Week => a + k * n * 7 * crate::calendar::DAY,
+            Interval::Month => crate::calendar::add_months(a, k * n),
+            Interval::Year => crate::calendar::add_months(a, k * n * 12),
+        }
+    }
+
+    /// Index of the billing period containing `t` (-1 during a trial or before the anchor).
+    pub fn period_at(&self, t: i64) -> i64 {
+        if t < self.anchor() {
+            return -1;
+        }
+        let mut k = 0;
+        while self.period_start(k + 1) <= t {
+            k += 1;
+        }
+        k
+    }
+
+    /// When the subscription ended or will end, whatever the reason.
+    pub fn ends_at(&self) -> Option<i64> {
+        let by_failure = match self.failure.map(|f| f.outcome) {
+            Some(FailureOutcome::Canceled(at)) => Some(at),
+            _ => None,
+        };
+        match (self.cancel.as_ref().map(|c| c.ends_at), by_failure) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `ended_at` as Stripe would show it at `as_of`.
+    pub fn ended_at(&self, as_of: i64) -> Option<i64> {
+        self.ends_at().filter(|e| *e <= as_of)
+    }
+
+    /// `canceled_at` as Stripe would show it at `as_of`: the request time of a
+    /// cancellation, or the end of one caused by failed payments.
+    pub fn canceled_at(&self, as_of: i64) -> Option<i64> {
+        if let Some(c) = &self.cancel {
+            if c.requested_at <= as_of {
+                return Some(c.requested_at);
+            }
+        }
+        match self.failure.map(|f| f.outcome) {
+            Some(FailureOutcome::Canceled(at)) if at <= as_of => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Status at instant `t` (`t >= start`).
+    pub fn status_at(&self, t: i64) -> Status {
+        if self.ended_at(t).is_some() {
+            return Status::Canceled;
+        }
+        if self.trial_end.is_some_and(|end| t < end) {
+            return Status::Trialing;
+        }
+        if let Some(f) = self.failure {
+            if t >= f.failed_at {
+                return match f.outcome {
+                    FailureOutcome::Recovered(at) if t >= at => Status::Active,
+                    FailureOutcome::Unpaid(at) if t >= at => Status::Unpaid,
+                    _ => Status::PastDue,
+                };
+            }
+        }
+        Status::Active
+    }
+
+    /// Items in force at `t` (the last phase once the subscription has ended).
+    pub fn phase_at(&self, t: i64) -> &Phase {
+        self.phases.iter().rev().find(|p| p.from <= t).unwrap_or(&self.phases[0])
+    }
+
+    /// End of the window in which a coupon applies on Stripe's invoices:
+    /// `repeating` for N months from its start, `once` for the first billing period.
+    pub fn discount_end(&self, catalog: &Catalog) -> Option<i64> {
+        let d = self.discount.as_ref()?;
+        match catalog.coupons[d.coupon].duration {
+            Duration::Forever => None,
+            Duration::Repeating { months } => Some(crate::calendar::add_months(d.start, months as i64)),
+            Duration::Once => Some(self.period_start(self.period_at(d.start).max(0) + 1)),
+        }
+    }
+
+    /// Whether the subscription has a licensed item whose price is recurring in `currency`.
+    pub fn has_metered_item(&self, catalog: &Catalog) -> bool {
+        self.phases.iter().flat_map(|p| &p.items).any(|i| catalog.prices[i.price].usage == Usage::Metered)
+    }
+}
+
+/// A test clock (one per cohort in the default scenario).
+#[derive(Clone, Debug)]
+pub struct TestClock {
+    pub id: String,
+    pub name: String,
+    pub created: i64,
+}

@@ -1,0 +1,292 @@
+//! Renders the model as Stripe API objects (API version [`API_VERSION`]), as each
+//! looked at a given instant: `now` for the objects a list call returns, the event
+//! time for the `data.object` of an event.
+//!
+//! Field sets follow Stripe's current shape (`../shared/stripe/fixtures3.json`) and
+//! include every field async-stripe requires.
+
+use serde_json::{json, Value};
+
+use super::catalog::{Coupon, Duration, Off, Price, Usage};
+use super::invoices::{invoice_prefix, SimInvoice, SimLine};
+use super::model::{SimCustomer, SimSubscription, Status};
+use super::Account;
+
+/// The Stripe API version the simulated objects follow (async-stripe's own).
+pub const API_VERSION: &str = "2026-09-30.endive";
+
+/// A customer.
+pub fn customer(acct: &Account, c: &SimCustomer, invoice_count: usize, as_of: i64) -> Value {
+    let delinquent = c.subscriptions.iter().any(|s| s.start <= as_of && s.status_at(as_of) == Status::PastDue);
+    let mut metadata = serde_json::Map::new();
+    if let Some(case) = c.case {
+        metadata.insert("case".into(), json!(case));
+    }
+    json!({
+        "id": c.id, "object": "customer", "address": null, "balance": 0, "created": c.created,
+        "currency": c.currency, "default_source": null, "delinquent": delinquent, "description": null,
+        "discount": null, "email": c.email, "invoice_prefix": invoice_prefix(c),
+        "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
+        "livemode": false, "metadata": metadata, "name": c.name, "next_invoice_sequence": invoice_count + 1,
+        "phone": null, "preferred_locales": [], "shipping": null, "tax_exempt": "none",
+        "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()),
+    })
+}
+
+/// A product.
+pub fn product(acct: &Account, index: usize) -> Value {
+    let p = &acct.catalog.products[index];
+    let default_price = acct.catalog.prices.iter().find(|pr| pr.product == index).map(|pr| pr.id.clone());
+    json!({
+        "id": p.id, "object": "product", "active": true, "created": p.created, "default_price": default_price,
+        "description": null, "images": [], "livemode": false, "marketing_features": [], "metadata": {},
+        "name": p.name, "package_dimensions": null, "shippable": null, "statement_descriptor": null,
+        "tax_code": null, "type": "service", "unit_label": null, "updated": p.created, "url": null,
+    })
+}
+
+/// A price.
+pub fn price(acct: &Account, p: &Price) -> Value {
+    json!({
+        "id": p.id, "object": "price", "active": true, "billing_scheme": "per_unit", "created": p.created,
+        "currency": p.currency, "custom_unit_amount": null, "livemode": false, "lookup_key": null,
+        "metadata": {}, "nickname": p.nickname, "product": acct.catalog.products[p.product].id,
+        "recurring": {
+            "interval": p.interval.as_str(), "interval_count": p.interval_count, "meter": null,
+            "trial_period_days": null, "usage_type": usage(p),
+        },
+        "tax_behavior": "exclusive", "tiers_mode": null, "transform_quantity": null, "type": "recurring",
+        "unit_amount": p.unit_amount, "unit_amount_decimal": p.unit_amount.to_string(),
+    })
+}
+
+fn usage(p: &Price) -> &'static str {
+    match p.usage {
+        Usage::Licensed => "licensed",
+        Usage::Metered => "metered",
+    }
+}
+
+/// The legacy `plan` object Stripe still nests in subscription items.
+fn plan(acct: &Account, p: &Price) -> Value {
+    json!({
+        "id": p.id, "object": "plan", "active": true, "amount": p.unit_amount,
+        "amount_decimal": p.unit_amount.to_string(), "billing_scheme": "per_unit", "created": p.created,
+        "currency": p.currency, "interval": p.interval.as_str(), "interval_count": p.interval_count,
+        "livemode": false, "metadata": {}, "meter": null, "nickname": p.nickname,
+        "product": acct.catalog.products[p.product].id, "tiers_mode": null, "transform_usage": null,
+        "trial_period_days": null, "usage_type": usage(p),
+    })
+}
+
+/// A coupon with its redemption count.
+pub fn coupon(c: &Coupon, times_redeemed: u64) -> Value {
+    let (percent_off, amount_off, currency) = match c.off {
+        Off::Percent(p) => (Some(p), None, None),
+        Off::Amount { amount, currency } => (None, Some(amount), Some(currency)),
+    };
+    let (duration, months) = match c.duration {
+        Duration::Once => ("once", None),
+        Duration::Repeating { months } => ("repeating", Some(months)),
+        Duration::Forever => ("forever", None),
+    };
+    json!({
+        "id": c.id, "object": "coupon", "amount_off": amount_off, "created": c.created, "currency": currency,
+        "duration": duration, "duration_in_months": months, "livemode": false, "max_redemptions": null,
+        "metadata": {}, "name": c.name, "percent_off": percent_off, "redeem_by": null,
+        "times_redeemed": times_redeemed, "valid": true,
+    })
+}
+
+/// A subscription's discount object.
+pub fn discount(acct: &Account, c: &SimCustomer, sub: &SimSubscription) -> Option<Value> {
+    let d = sub.discount.as_ref()?;
+    let end = match acct.catalog.coupons[d.coupon].duration {
+        Duration::Repeating { .. } => sub.discount_end(&acct.catalog),
+        _ => None,
+    };
+    Some(json!({
+        "id": d.id, "object": "discount", "checkout_session": null, "customer": c.id, "customer_account": null,
+        "end": end, "invoice": null, "invoice_item": null, "promotion_code": null,
+        "source": {"coupon": acct.catalog.coupons[d.coupon].id, "type": "coupon"},
+        "start": d.start, "subscription": sub.id, "subscription_item": null,
+    }))
+}
+
+/// A subscription as it looked at `as_of`, with its discounts expanded
+/// (the server collapses them to ids unless `expand[]` asks for them).
+pub fn subscription(acct: &Account, c: &SimCustomer, sub: &SimSubscription, latest_invoice: Option<&str>, as_of: i64) -> Value {
+    let status = sub.status_at(as_of);
+    let ended_at = sub.ended_at(as_of);
+    // A canceled subscription shows the period it ended in.
+    let reference = ended_at.map_or(as_of, |e| e - 1).max(sub.start);
+    let k = sub.period_at(reference);
+    let period = if k < 0 {
+        (sub.start, sub.anchor())
+    } else {
+        (sub.period_start(k), sub.period_start(k + 1))
+    };
+    let items: Vec<Value> = sub
+        .phase_at(reference)
+        .items
+        .iter()
+        .map(|item| {
+            let p = &acct.catalog.prices[item.price];
+            let quantity = (p.usage == Usage::Licensed).then_some(item.quantity);
+            json!({
+                "id": sub.items[item.slot].id, "object": "subscription_item", "billing_thresholds": null,
+                "created": sub.items[item.slot].created, "current_period_end": period.1,
+                "current_period_start": period.0, "discounts": [], "metadata": {}, "plan": plan(acct, p),
+                "price": price(acct, p), "quantity": quantity, "subscription": sub.id, "tax_rates": [],
+            })
+        })
+        .collect();
+    let discount_live = sub.discount.as_ref().is_some_and(|d| {
+        d.start <= as_of && sub.discount_end(&acct.catalog).is_none_or(|end| as_of < end) && ended_at.is_none()
+    });
+    let discounts: Vec<Value> = if discount_live { discount(acct, c, sub).into_iter().collect() } else { vec![] };
+    let pending_cancel = sub.cancel.as_ref().filter(|x| x.requested_at <= as_of && ended_at.is_none());
+    let cancel_at = pending_cancel.map(|x| x.ends_at);
+    let reason = match (&sub.cancel, sub.canceled_at(as_of)) {
+        (_, None) => None,
+        (Some(x), Some(at)) if x.requested_at == at => Some("cancellation_requested"),
+        _ => Some("payment_failed"),
+    };
+    let trial_start = sub.trial_end.map(|_| sub.start);
+    json!({
+        "id": sub.id, "object": "subscription", "application": null, "application_fee_percent": null,
+        "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null},
+        "billing_cycle_anchor": sub.anchor(), "billing_cycle_anchor_config": null,
+        "billing_mode": {"flexible": null, "type": "classic", "updated_at": null}, "billing_schedules": [],
+        "billing_thresholds": null, "cancel_at": cancel_at,
+        "cancel_at_period_end": pending_cancel.is_some_and(|x| x.at_period_end),
+        "canceled_at": sub.canceled_at(as_of),
+        "cancellation_details": {"comment": null, "feedback": null, "reason": reason},
+        "collection_method": "charge_automatically", "created": sub.start, "currency": sub.currency,
+        "customer": c.id, "customer_account": null, "days_until_due": null, "default_payment_method": null,
+        "default_source": null, "default_tax_rates": [], "description": null, "discounts": discounts,
+        "ended_at": ended_at, "invoice_settings": {"account_tax_ids": null, "issuer": {"type": "self"}},
+        "items": {
+            "object": "list", "data": items, "has_more": false,
+            "url": format!("/v1/subscription_items?subscription={}", sub.id),
+        },
+        "latest_invoice": latest_invoice, "livemode": false, "metadata": {},
+        "next_pending_invoice_item_invoice": null, "on_behalf_of": null, "pause_collection": null,
+        "payment_settings": {"payment_method_options": null, "payment_method_types": null, "save_default_payment_method": "off"},
+        "pending_invoice_item_interval": null, "pending_setup_intent": null, "pending_update": null,
+        "schedule": null, "start_date": sub.start, "status": status.as_str(),
+        "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()), "transfer_data": null,
+        "trial_end": sub.trial_end, "trial_settings": {"end_behavior": {"missing_payment_method": "cancel"}},
+        "trial_start": trial_start,
+    })
+}
+
+/// An invoice with all its lines, as it looked at `as_of`.
+pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) -> Value {
+    let sub = &c.subscriptions[inv.subscription];
+    let status = inv.status_at(as_of);
+    let paid = status == "paid";
+    let total = inv.total();
+    let at = |x: Option<i64>| x.filter(|x| *x <= as_of);
+    let attempts = u32::from(at(inv.failed_at).is_some()) + u32::from(paid);
+    let discount_id = sub.discount.as_ref().map(|d| d.id.clone());
+    let lines: Vec<Value> = inv.lines.iter().map(|l| line(acct, c, sub, inv, l, discount_id.as_deref())).collect();
+    let discounts: Vec<Value> = if inv.discount() > 0 { discount_id.iter().map(|d| json!(d)).collect() } else { vec![] };
+    let total_discounts: Vec<Value> =
+        discount_id.iter().filter(|_| inv.discount() > 0).map(|d| json!({"amount": inv.discount(), "discount": d})).collect();
+    let total_taxes: Vec<Value> = if inv.tax() != 0 {
+        vec![tax_json(inv.tax(), inv.subtotal() - inv.discount())]
+    } else {
+        vec![]
+    };
+    json!({
+        "id": inv.id, "object": "invoice", "account_country": "US", "account_name": "Simulated Co",
+        "account_tax_ids": null, "amount_due": total, "amount_overpaid": 0,
+        "amount_paid": if paid { total } else { 0 }, "amount_remaining": if paid || status == "void" { 0 } else { total },
+        "amount_shipping": 0, "application": null, "attempt_count": attempts, "attempted": attempts > 0,
+        "auto_advance": status == "open",
+        "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null, "provider": null, "status": null},
+        "automatically_finalizes_at": null, "billing_reason": inv.billing_reason,
+        "collection_method": "charge_automatically", "confirmation_secret": null, "created": inv.created,
+        "currency": sub.currency, "custom_fields": null, "customer": c.id, "customer_account": null,
+        "customer_address": null, "customer_email": c.email, "customer_name": c.name, "customer_phone": null,
+        "customer_shipping": null, "customer_tax_exempt": "none", "customer_tax_ids": [],
+        "default_payment_method": null, "default_source": null, "default_tax_rates": [], "description": null,
+        "discounts": discounts, "due_date": null, "effective_at": inv.created, "ending_balance": 0, "footer": null,
+        "from_invoice": null, "hosted_invoice_url": null, "invoice_pdf": null, "issuer": {"type": "self"},
+        "last_finalization_error": null, "latest_revision": null,
+        "lines": {"object": "list", "data": lines, "has_more": false, "url": format!("/v1/invoices/{}/lines", inv.id)},
+        "livemode": false, "metadata": {}, "next_payment_attempt": null, "number": inv.number,
+        "on_behalf_of": null,
+        "parent": {"quote_details": null, "subscription_details": {"metadata": {}, "subscription": sub.id}, "type": "subscription_details"},
+        "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
+        "period_end": inv.period.1, "period_start": inv.period.0, "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0, "receipt_number": null, "rendering": null, "shipping_cost": null,
+        "shipping_details": null, "starting_balance": 0, "statement_descriptor": null, "status": status,
+        "status_transitions": {
+            "finalized_at": inv.created, "marked_uncollectible_at": at(inv.uncollectible_at),
+            "paid_at": at(inv.paid_at), "voided_at": at(inv.voided_at),
+        },
+        "subtotal": inv.subtotal(), "subtotal_excluding_tax": inv.subtotal(),
+        "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()), "total": total,
+        "total_discount_amounts": total_discounts, "total_excluding_tax": inv.subtotal() - inv.discount(),
+        "total_pretax_credit_amounts": [], "total_taxes": total_taxes, "webhooks_delivered_at": inv.created,
+    })
+}
+
+fn tax_json(amount: i64, taxable: i64) -> Value {
+    json!({
+        "amount": amount, "tax_behavior": "exclusive", "tax_rate_details": {"tax_rate": "txr_simulated_vat20"},
+        "taxability_reason": "standard_rated", "taxable_amount": taxable, "type": "tax_rate_details",
+    })
+}
+
+fn line(acct: &Account, c: &SimCustomer, sub: &SimSubscription, inv: &SimInvoice, l: &SimLine, discount: Option<&str>) -> Value {
+    let p = &acct.catalog.prices[l.price];
+    let discount_amounts: Vec<Value> =
+        discount.iter().filter(|_| l.discount > 0).map(|d| json!({"amount": l.discount, "discount": d})).collect();
+    let taxes: Vec<Value> = if l.tax != 0 { vec![tax_json(l.tax, l.amount - l.discount)] } else { vec![] };
+    let _ = c;
+    json!({
+        "id": l.id, "object": "line_item", "amount": l.amount, "currency": sub.currency,
+        "description": l.description, "discount_amounts": discount_amounts, "discountable": true, "discounts": [],
+        "invoice": inv.id, "livemode": false, "metadata": {},
+        "parent": {
+            "invoice_item_details": null,
+            "subscription_item_details": {
+                "invoice_item": null, "proration": l.proration, "proration_details": {"credited_items": null},
+                "subscription": sub.id, "subscription_item": sub.items[l.slot].id,
+            },
+            "type": "subscription_item_details",
+        },
+        "period": {"end": l.period.1, "start": l.period.0}, "pretax_credit_amounts": [],
+        "pricing": {
+            "price_details": {"price": p.id, "product": acct.catalog.products[p.product].id},
+            "type": "price_details", "unit_amount_decimal": p.unit_amount.to_string(),
+        },
+        "quantity": l.quantity, "subtotal": l.amount, "taxes": taxes,
+    })
+}
+
+/// A test clock, frozen at the account's `now`.
+pub fn test_clock(acct: &Account, index: usize) -> Value {
+    let clock = &acct.clocks[index];
+    json!({
+        "id": clock.id, "object": "test_helpers.test_clock", "created": clock.created,
+        "deletes_after": acct.now + 30 * crate::calendar::DAY, "frozen_time": acct.now, "livemode": false,
+        "name": clock.name, "status": "ready", "status_details": {},
+    })
+}
+
+/// An event about `object` (already rendered as of `created`).
+pub fn event(id: &str, kind: &str, created: i64, object: Value, previous: Option<Value>) -> Value {
+    let mut data = serde_json::Map::new();
+    data.insert("object".into(), object);
+    if let Some(p) = previous {
+        data.insert("previous_attributes".into(), p);
+    }
+    json!({
+        "id": id, "object": "event", "api_version": API_VERSION, "created": created, "data": data,
+        "livemode": false, "pending_webhooks": 0, "request": {"id": null, "idempotency_key": null}, "type": kind,
+    })
+}

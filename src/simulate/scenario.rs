@@ -1,0 +1,301 @@
+//! The simulated accounts: the original dashboard's generator (cohorts, plan mix,
+//! churn, payment failures) and, for `--scenario full`, one named customer per edge
+//! case of the metric contract.
+
+use super::catalog::{price, Catalog};
+use super::invoices::kind;
+use super::model::{
+    Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, SimCustomer, SimDiscount, SimItem,
+    SimSubscription,
+};
+use super::rng::{stripe_id, Rng};
+use crate::calendar::{Month, DAY};
+
+/// Number of signup cohorts (one test clock each), as in the original generator.
+pub const COHORTS: u64 = 5;
+
+/// What an account is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// The original dashboard's generator: cohorts, plan mix, ~15% churn, ~10% failed payments.
+    Default,
+    /// Default plus one customer for every edge case of the metric contract.
+    Full,
+}
+
+/// Builds customers one at a time so any account size streams to disk.
+pub struct Generator<'a> {
+    pub seed: u64,
+    pub now: i64,
+    pub first_month: Month,
+    pub months: u32,
+    pub customers: u64,
+    pub catalog: &'a Catalog,
+}
+
+impl Generator<'_> {
+    /// The `i`-th random customer of the default generator.
+    pub fn base_customer(&self, index: u64) -> SimCustomer {
+        let mut rng = Rng::for_stream(self.seed, index);
+        let cohort = index * COHORTS / self.customers.max(1);
+        let month = self.first_month.plus(cohort as i64 * self.months as i64 / COHORTS as i64);
+        let latest = month.end().min(self.now - DAY);
+        let created = month.start() + rng.range(0, (latest - month.start()).max(1));
+        let mut c = self.customer(index, created, "usd", Some(cohort as usize));
+
+        let plan = rng.weighted(&[40, 30, 20, 10]);
+        let annual = rng.chance(200);
+        let p = if annual { price::annual(plan) } else { price::monthly(plan) };
+        let start = created + rng.range(60, 3600);
+        let mut sub = self.subscription(&c, 0, start, &[(p, 1)]);
+
+        if rng.chance(150) {
+            // Voluntary churn some time after signing up.
+            let requested = start + rng.range(DAY, (self.now - start).max(DAY + 1));
+            if requested < self.now {
+                if rng.chance(500) {
+                    sub.cancel = Some(Cancellation {
+                        requested_at: requested,
+                        ends_at: requested,
+                        at_period_end: false,
+                        reason: "immediate",
+                    });
+                } else {
+                    let end = sub.period_start(sub.period_at(requested) + 1);
+                    sub.cancel = Some(Cancellation { requested_at: requested, ends_at: end, at_period_end: true, reason: "period_end" });
+                }
+            }
+        } else if rng.chance(100) {
+            // A renewal payment fails; some recover, the rest end canceled or unpaid.
+            let eligible: Vec<i64> = (1..).take_while(|k| sub.period_start(*k) < self.now - 2 * DAY).collect();
+            if !eligible.is_empty() {
+                let k = eligible[rng.below(eligible.len() as u64) as usize];
+                let failed_at = sub.period_start(k) + 3600;
+                let outcome = match rng.weighted(&[50, 25, 25]) {
+                    0 => FailureOutcome::Recovered(failed_at + rng.range(DAY, 7 * DAY)),
+                    1 => FailureOutcome::Canceled(failed_at + 14 * DAY),
+                    _ => FailureOutcome::Unpaid(failed_at + 14 * DAY),
+                };
+                sub.failure = Some(PaymentFailure { period: k, failed_at, outcome });
+            }
+        }
+        c.subscriptions.push(sub);
+        c
+    }
+
+    /// The full scenario's named edge cases, numbered after the random customers.
+    /// Needs at least 4 months of history (checked by the caller).
+    pub fn edge_customers(&self) -> Vec<SimCustomer> {
+        let at = |month: i64, day: i64| self.first_month.plus(month).start() + (day - 1) * DAY + 10 * 3600;
+        let mut out = Vec::new();
+        let mut next = self.customers;
+        let mut add = |case: &'static str, currency: &'static str, build: &dyn Fn(&Self, &mut SimCustomer)| {
+            let index = next;
+            next += 1;
+            let mut c = self.customer(index, 0, currency, None);
+            c.case = Some(case);
+            build(self, &mut c);
+            c.created = c.subscriptions.iter().map(|s| s.start).min().unwrap_or(self.now) - 600;
+            out.push(c);
+        };
+        let pro = price::monthly(1);
+        let business = price::monthly(2);
+        let starter = price::monthly(0);
+
+        add("trial_converting", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(1, 5), &[(pro, 1)]);
+            s.trial_end = Some(at(1, 5) + 14 * DAY);
+            c.subscriptions.push(s);
+        });
+        add("trial_not_converting", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(1, 8), &[(business, 1)]);
+            let end = at(1, 8) + 14 * DAY;
+            s.trial_end = Some(end);
+            s.cancel = Some(Cancellation { requested_at: end, ends_at: end, at_period_end: false, reason: "trial_ended" });
+            c.subscriptions.push(s);
+        });
+        add("upgrade_mid_period", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(0, 10), &[(starter, 1)]);
+            s.phases.push(Phase { from: at(2, 20), items: vec![ItemState { slot: 0, price: business, quantity: 1 }] });
+            c.subscriptions.push(s);
+        });
+        add("downgrade_mid_period", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(0, 12), &[(business, 1)]);
+            s.phases.push(Phase { from: at(2, 3), items: vec![ItemState { slot: 0, price: pro, quantity: 1 }] });
+            c.subscriptions.push(s);
+        });
+        add("quantity_change", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(0, 15), &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+            let mut items = s.phases[0].items.clone();
+            items[1].quantity = 7;
+            s.phases.push(Phase { from: at(1, 25), items });
+            c.subscriptions.push(s);
+        });
+        add("multi_item", "usd", &|g, c| {
+            let s = g.subscription(c, 0, at(1, 2), &[(business, 1), (price::SEAT_MONTHLY, 5)]);
+            c.subscriptions.push(s);
+        });
+        add("many_items_changed_together", "usd", &|g, c| {
+            let all = [(starter, 1), (pro, 1), (business, 1), (price::monthly(3), 1), (price::SEAT_MONTHLY, 2), (price::FREE_MONTHLY, 1)];
+            let mut s = g.subscription(c, 0, at(0, 18), &all);
+            let items = s.phases[0].items.iter().map(|i| ItemState { quantity: i.quantity + 1, ..*i }).collect();
+            // Twelve proration lines: more than an invoice embeds, so pulls must page through /lines.
+            s.phases.push(Phase { from: at(1, 20), items });
+            c.subscriptions.push(s);
+        });
+        add("quarterly_price", "usd", &|g, c| {
+            let s = g.subscription(c, 0, at(0, 20), &[(price::PRO_QUARTERLY, 1)]);
+            c.subscriptions.push(s);
+        });
+        add("weekly_price", "usd", &|g, c| {
+            let s = g.subscription(c, 0, at(1, 1), &[(price::STARTER_WEEKLY, 1)]);
+            c.subscriptions.push(s);
+        });
+        add("annual_price", "usd", &|g, c| {
+            let s = g.subscription(c, 0, at(1, 14), &[(price::annual(3), 1)]);
+            c.subscriptions.push(s);
+        });
+        for (day, (case, coupon, plan)) in [
+            ("coupon_percent_forever", "PCT25FOREVER", pro),
+            ("coupon_percent_repeating", "PCT20X3", pro),
+            ("coupon_percent_once", "PCT50ONCE", pro),
+            ("coupon_percent_fraction_annual", "PCT12P5FOREVER", price::annual(1)),
+            ("coupon_amount_forever", "USD10FOREVER", business),
+            ("coupon_amount_repeating", "USD15X2", business),
+            ("coupon_amount_once", "USD5ONCE", starter),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            add(case, "usd", &move |g, c| {
+                let start = at(1, 3 + day as i64);
+                let mut s = g.subscription(c, 0, start, &[(plan, 1)]);
+                s.discount = Some(SimDiscount {
+                    id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
+                    coupon: g.catalog.coupon(coupon),
+                    start,
+                });
+                c.subscriptions.push(s);
+            });
+        }
+        add("cancel_at_period_end_ended", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(0, 5), &[(pro, 1)]);
+            let requested = at(2, 10);
+            let ends_at = s.period_start(s.period_at(requested) + 1);
+            s.cancel = Some(Cancellation { requested_at: requested, ends_at, at_period_end: true, reason: "period_end" });
+            c.subscriptions.push(s);
+        });
+        add("cancel_at_period_end_pending", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(0, 25), &[(pro, 1)]);
+            // Requested inside the current period, so the end lies after `now`.
+            let requested = s.period_start(s.period_at(g.now)) + 3600;
+            let ends_at = s.period_start(s.period_at(g.now) + 1);
+            s.cancel = Some(Cancellation { requested_at: requested, ends_at, at_period_end: true, reason: "period_end" });
+            c.subscriptions.push(s);
+        });
+        add("immediate_cancel", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(0, 8), &[(business, 1)]);
+            s.cancel = Some(Cancellation { requested_at: at(2, 14), ends_at: at(2, 14), at_period_end: false, reason: "immediate" });
+            c.subscriptions.push(s);
+        });
+        add("churned_then_returned", "usd", &|g, c| {
+            let mut first = g.subscription(c, 0, at(0, 3), &[(pro, 1)]);
+            first.cancel = Some(Cancellation { requested_at: at(1, 10), ends_at: at(1, 10), at_period_end: false, reason: "immediate" });
+            c.subscriptions.push(first);
+            let second = g.subscription(c, 1, at(2, 18), &[(price::annual(1), 1)]);
+            c.subscriptions.push(second);
+        });
+        add("second_subscription_canceled", "usd", &|g, c| {
+            c.subscriptions.push(g.subscription(c, 0, at(0, 9), &[(starter, 1)]));
+            let mut extra = g.subscription(c, 1, at(1, 9), &[(pro, 1)]);
+            extra.cancel = Some(Cancellation { requested_at: at(2, 9), ends_at: at(2, 9), at_period_end: false, reason: "immediate" });
+            c.subscriptions.push(extra);
+        });
+        add("eur_customer_with_tax", "eur", &|g, c| {
+            c.tax_percent = Some(20);
+            c.subscriptions.push(g.subscription(c, 0, at(0, 6), &[(price::PRO_EUR, 1)]));
+        });
+        add("gbp_customer_with_tax", "gbp", &|g, c| {
+            c.tax_percent = Some(20);
+            c.subscriptions.push(g.subscription(c, 0, at(1, 9), &[(price::STARTER_GBP, 2)]));
+        });
+        add("metered_price", "usd", &|g, c| {
+            c.subscriptions.push(g.subscription(c, 0, at(0, 11), &[(pro, 1), (price::API_METERED, 1)]));
+        });
+        add("free_plan", "usd", &|g, c| {
+            c.subscriptions.push(g.subscription(c, 0, at(0, 1), &[(price::FREE_MONTHLY, 1)]));
+        });
+        for (case, period, outcome) in [
+            ("past_due_recovered", 2, FailureOutcome::Recovered(4 * DAY)),
+            ("past_due_then_canceled", 1, FailureOutcome::Canceled(14 * DAY)),
+            ("past_due_then_unpaid", 2, FailureOutcome::Unpaid(14 * DAY)),
+        ] {
+            add(case, "usd", &move |g, c| {
+                let mut s = g.subscription(c, 0, at(0, 2 + period as i64), &[(starter, 1)]);
+                let failed_at = s.period_start(period) + 3600;
+                let shift = |o| match o {
+                    FailureOutcome::Recovered(d) => FailureOutcome::Recovered(failed_at + d),
+                    FailureOutcome::Canceled(d) => FailureOutcome::Canceled(failed_at + d),
+                    FailureOutcome::Unpaid(d) => FailureOutcome::Unpaid(failed_at + d),
+                };
+                s.failure = Some(PaymentFailure { period, failed_at, outcome: shift(outcome) });
+                c.subscriptions.push(s);
+            });
+        }
+        add("past_due_open", "usd", &|g, c| {
+            let mut s = g.subscription(c, 0, at(0, 16), &[(pro, 1)]);
+            // The latest renewal failed and is still being retried at `now`.
+            let k = s.period_at(g.now);
+            let failed_at = s.period_start(k) + 3600;
+            if failed_at < g.now {
+                s.failure = Some(PaymentFailure { period: k, failed_at, outcome: FailureOutcome::Unpaid(g.now + 30 * DAY) });
+            }
+            c.subscriptions.push(s);
+        });
+        out
+    }
+
+    fn customer(&self, index: u64, created: i64, currency: &'static str, clock: Option<usize>) -> SimCustomer {
+        SimCustomer {
+            index,
+            id: stripe_id("cus", self.seed, kind::CUSTOMER, index),
+            created,
+            currency,
+            name: format!("Customer {:06}", index + 1),
+            email: format!("customer{:06}@example.com", index + 1),
+            test_clock: clock,
+            case: None,
+            tax_percent: None,
+            subscriptions: Vec::new(),
+        }
+    }
+
+    /// A new subscription (the customer's `n`-th) with one item slot per (price, quantity).
+    fn subscription(&self, c: &SimCustomer, n: u64, start: i64, items: &[(usize, u32)]) -> SimSubscription {
+        let first = &self.catalog.prices[items[0].0];
+        let sub_no = c.index * 16 + n;
+        SimSubscription {
+            id: stripe_id("sub", self.seed, kind::SUBSCRIPTION, sub_no),
+            start,
+            trial_end: None,
+            interval: first.interval,
+            interval_count: first.interval_count,
+            currency: first.currency,
+            items: (0..items.len())
+                .map(|slot| SimItem { id: stripe_id("si", self.seed, kind::ITEM, sub_no * 16 + slot as u64), created: start })
+                .collect(),
+            phases: vec![Phase {
+                from: start,
+                items: items
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, (price, quantity))| ItemState { slot, price: *price, quantity: *quantity })
+                    .collect(),
+            }],
+            discount: None,
+            failure: None,
+            cancel: None,
+        }
+    }
+}

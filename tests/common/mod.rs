@@ -1,0 +1,126 @@
+//! Helpers shared by the integration tests: simulated accounts in temp folders, a real
+//! `mrr stripe-server` process on loopback, and a minimal HTTP/1.1 GET for raw checks.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use mrr::simulate::{AccountInfo, Scenario, SimulateOptions};
+
+/// The account's fixed present used by the tests.
+pub const NOW: &str = "2026-11-20T12:00:00Z";
+
+/// A simulated account in a temporary folder.
+pub struct TempAccount {
+    _root: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub info: AccountInfo,
+}
+
+/// Simulates an account with these settings.
+pub fn simulate(scenario: Scenario, customers: u64, seed: u64) -> TempAccount {
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("account");
+    mrr::simulate::run(&SimulateOptions {
+        customers,
+        months: 6,
+        seed,
+        scenario,
+        now: mrr::calendar::parse_timestamp(NOW).unwrap(),
+        event_days: 30,
+        out: dir.clone(),
+    })
+    .expect("simulate");
+    let info = AccountInfo::load(&dir).expect("account.json");
+    TempAccount { _root: root, dir, info }
+}
+
+/// Every line of a JSON Lines file of the account, parsed.
+pub fn objects(dir: &Path, file: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}: {e}")))
+        .collect()
+}
+
+/// A running `mrr stripe-server` process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts the real binary on a free port with extra flags and waits for its URL.
+    pub fn start(account: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mrr"))
+            .args(["-q", "stripe-server", "--port", "0", "--account"])
+            .arg(account)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mrr stripe-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("server prints its URL");
+        let base = line.trim().to_string();
+        assert!(base.starts_with("http://127.0.0.1:"), "unexpected first line {base:?}");
+        let port = base.rsplit(':').next().unwrap().parse().unwrap();
+        Server { child, base, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw response.
+pub struct Raw {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Raw {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// `GET path` with an optional bearer key; `Err` when the connection drops without an answer.
+pub fn get(port: u16, path: &str, key: Option<&str>) -> std::io::Result<Raw> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response"))?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok(Raw { status, headers: head.to_lowercase(), body: dechunk(head, body) })
+}
+
+fn dechunk(head: &str, body: &str) -> String {
+    if !head.to_lowercase().contains("transfer-encoding: chunked") {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}

@@ -1,0 +1,179 @@
+//! The simulator's account: Stripe's shape (async-stripe's own types read every
+//! object), determinism, and clear errors on bad input.
+
+mod common;
+
+use std::path::Path;
+
+use common::{objects, simulate};
+use mrr::simulate::Scenario;
+
+/// Parses one JSON object with async-stripe's own (miniserde) deserializer.
+fn parse_as<T: miniserde::Deserialize>(kind: &str, json: &str) {
+    if let Err(e) = miniserde::json::from_str::<T>(json) {
+        panic!("async-stripe cannot read this {kind} ({e}): {}", &json[..json.len().min(400)]);
+    }
+}
+
+fn parse_file<T: miniserde::Deserialize>(dir: &Path, file: &str) -> usize {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    let mut n = 0;
+    for line in text.lines() {
+        parse_as::<T>(file, line);
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn every_simulated_object_deserializes_with_async_stripe_types() {
+    let acct = simulate(Scenario::Full, 75, 42);
+    let d = &acct.dir;
+    assert!(parse_file::<stripe_shared::Customer>(d, "customers.jsonl") > 75);
+    assert_eq!(parse_file::<stripe_shared::Product>(d, "products.jsonl"), 7);
+    assert_eq!(parse_file::<stripe_shared::Price>(d, "prices.jsonl"), 17);
+    assert_eq!(parse_file::<stripe_shared::Coupon>(d, "coupons.jsonl"), 7);
+    assert!(parse_file::<stripe_shared::Subscription>(d, "subscriptions.jsonl") > 75);
+    assert!(parse_file::<stripe_shared::Invoice>(d, "invoices.jsonl") > 200);
+    assert!(parse_file::<stripe_shared::Event>(d, "events.jsonl") > 50);
+    assert_eq!(parse_file::<stripe_shared::TestHelpersTestClock>(d, "test_clocks.jsonl"), 5);
+    assert!(parse_file::<stripe_shared::Discount>(d, "discounts.jsonl") >= 7);
+    for event in objects(d, "events.jsonl") {
+        let object = serde_json::to_string(&event["data"]["object"]).unwrap();
+        match event["data"]["object"]["object"].as_str().unwrap() {
+            "customer" => parse_as::<stripe_shared::Customer>("event customer", &object),
+            "subscription" => parse_as::<stripe_shared::Subscription>("event subscription", &object),
+            "invoice" => parse_as::<stripe_shared::Invoice>("event invoice", &object),
+            other => panic!("unexpected event object {other}"),
+        }
+    }
+}
+
+#[test]
+fn the_deserialization_check_rejects_objects_missing_required_fields() {
+    let acct = simulate(Scenario::Default, 5, 1);
+    let mut sub = objects(&acct.dir, "subscriptions.jsonl").remove(0);
+    let good = serde_json::to_string(&sub).unwrap();
+    assert!(miniserde::json::from_str::<stripe_shared::Subscription>(&good).is_ok());
+    sub.as_object_mut().unwrap().remove("billing_mode");
+    let bad = serde_json::to_string(&sub).unwrap();
+    assert!(miniserde::json::from_str::<stripe_shared::Subscription>(&bad).is_err(), "a required field may not go missing");
+}
+
+#[test]
+fn stripe_fixtures_of_the_same_kinds_deserialize_too() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/stripe/fixtures3.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("SKIP: {} is absent (it lives beside the team's checkout, not in user clones)", path.display());
+        return;
+    };
+    let fixtures: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let r = &fixtures["resources"];
+    let s = |k: &str| serde_json::to_string(&r[k]).unwrap();
+    parse_as::<stripe_shared::Customer>("customer", &s("customer"));
+    parse_as::<stripe_shared::Product>("product", &s("product"));
+    parse_as::<stripe_shared::Price>("price", &s("price"));
+    parse_as::<stripe_shared::Coupon>("coupon", &s("coupon"));
+    parse_as::<stripe_shared::Discount>("discount", &s("discount"));
+    parse_as::<stripe_shared::Subscription>("subscription", &s("subscription"));
+    parse_as::<stripe_shared::Invoice>("invoice", &s("invoice"));
+    parse_as::<stripe_shared::InvoiceLineItem>("line_item", &s("line_item"));
+    parse_as::<stripe_shared::Event>("event", &s("event"));
+    parse_as::<stripe_shared::TestHelpersTestClock>("test clock", &s("test_helpers.test_clock"));
+}
+
+#[test]
+fn same_seed_gives_byte_identical_accounts() {
+    let a = simulate(Scenario::Full, 120, 7);
+    let b = simulate(Scenario::Full, 120, 7);
+    let c = simulate(Scenario::Full, 120, 8);
+    let mut files: Vec<_> = std::fs::read_dir(&a.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    files.sort();
+    assert_eq!(files.len(), 12, "{files:?}");
+    for f in &files {
+        let (x, y) = (std::fs::read(a.dir.join(f)).unwrap(), std::fs::read(b.dir.join(f)).unwrap());
+        assert!(x == y, "{f:?} differs between two runs with the same seed");
+    }
+    assert_ne!(std::fs::read(a.dir.join("subscriptions.jsonl")).unwrap(), std::fs::read(c.dir.join("subscriptions.jsonl")).unwrap());
+}
+
+#[test]
+fn ids_are_unique_and_everything_references_existing_objects() {
+    let acct = simulate(Scenario::Full, 300, 3);
+    let ids = |file| -> std::collections::HashSet<String> {
+        let all: Vec<String> = objects(&acct.dir, file).iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
+        let set: std::collections::HashSet<String> = all.iter().cloned().collect();
+        assert_eq!(set.len(), all.len(), "duplicate ids in {file}");
+        set
+    };
+    let customers = ids("customers.jsonl");
+    let prices = ids("prices.jsonl");
+    let subs = ids("subscriptions.jsonl");
+    ids("events.jsonl");
+    for s in objects(&acct.dir, "subscriptions.jsonl") {
+        assert!(customers.contains(s["customer"].as_str().unwrap()));
+        for item in s["items"]["data"].as_array().unwrap() {
+            assert!(prices.contains(item["price"]["id"].as_str().unwrap()));
+            assert!(item["current_period_start"].as_i64() < item["current_period_end"].as_i64());
+        }
+    }
+    for inv in objects(&acct.dir, "invoices.jsonl") {
+        assert!(subs.contains(inv["parent"]["subscription_details"]["subscription"].as_str().unwrap()));
+        let lines = inv["lines"]["data"].as_array().unwrap();
+        let sum: i64 = lines.iter().map(|l| l["amount"].as_i64().unwrap()).sum();
+        assert_eq!(sum, inv["subtotal"].as_i64().unwrap(), "subtotal of {}", inv["id"]);
+        for l in lines {
+            assert_eq!(l["parent"]["type"], "subscription_item_details");
+            assert!(prices.contains(l["pricing"]["price_details"]["price"].as_str().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn a_large_account_streams_with_ground_truth_for_every_month() {
+    let acct = simulate(Scenario::Default, 20_000, 11);
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap();
+    let months: Vec<&str> = truth["mrr_monthly"].as_array().unwrap().iter().map(|r| r["month"].as_str().unwrap()).collect();
+    assert_eq!(months, ["2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]);
+    assert_eq!(objects(&acct.dir, "customers.jsonl").len(), 20_000);
+    assert_eq!(truth["variants"].as_array().unwrap().len(), 5);
+}
+
+fn run_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mrr")).args(args).output().unwrap()
+}
+
+#[test]
+fn bad_input_exits_2_with_a_message_naming_the_flag_and_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("acct");
+    let out_s = out.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["simulate", "--months", "0", "--out", out_s], "--months"),
+        (vec!["simulate", "--scenario", "full", "--months", "3", "--out", out_s], "--months 4"),
+        (vec!["simulate", "--now", "2026-13-01", "--out", out_s], "--now"),
+    ] {
+        let o = run_cli(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!out.exists());
+    }
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "no temp folders left behind");
+
+    assert!(run_cli(&["-q", "simulate", "--out", out_s]).status.success());
+    let before = std::fs::read(out.join("customers.jsonl")).unwrap();
+    let o = run_cli(&["simulate", "--seed", "9", "--out", out_s]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to overwrite"));
+    assert_eq!(std::fs::read(out.join("customers.jsonl")).unwrap(), before, "existing account untouched");
+}
+
+#[test]
+fn help_explains_every_command() {
+    let o = run_cli(&["--help"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in ["simulate", "stripe-server", "--data-dir", "Exit codes"] {
+        assert!(text.contains(needle), "--help lacks {needle}: {text}");
+    }
+}

@@ -1,0 +1,269 @@
+//! `mrr stripe-server` as a real process on loopback, read by async-stripe's own
+//! client and by raw HTTP: complete listings at every page size, Stripe's errors,
+//! expansion, and the fault knobs.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use common::{get, objects, simulate, Server};
+use futures_util::TryStreamExt;
+use mrr::simulate::Scenario;
+
+fn client(server: &Server, key: &str) -> stripe::Client {
+    stripe::ClientBuilder::new(key).url(format!("{}/", server.base)).build().expect("client")
+}
+
+fn ids_in_file(dir: &std::path::Path, file: &str) -> Vec<String> {
+    let mut ids: Vec<String> = objects(dir, file).iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    ids
+}
+
+/// Asserts every id appears exactly once.
+fn assert_exactly_once(kind: &str, page_size: i64, mut got: Vec<String>, want: &[String]) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for id in &got {
+        *counts.entry(id).or_default() += 1;
+    }
+    let dupes: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dupes.is_empty(), "{kind} limit {page_size}: duplicated {dupes:?}");
+    got.sort();
+    assert_eq!(got, want, "{kind} limit {page_size}: listing differs from the account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_stripe_lists_every_object_exactly_once_at_every_page_size() {
+    let acct = simulate(Scenario::Full, 150, 5);
+    let server = Server::start(&acct.dir, &[]);
+    let c = client(&server, &acct.info.api_key);
+    let d = &acct.dir;
+    for limit in [1i64, 7, 10, 100] {
+        let ids = |v: Vec<String>| v;
+        let customers: Vec<stripe_shared::Customer> =
+            stripe_core::customer::ListCustomer::new().limit(limit).paginate().stream(&c).try_collect().await.unwrap();
+        assert_exactly_once("customers", limit, ids(customers.iter().map(|x| x.id.to_string()).collect()), &ids_in_file(d, "customers.jsonl"));
+        let subs: Vec<stripe_shared::Subscription> = stripe_billing::subscription::ListSubscription::new()
+            .limit(limit)
+            .status(stripe_billing::subscription::ListSubscriptionStatus::All)
+            .expand(vec!["data.discounts".to_string(), "data.items.data.price".to_string()])
+            .paginate()
+            .stream(&c)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_exactly_once("subscriptions", limit, subs.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "subscriptions.jsonl"));
+        let invoices: Vec<stripe_shared::Invoice> =
+            stripe_billing::invoice::ListInvoice::new().limit(limit).paginate().stream(&c).try_collect().await.unwrap();
+        assert_exactly_once(
+            "invoices",
+            limit,
+            invoices.iter().map(|x| x.id.as_ref().unwrap().to_string()).collect(),
+            &ids_in_file(d, "invoices.jsonl"),
+        );
+        let events: Vec<stripe_shared::Event> =
+            stripe_core::event::ListEvent::new().limit(limit).paginate().stream(&c).try_collect().await.unwrap();
+        assert_exactly_once("events", limit, events.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "events.jsonl"));
+    }
+    let products: Vec<stripe_shared::Product> =
+        stripe_product::product::ListProduct::new().limit(2).paginate().stream(&c).try_collect().await.unwrap();
+    assert_exactly_once("products", 2, products.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "products.jsonl"));
+    let prices: Vec<stripe_shared::Price> =
+        stripe_product::price::ListPrice::new().limit(5).paginate().stream(&c).try_collect().await.unwrap();
+    assert_exactly_once("prices", 5, prices.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "prices.jsonl"));
+    let coupons: Vec<stripe_shared::Coupon> =
+        stripe_product::coupon::ListCoupon::new().limit(3).paginate().stream(&c).try_collect().await.unwrap();
+    assert_exactly_once("coupons", 3, coupons.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "coupons.jsonl"));
+    let clocks: Vec<stripe_shared::TestHelpersTestClock> = stripe_billing::test_helpers_test_clock::ListTestHelpersTestClock::new()
+        .paginate()
+        .stream(&c)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_exactly_once("test clocks", 10, clocks.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "test_clocks.jsonl"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_subscription_listing_hides_canceled_like_stripe() {
+    let acct = simulate(Scenario::Default, 75, 42);
+    let server = Server::start(&acct.dir, &[]);
+    let c = client(&server, &acct.info.api_key);
+    let listed: Vec<stripe_shared::Subscription> =
+        stripe_billing::subscription::ListSubscription::new().limit(100).paginate().stream(&c).try_collect().await.unwrap();
+    let not_canceled = objects(&acct.dir, "subscriptions.jsonl").iter().filter(|s| s["status"] != "canceled").count();
+    assert!(not_canceled < 75, "the default account has churned subscriptions");
+    assert_eq!(listed.len(), not_canceled);
+}
+
+#[test]
+fn pages_are_newest_first_and_cursors_filters_and_lines_work_like_stripe() {
+    let acct = simulate(Scenario::Full, 60, 9);
+    let server = Server::start(&acct.dir, &[]);
+    let key = Some(acct.info.api_key.as_str());
+    let page = |path: &str| {
+        let r = get(server.port, path, key).unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.headers.contains("stripe-version: 2026-09-30.endive"));
+        r.json()
+    };
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["data"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+    };
+    let first = page("/v1/customers?limit=5");
+    assert_eq!(first["object"], "list");
+    assert_eq!(first["url"], "/v1/customers");
+    assert_eq!(first["has_more"], true);
+    let created: Vec<i64> = first["data"].as_array().unwrap().iter().map(|o| o["created"].as_i64().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+    let f = ids(&first);
+    let second = page(&format!("/v1/customers?limit=5&starting_after={}", f[4]));
+    let back = page(&format!("/v1/customers?limit=5&ending_before={}", ids(&second)[0]));
+    assert_eq!(ids(&back), f, "ending_before returns the previous page in the same order");
+    assert_eq!(back["has_more"], false);
+
+    // created[...] filters bound the listing exactly.
+    let all = objects(&acct.dir, "invoices.jsonl");
+    let (lo, hi) = (all[40]["created"].as_i64().unwrap(), all[80]["created"].as_i64().unwrap());
+    let (lo, hi) = (lo.min(hi), lo.max(hi));
+    let want = all.iter().filter(|o| (lo..hi).contains(&o["created"].as_i64().unwrap())).count();
+    let mut got = 0;
+    let mut cursor = String::new();
+    loop {
+        let p = page(&format!("/v1/invoices?limit=3&created[gte]={lo}&created[lt]={hi}{cursor}"));
+        got += p["data"].as_array().unwrap().len();
+        if p["has_more"] == false {
+            break;
+        }
+        cursor = format!("&starting_after={}", ids(&p).last().unwrap());
+    }
+    assert_eq!(got, want);
+
+    // Discounts are ids unless expanded.
+    let sub = objects(&acct.dir, "subscriptions.jsonl").into_iter().find(|s| !s["discounts"].as_array().unwrap().is_empty()).unwrap();
+    let id = sub["id"].as_str().unwrap();
+    let plain = page(&format!("/v1/subscriptions/{id}"));
+    assert!(plain["discounts"][0].is_string());
+    let expanded = page(&format!("/v1/subscriptions/{id}?expand[]=discounts"));
+    assert_eq!(expanded["discounts"][0]["object"], "discount");
+
+    // An invoice with more than 10 lines embeds 10 and pages the rest through /lines.
+    let big = all.iter().find(|i| i["lines"]["data"].as_array().unwrap().len() > 10).expect("full scenario has an invoice with >10 lines");
+    let inv_id = big["id"].as_str().unwrap();
+    let served = page(&format!("/v1/invoices/{inv_id}"));
+    assert_eq!(served["lines"]["data"].as_array().unwrap().len(), 10);
+    assert_eq!(served["lines"]["has_more"], true);
+    let mut lines = ids(&served["lines"]);
+    let rest = page(&format!("/v1/invoices/{inv_id}/lines?limit=100&starting_after={}", lines.last().unwrap()));
+    lines.extend(ids(&rest));
+    let want: Vec<String> = big["lines"]["data"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(lines, want);
+}
+
+#[test]
+fn errors_come_in_stripes_shape_and_never_echo_the_key() {
+    let acct = simulate(Scenario::Default, 10, 1);
+    let server = Server::start(&acct.dir, &[]);
+    let key = acct.info.api_key.as_str();
+    let missing = get(server.port, "/v1/customers", None).unwrap();
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.json()["error"]["type"], "invalid_request_error");
+    let wrong = get(server.port, "/v1/customers", Some("sk_test_wrongwrongwrong1234")).unwrap();
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.body.contains("wrongwrong") && !wrong.body.contains("1234"), "key echoed: {}", wrong.body);
+    let route = get(server.port, "/v1/unicorns", Some(key)).unwrap();
+    assert_eq!(route.status, 404);
+    assert!(route.json()["error"]["message"].as_str().unwrap().contains("Unrecognized request URL"));
+    let id = get(server.port, "/v1/customers/cus_nope", Some(key)).unwrap();
+    assert_eq!(id.status, 404);
+    assert_eq!(id.json()["error"]["code"], "resource_missing");
+    assert_eq!(id.json()["error"]["message"], "No such customer: 'cus_nope'");
+    for bad in ["limit=0", "limit=101", "limit=ten"] {
+        let r = get(server.port, &format!("/v1/customers?{bad}"), Some(key)).unwrap();
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.json()["error"]["param"], "limit");
+    }
+    let unknown = get(server.port, "/v1/customers?colour=blue", Some(key)).unwrap();
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.json()["error"]["message"], "Received unknown parameter: colour");
+    let cursor = get(server.port, "/v1/customers?starting_after=cus_nope", Some(key)).unwrap();
+    assert_eq!(cursor.status, 400);
+    assert_eq!(cursor.json()["error"]["param"], "starting_after");
+}
+
+#[test]
+fn rate_limit_answers_429_with_stripes_rate_limit_error() {
+    let acct = simulate(Scenario::Default, 10, 1);
+    let server = Server::start(&acct.dir, &["--rate-limit", "5"]);
+    let statuses: Vec<u16> =
+        (0..12).map(|_| get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap().status).collect();
+    assert!(statuses.iter().filter(|s| **s == 200).count() <= 10, "{statuses:?}");
+    let limited = (0..5).map(|_| get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap()).find(|r| r.status == 429);
+    let limited = limited.expect("over the limit within one second");
+    assert_eq!(limited.json()["error"]["code"], "rate_limit");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap().status, 200, "a new second allows requests again");
+}
+
+/// What happened to each of `n` sequential requests: a status code, or 0 for a dropped connection.
+fn fates(port: u16, key: &str, n: usize) -> Vec<u16> {
+    (0..n).map(|_| get(port, "/v1/prices?limit=1", Some(key)).map_or(0, |r| r.status)).collect()
+}
+
+#[test]
+fn fault_knobs_fail_and_drop_deterministically_under_a_seed() {
+    let acct = simulate(Scenario::Default, 10, 1);
+    let key = acct.info.api_key.clone();
+    let knobs = ["--fail-rate", "0.2", "--drop-rate", "0.1", "--seed", "7"];
+    let first = fates(Server::start(&acct.dir, &knobs).port, &key, 60);
+    let second = fates(Server::start(&acct.dir, &knobs).port, &key, 60);
+    assert_eq!(first, second, "same seed, same fates");
+    let mut counts: BTreeMap<u16, usize> = BTreeMap::new();
+    for s in &first {
+        *counts.entry(*s).or_default() += 1;
+    }
+    assert!(counts.get(&0).copied().unwrap_or(0) >= 1, "some connections dropped: {counts:?}");
+    assert!(counts.get(&500).copied().unwrap_or(0) >= 3, "some 500s: {counts:?}");
+    assert!(counts.get(&200).copied().unwrap_or(0) >= 30, "mostly served: {counts:?}");
+    let other = fates(Server::start(&acct.dir, &["--fail-rate", "0.2", "--drop-rate", "0.1", "--seed", "8"]).port, &key, 60);
+    assert_ne!(first, other, "another seed, another pattern");
+
+    let server = Server::start(&acct.dir, &["--fail-rate", "1"]);
+    let r = get(server.port, "/v1/prices", Some(&key)).unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["error"]["type"], "api_error");
+    let server = Server::start(&acct.dir, &["--drop-rate", "1"]);
+    assert!(get(server.port, "/v1/prices", Some(&key)).is_err(), "the connection closes with no response");
+}
+
+#[test]
+fn latency_knob_delays_answers() {
+    let acct = simulate(Scenario::Default, 5, 1);
+    let server = Server::start(&acct.dir, &["--latency-ms", "300"]);
+    let started = std::time::Instant::now();
+    assert_eq!(get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap().status, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+}
+
+#[test]
+fn bad_server_flags_exit_2_naming_the_flag() {
+    let acct = simulate(Scenario::Default, 5, 1);
+    for (args, needle) in [
+        (vec!["--fail-rate", "1.5"], "--fail-rate"),
+        (vec!["--rate-limit", "0"], "--rate-limit"),
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mrr"))
+            .args(["stripe-server", "--port", "0", "--account"])
+            .arg(&acct.dir)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(needle));
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mrr"))
+        .args(["stripe-server", "--port", "0", "--account", "/nonexistent/acct"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/acct/account.json"));
+}
