@@ -1,6 +1,7 @@
 //! Directories that appear complete or not at all: written under a hidden temporary
 //! name beside the target and renamed into place, so an interrupted run leaves no
-//! partial output and never touches what is already saved.
+//! partial output and never touches what is already saved. (A kill -9 can leave a hidden
+//! `.NAME.tmp-*` folder behind; it is never mistaken for output.)
 
 use std::path::{Path, PathBuf};
 
@@ -8,9 +9,8 @@ use anyhow::Context;
 
 /// A directory being written; removed on drop unless [`AtomicDir::commit`] ran.
 pub struct AtomicDir {
-    temp: PathBuf,
+    temp: tempfile::TempDir,
     target: PathBuf,
-    committed: bool,
 }
 
 impl AtomicDir {
@@ -28,36 +28,30 @@ impl AtomicDir {
         };
         std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
         let name = target.file_name().with_context(|| format!("{} has no folder name", target.display()))?;
-        let temp = parent.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-        if temp.exists() {
-            std::fs::remove_dir_all(&temp).with_context(|| format!("removing stale {}", temp.display()))?;
-        }
-        std::fs::create_dir(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        Ok(AtomicDir { temp, target: target.to_path_buf(), committed: false })
+        // Same parent, so the final rename never crosses file systems.
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+            .tempdir_in(&parent)
+            .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+        Ok(AtomicDir { temp, target: target.to_path_buf() })
     }
 
     /// Where to write the files.
     pub fn path(&self) -> &Path {
-        &self.temp
+        self.temp.path()
     }
 
     /// Makes the directory visible under its final name.
-    pub fn commit(mut self) -> anyhow::Result<PathBuf> {
+    pub fn commit(self) -> anyhow::Result<PathBuf> {
         if self.target.exists() {
             anyhow::bail!("{} appeared while writing; refusing to overwrite it", self.target.display());
         }
-        std::fs::rename(&self.temp, &self.target)
-            .with_context(|| format!("renaming {} to {}", self.temp.display(), self.target.display()))?;
-        self.committed = true;
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for AtomicDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.temp);
-        }
+        let temp = self.temp.keep();
+        std::fs::rename(&temp, &self.target).with_context(|| {
+            let _ = std::fs::remove_dir_all(&temp);
+            format!("renaming {} to {}", temp.display(), self.target.display())
+        })?;
+        Ok(self.target)
     }
 }
 

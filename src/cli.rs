@@ -46,6 +46,14 @@ pub enum Format {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the whole pipeline on a simulated account: no Stripe key, no network.
+    ///
+    /// Simulates a Stripe account (reused on later runs), serves it through the local
+    /// Stripe-compatible API, pulls it into a snapshot, verifies it, computes every metric
+    /// with DuckDB and checks each cell against the simulator's independent ground truth.
+    /// With real credentials, run the same stages yourself: `mrr pull` (STRIPE_API_KEY)
+    /// then `mrr report`.
+    Demo(DemoArgs),
     /// Write a deterministic synthetic Stripe account and its ground-truth metrics.
     ///
     /// The folder holds one JSON Lines file per Stripe object type (customers,
@@ -61,14 +69,108 @@ pub enum Command {
     /// `account.json`. The fault knobs make resilience tests reproducible: the n-th
     /// request meets the same fate on every run with the same --seed.
     StripeServer(StripeServerArgs),
+    /// Pull a Stripe account into a new immutable Parquet snapshot.
+    ///
+    /// Pulls customers, products, prices, coupons, subscriptions (all statuses, items and
+    /// discounts), invoices with every line, test clocks, and recent events, in parallel
+    /// `created` slices under one request-rate ceiling. Retries 429s, 5xx and dropped
+    /// connections. Interrupted? `mrr pull --resume` continues where it stopped. The
+    /// snapshot lands in DATA_DIR/snapshots/<id>/ and becomes `latest`.
+    Pull(PullArgs),
+    /// Compute the metrics of a snapshot locally with DuckDB (no import step).
+    ///
+    /// Runs every query of sql/duckdb/ over the snapshot's Parquet files, saves each
+    /// result under SNAPSHOT/results/duckdb/<query>.parquet (for the window and for
+    /// parity) and prints the one chosen with --query.
+    Report(ReportArgs),
+    /// List, show or verify snapshots.
+    #[command(subcommand)]
+    Snapshots(SnapshotsCommand),
+    /// Print the snapshot tables' schema (Markdown).
+    Schema,
 }
 
 #[derive(Args, Debug)]
-pub struct SimulateArgs {
+pub struct PullArgs {
+    /// Stripe secret or restricted key (sk_test_…, sk_live_…, rk_…). Never printed or stored.
+    #[arg(long, env = "STRIPE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// API base URL: Stripe itself, or `mrr stripe-server`'s URL.
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub api_base: String,
+    /// Request-rate ceiling across all workers [default: 25 for test keys, 100 for live keys].
+    #[arg(long, value_name = "RPS")]
+    pub max_rps: Option<f64>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// `created` slices per large object type.
+    #[arg(long, default_value_t = 8)]
+    pub slices: usize,
+    /// Tries per request before giving up (429, 5xx, timeouts, dropped connections).
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Continue an interrupted pull from its checkpoints.
+    #[arg(long)]
+    pub resume: bool,
+    /// The instant the data describes (YYYY-MM-DD or RFC 3339) [default: now]. For a simulated
+    /// account use its `now` (account.json).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Pull events created from this instant on [default: 30 days before --as-of].
+    #[arg(long)]
+    pub events_since: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Snapshot id, `latest`, or a path to a snapshot folder.
+    #[arg(long, default_value = "latest")]
+    pub snapshot: String,
+    /// Query to print: mrr_monthly, mrr_by_customer or seed_mrr.
+    #[arg(long, default_value = "mrr_monthly")]
+    pub query: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Only rows of this currency (e.g. usd).
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// Which coupons reduce MRR.
+    #[arg(long, value_enum, default_value_t = crate::metrics::DiscountRule::Recurring)]
+    pub discounts: crate::metrics::DiscountRule,
+    /// When a canceled subscription stops counting.
+    #[arg(long, value_enum, default_value_t = crate::metrics::ChurnAt::End)]
+    pub churn_at: crate::metrics::ChurnAt,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotsCommand {
+    /// Every complete snapshot, oldest first.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// A snapshot's manifest.
+    Show {
+        /// Snapshot id, `latest`, or a path.
+        #[arg(long, default_value = "latest")]
+        snapshot: String,
+    },
+    /// Recompute every checksum and row count; exit 1 on any mismatch.
+    Verify {
+        /// Snapshot id, `latest`, or a path.
+        #[arg(long, default_value = "latest")]
+        snapshot: String,
+    },
+}
+
+/// What simulated account to build (shared by `simulate` and `demo`).
+#[derive(Args, Debug)]
+pub struct AccountArgs {
     /// Number of random customers (the full scenario adds its edge-case customers).
     #[arg(long, default_value_t = 75)]
     pub customers: u64,
-    /// Months of history, ending with the month of --now.
+    /// Months of history, ending with the account's present.
     #[arg(long, default_value_t = 6)]
     pub months: u32,
     /// Seed of every random choice.
@@ -77,6 +179,18 @@ pub struct SimulateArgs {
     /// Which account to build.
     #[arg(long, value_enum, default_value_t = Scenario::Default)]
     pub scenario: Scenario,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub account: AccountArgs,
     /// The account's present (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ); fixed so runs are reproducible.
     #[arg(long, default_value = "2026-11-20T12:00:00Z")]
     pub now: String,

@@ -9,10 +9,16 @@
 pub mod atomic_dir;
 pub mod calendar;
 pub mod cli;
+pub mod demo;
+pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod money;
+pub mod output;
+pub mod parity;
 pub mod progress;
+pub mod pull;
 pub mod simulate;
+pub mod snapshot;
 pub mod stripe_server;

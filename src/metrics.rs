@@ -166,9 +166,8 @@ impl MonthlyAggregator {
 
     /// The rows, ordered by month then currency.
     pub fn rows(&self) -> Vec<MonthlyRow> {
-        let pct = |num: i64, den: i64| {
-            (den != 0).then(|| round_half_even(num as i128 * 10_000, den as i128) as f64 / 100.0)
-        };
+        let pct =
+            |num: i64, den: i64| (den != 0).then(|| round_half_even(num as i128 * 10_000, den as i128) as f64 / 100.0);
         let mut rows = Vec::new();
         for m in 0..self.months {
             for (currency, accs) in &self.by_currency {

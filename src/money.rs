@@ -114,6 +114,9 @@ mod tests {
         let half_cent = SCALE / 2;
         assert_eq!(round_scaled_to_cents(half_cent), 0);
         assert_eq!(round_scaled_to_cents(SCALE + half_cent), 2);
-        assert_eq!(apply_percent_off(monthly_scaled(7900, Interval::Month, 1).unwrap(), 2550), 5885 * SCALE + SCALE / 2);
+        assert_eq!(
+            apply_percent_off(monthly_scaled(7900, Interval::Month, 1).unwrap(), 2550),
+            5885 * SCALE + SCALE / 2
+        );
     }
 }

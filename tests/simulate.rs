@@ -57,7 +57,10 @@ fn the_deserialization_check_rejects_objects_missing_required_fields() {
     assert!(miniserde::json::from_str::<stripe_shared::Subscription>(&good).is_ok());
     sub.as_object_mut().unwrap().remove("billing_mode");
     let bad = serde_json::to_string(&sub).unwrap();
-    assert!(miniserde::json::from_str::<stripe_shared::Subscription>(&bad).is_err(), "a required field may not go missing");
+    assert!(
+        miniserde::json::from_str::<stripe_shared::Subscription>(&bad).is_err(),
+        "a required field may not go missing"
+    );
 }
 
 #[test]
@@ -94,7 +97,10 @@ fn same_seed_gives_byte_identical_accounts() {
         let (x, y) = (std::fs::read(a.dir.join(f)).unwrap(), std::fs::read(b.dir.join(f)).unwrap());
         assert!(x == y, "{f:?} differs between two runs with the same seed");
     }
-    assert_ne!(std::fs::read(a.dir.join("subscriptions.jsonl")).unwrap(), std::fs::read(c.dir.join("subscriptions.jsonl")).unwrap());
+    assert_ne!(
+        std::fs::read(a.dir.join("subscriptions.jsonl")).unwrap(),
+        std::fs::read(c.dir.join("subscriptions.jsonl")).unwrap()
+    );
 }
 
 #[test]
@@ -132,8 +138,10 @@ fn ids_are_unique_and_everything_references_existing_objects() {
 #[test]
 fn a_large_account_streams_with_ground_truth_for_every_month() {
     let acct = simulate(Scenario::Default, 20_000, 11);
-    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap();
-    let months: Vec<&str> = truth["mrr_monthly"].as_array().unwrap().iter().map(|r| r["month"].as_str().unwrap()).collect();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap();
+    let months: Vec<&str> =
+        truth["mrr_monthly"].as_array().unwrap().iter().map(|r| r["month"].as_str().unwrap()).collect();
     assert_eq!(months, ["2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"]);
     assert_eq!(objects(&acct.dir, "customers.jsonl").len(), 20_000);
     assert_eq!(truth["variants"].as_array().unwrap().len(), 5);

@@ -38,49 +38,40 @@ async fn async_stripe_lists_every_object_exactly_once_at_every_page_size() {
     let server = Server::start(&acct.dir, &[]);
     let c = client(&server, &acct.info.api_key);
     let d = &acct.dir;
+    // Lists every object of a request through async-stripe's paginator and checks the ids.
+    macro_rules! check {
+        ($name:literal, $limit:expr, $req:expr, $file:literal) => {{
+            let all: Vec<_> = $req.paginate().stream(&c).try_collect().await.unwrap();
+            let ids = all.iter().map(|x| x.id.to_string()).collect();
+            assert_exactly_once($name, $limit, ids, &ids_in_file(d, $file));
+        }};
+    }
     for limit in [1i64, 7, 10, 100] {
-        let ids = |v: Vec<String>| v;
-        let customers: Vec<stripe_shared::Customer> =
-            stripe_core::customer::ListCustomer::new().limit(limit).paginate().stream(&c).try_collect().await.unwrap();
-        assert_exactly_once("customers", limit, ids(customers.iter().map(|x| x.id.to_string()).collect()), &ids_in_file(d, "customers.jsonl"));
-        let subs: Vec<stripe_shared::Subscription> = stripe_billing::subscription::ListSubscription::new()
-            .limit(limit)
-            .status(stripe_billing::subscription::ListSubscriptionStatus::All)
-            .expand(vec!["data.discounts".to_string(), "data.items.data.price".to_string()])
-            .paginate()
-            .stream(&c)
-            .try_collect()
-            .await
-            .unwrap();
-        assert_exactly_once("subscriptions", limit, subs.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "subscriptions.jsonl"));
+        check!("customers", limit, stripe_core::customer::ListCustomer::new().limit(limit), "customers.jsonl");
+        check!(
+            "subscriptions",
+            limit,
+            stripe_billing::subscription::ListSubscription::new()
+                .limit(limit)
+                .status(stripe_billing::subscription::ListSubscriptionStatus::All)
+                .expand(vec!["data.discounts".to_string(), "data.items.data.price".to_string()]),
+            "subscriptions.jsonl"
+        );
         let invoices: Vec<stripe_shared::Invoice> =
             stripe_billing::invoice::ListInvoice::new().limit(limit).paginate().stream(&c).try_collect().await.unwrap();
-        assert_exactly_once(
-            "invoices",
-            limit,
-            invoices.iter().map(|x| x.id.as_ref().unwrap().to_string()).collect(),
-            &ids_in_file(d, "invoices.jsonl"),
-        );
-        let events: Vec<stripe_shared::Event> =
-            stripe_core::event::ListEvent::new().limit(limit).paginate().stream(&c).try_collect().await.unwrap();
-        assert_exactly_once("events", limit, events.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "events.jsonl"));
+        let invoice_ids = invoices.iter().map(|x| x.id.as_ref().unwrap().to_string()).collect();
+        assert_exactly_once("invoices", limit, invoice_ids, &ids_in_file(d, "invoices.jsonl"));
+        check!("events", limit, stripe_core::event::ListEvent::new().limit(limit), "events.jsonl");
     }
-    let products: Vec<stripe_shared::Product> =
-        stripe_product::product::ListProduct::new().limit(2).paginate().stream(&c).try_collect().await.unwrap();
-    assert_exactly_once("products", 2, products.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "products.jsonl"));
-    let prices: Vec<stripe_shared::Price> =
-        stripe_product::price::ListPrice::new().limit(5).paginate().stream(&c).try_collect().await.unwrap();
-    assert_exactly_once("prices", 5, prices.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "prices.jsonl"));
-    let coupons: Vec<stripe_shared::Coupon> =
-        stripe_product::coupon::ListCoupon::new().limit(3).paginate().stream(&c).try_collect().await.unwrap();
-    assert_exactly_once("coupons", 3, coupons.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "coupons.jsonl"));
-    let clocks: Vec<stripe_shared::TestHelpersTestClock> = stripe_billing::test_helpers_test_clock::ListTestHelpersTestClock::new()
-        .paginate()
-        .stream(&c)
-        .try_collect()
-        .await
-        .unwrap();
-    assert_exactly_once("test clocks", 10, clocks.iter().map(|x| x.id.to_string()).collect(), &ids_in_file(d, "test_clocks.jsonl"));
+    check!("products", 2, stripe_product::product::ListProduct::new().limit(2), "products.jsonl");
+    check!("prices", 5, stripe_product::price::ListPrice::new().limit(5), "prices.jsonl");
+    check!("coupons", 3, stripe_product::coupon::ListCoupon::new().limit(3), "coupons.jsonl");
+    check!(
+        "test clocks",
+        10,
+        stripe_billing::test_helpers_test_clock::ListTestHelpersTestClock::new(),
+        "test_clocks.jsonl"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,8 +79,13 @@ async fn default_subscription_listing_hides_canceled_like_stripe() {
     let acct = simulate(Scenario::Default, 75, 42);
     let server = Server::start(&acct.dir, &[]);
     let c = client(&server, &acct.info.api_key);
-    let listed: Vec<stripe_shared::Subscription> =
-        stripe_billing::subscription::ListSubscription::new().limit(100).paginate().stream(&c).try_collect().await.unwrap();
+    let listed: Vec<stripe_shared::Subscription> = stripe_billing::subscription::ListSubscription::new()
+        .limit(100)
+        .paginate()
+        .stream(&c)
+        .try_collect()
+        .await
+        .unwrap();
     let not_canceled = objects(&acct.dir, "subscriptions.jsonl").iter().filter(|s| s["status"] != "canceled").count();
     assert!(not_canceled < 75, "the default account has churned subscriptions");
     assert_eq!(listed.len(), not_canceled);
@@ -139,7 +135,10 @@ fn pages_are_newest_first_and_cursors_filters_and_lines_work_like_stripe() {
     assert_eq!(got, want);
 
     // Discounts are ids unless expanded.
-    let sub = objects(&acct.dir, "subscriptions.jsonl").into_iter().find(|s| !s["discounts"].as_array().unwrap().is_empty()).unwrap();
+    let sub = objects(&acct.dir, "subscriptions.jsonl")
+        .into_iter()
+        .find(|s| !s["discounts"].as_array().unwrap().is_empty())
+        .unwrap();
     let id = sub["id"].as_str().unwrap();
     let plain = page(&format!("/v1/subscriptions/{id}"));
     assert!(plain["discounts"][0].is_string());
@@ -147,7 +146,10 @@ fn pages_are_newest_first_and_cursors_filters_and_lines_work_like_stripe() {
     assert_eq!(expanded["discounts"][0]["object"], "discount");
 
     // An invoice with more than 10 lines embeds 10 and pages the rest through /lines.
-    let big = all.iter().find(|i| i["lines"]["data"].as_array().unwrap().len() > 10).expect("full scenario has an invoice with >10 lines");
+    let big = all
+        .iter()
+        .find(|i| i["lines"]["data"].as_array().unwrap().len() > 10)
+        .expect("full scenario has an invoice with >10 lines");
     let inv_id = big["id"].as_str().unwrap();
     let served = page(&format!("/v1/invoices/{inv_id}"));
     assert_eq!(served["lines"]["data"].as_array().unwrap().len(), 10);
@@ -155,7 +157,8 @@ fn pages_are_newest_first_and_cursors_filters_and_lines_work_like_stripe() {
     let mut lines = ids(&served["lines"]);
     let rest = page(&format!("/v1/invoices/{inv_id}/lines?limit=100&starting_after={}", lines.last().unwrap()));
     lines.extend(ids(&rest));
-    let want: Vec<String> = big["lines"]["data"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
+    let want: Vec<String> =
+        big["lines"]["data"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(lines, want);
 }
 
@@ -197,11 +200,16 @@ fn rate_limit_answers_429_with_stripes_rate_limit_error() {
     let statuses: Vec<u16> =
         (0..12).map(|_| get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap().status).collect();
     assert!(statuses.iter().filter(|s| **s == 200).count() <= 10, "{statuses:?}");
-    let limited = (0..5).map(|_| get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap()).find(|r| r.status == 429);
+    let limited =
+        (0..5).map(|_| get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap()).find(|r| r.status == 429);
     let limited = limited.expect("over the limit within one second");
     assert_eq!(limited.json()["error"]["code"], "rate_limit");
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    assert_eq!(get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap().status, 200, "a new second allows requests again");
+    assert_eq!(
+        get(server.port, "/v1/products", Some(&acct.info.api_key)).unwrap().status,
+        200,
+        "a new second allows requests again"
+    );
 }
 
 /// What happened to each of `n` sequential requests: a status code, or 0 for a dropped connection.
@@ -224,7 +232,8 @@ fn fault_knobs_fail_and_drop_deterministically_under_a_seed() {
     assert!(counts.get(&0).copied().unwrap_or(0) >= 1, "some connections dropped: {counts:?}");
     assert!(counts.get(&500).copied().unwrap_or(0) >= 3, "some 500s: {counts:?}");
     assert!(counts.get(&200).copied().unwrap_or(0) >= 30, "mostly served: {counts:?}");
-    let other = fates(Server::start(&acct.dir, &["--fail-rate", "0.2", "--drop-rate", "0.1", "--seed", "8"]).port, &key, 60);
+    let other =
+        fates(Server::start(&acct.dir, &["--fail-rate", "0.2", "--drop-rate", "0.1", "--seed", "8"]).port, &key, 60);
     assert_ne!(first, other, "another seed, another pattern");
 
     let server = Server::start(&acct.dir, &["--fail-rate", "1"]);
@@ -247,10 +256,7 @@ fn latency_knob_delays_answers() {
 #[test]
 fn bad_server_flags_exit_2_naming_the_flag() {
     let acct = simulate(Scenario::Default, 5, 1);
-    for (args, needle) in [
-        (vec!["--fail-rate", "1.5"], "--fail-rate"),
-        (vec!["--rate-limit", "0"], "--rate-limit"),
-    ] {
+    for (args, needle) in [(vec!["--fail-rate", "1.5"], "--fail-rate"), (vec!["--rate-limit", "0"], "--rate-limit")] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_mrr"))
             .args(["stripe-server", "--port", "0", "--account"])
             .arg(&acct.dir)

@@ -52,9 +52,8 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
     }
     moments.sort_by_key(|(t, _)| *t);
 
-    let latest = |s: usize, t: i64| {
-        invoices.iter().filter(|i| i.subscription == s && i.created <= t).next_back().map(|i| i.id.as_str())
-    };
+    let latest =
+        |s: usize, t: i64| invoices.iter().rfind(|i| i.subscription == s && i.created <= t).map(|i| i.id.as_str());
     let sub_at = |s: usize, t: i64| render::subscription(acct, c, &c.subscriptions[s], latest(s, t), t);
     let mut out = Vec::new();
     for (n, (t, moment)) in moments.into_iter().enumerate() {
@@ -99,4 +98,3 @@ fn changed_fields(before: &Value, after: &Value) -> Value {
     }
     Value::Object(out)
 }
-

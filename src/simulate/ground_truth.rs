@@ -53,7 +53,14 @@ pub fn contribution(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metr
 }
 
 /// A customer's MRR series from the month before `first` through `last`.
-pub fn customer_series(catalog: &Catalog, c: &SimCustomer, first: Month, last: Month, now: i64, opts: MetricOptions) -> CustomerSeries {
+pub fn customer_series(
+    catalog: &Catalog,
+    c: &SimCustomer,
+    first: Month,
+    last: Month,
+    now: i64,
+    opts: MetricOptions,
+) -> CustomerSeries {
     let start = first.plus(-1).min(Month::of(c.created));
     let n = last.since(start) as usize + 1;
     let mut cents = Vec::with_capacity(n);
@@ -187,7 +194,8 @@ impl GroundTruth {
                 continue;
             }
             let mrr = round_scaled_to_cents(acc.scaled);
-            let prev = self.seed.get(&(month.plus(-1), currency.clone())).map_or(0, |p| round_scaled_to_cents(p.scaled));
+            let prev =
+                self.seed.get(&(month.plus(-1), currency.clone())).map_or(0, |p| round_scaled_to_cents(p.scaled));
             seed_mrr.push(SeedRow {
                 month: month.to_string(),
                 currency: currency.clone(),

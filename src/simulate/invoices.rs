@@ -209,14 +209,16 @@ fn subscription_invoices(
             let mut line = new_line(item, catalog, (at, period.1), next_line_id());
             line.amount = -prorate(line.amount);
             line.proration = true;
-            line.description = format!("Unused time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
+            line.description =
+                format!("Unused time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
             inv.lines.push(line);
         }
         for item in new.items.iter().filter(|i| !old.items.contains(i)) {
             let mut line = new_line(item, catalog, (at, period.1), next_line_id());
             line.amount = prorate(line.amount);
             line.proration = true;
-            line.description = format!("Remaining time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
+            line.description =
+                format!("Remaining time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
             inv.lines.push(line);
         }
         out.push(inv);

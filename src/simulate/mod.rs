@@ -107,7 +107,9 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         return Err(crate::error::bad_input("--months must be at least 1"));
     }
     if opts.scenario == Scenario::Full && opts.months < 4 {
-        return Err(crate::error::bad_input("--scenario full needs --months 4 or more (its edge cases span four months)"));
+        return Err(crate::error::bad_input(
+            "--scenario full needs --months 4 or more (its edge cases span four months)",
+        ));
     }
     let last = Month::of(opts.now);
     let first = last.plus(-(opts.months as i64 - 1));
@@ -168,7 +170,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         let invoices = invoices::customer_invoices(&c, &acct.catalog, seed, opts.now);
         files.write("customers.jsonl", &render::customer(&acct, &c, invoices.len(), opts.now))?;
         for (s, sub) in c.subscriptions.iter().enumerate() {
-            let latest = invoices.iter().filter(|i| i.subscription == s).next_back().map(|i| i.id.as_str());
+            let latest = invoices.iter().rfind(|i| i.subscription == s).map(|i| i.id.as_str());
             files.write("subscriptions.jsonl", &render::subscription(&acct, &c, sub, latest, opts.now))?;
             if let Some(d) = &sub.discount {
                 redeemed[d.coupon] += 1;
@@ -242,7 +244,12 @@ impl Files {
     }
 
     /// Non-zero months of a customer's MRR, for debugging a metric down to one customer.
-    fn write_customer_truth(&mut self, c: &model::SimCustomer, s: &crate::metrics::CustomerSeries, first: Month) -> anyhow::Result<()> {
+    fn write_customer_truth(
+        &mut self,
+        c: &model::SimCustomer,
+        s: &crate::metrics::CustomerSeries,
+        first: Month,
+    ) -> anyhow::Result<()> {
         for (i, cents) in s.cents.iter().enumerate() {
             let month = s.first.plus(i as i64);
             if *cents != 0 && month >= first {

@@ -115,17 +115,19 @@ pub fn discount(acct: &Account, c: &SimCustomer, sub: &SimSubscription) -> Optio
 
 /// A subscription as it looked at `as_of`, with its discounts expanded
 /// (the server collapses them to ids unless `expand[]` asks for them).
-pub fn subscription(acct: &Account, c: &SimCustomer, sub: &SimSubscription, latest_invoice: Option<&str>, as_of: i64) -> Value {
+pub fn subscription(
+    acct: &Account,
+    c: &SimCustomer,
+    sub: &SimSubscription,
+    latest_invoice: Option<&str>,
+    as_of: i64,
+) -> Value {
     let status = sub.status_at(as_of);
     let ended_at = sub.ended_at(as_of);
     // A canceled subscription shows the period it ended in.
     let reference = ended_at.map_or(as_of, |e| e - 1).max(sub.start);
     let k = sub.period_at(reference);
-    let period = if k < 0 {
-        (sub.start, sub.anchor())
-    } else {
-        (sub.period_start(k), sub.period_start(k + 1))
-    };
+    let period = if k < 0 { (sub.start, sub.anchor()) } else { (sub.period_start(k), sub.period_start(k + 1)) };
     let items: Vec<Value> = sub
         .phase_at(reference)
         .items
@@ -191,14 +193,15 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     let attempts = u32::from(at(inv.failed_at).is_some()) + u32::from(paid);
     let discount_id = sub.discount.as_ref().map(|d| d.id.clone());
     let lines: Vec<Value> = inv.lines.iter().map(|l| line(acct, c, sub, inv, l, discount_id.as_deref())).collect();
-    let discounts: Vec<Value> = if inv.discount() > 0 { discount_id.iter().map(|d| json!(d)).collect() } else { vec![] };
-    let total_discounts: Vec<Value> =
-        discount_id.iter().filter(|_| inv.discount() > 0).map(|d| json!({"amount": inv.discount(), "discount": d})).collect();
-    let total_taxes: Vec<Value> = if inv.tax() != 0 {
-        vec![tax_json(inv.tax(), inv.subtotal() - inv.discount())]
-    } else {
-        vec![]
-    };
+    let discounts: Vec<Value> =
+        if inv.discount() > 0 { discount_id.iter().map(|d| json!(d)).collect() } else { vec![] };
+    let total_discounts: Vec<Value> = discount_id
+        .iter()
+        .filter(|_| inv.discount() > 0)
+        .map(|d| json!({"amount": inv.discount(), "discount": d}))
+        .collect();
+    let total_taxes: Vec<Value> =
+        if inv.tax() != 0 { vec![tax_json(inv.tax(), inv.subtotal() - inv.discount())] } else { vec![] };
     json!({
         "id": inv.id, "object": "invoice", "account_country": "US", "account_name": "Simulated Co",
         "account_tax_ids": null, "amount_due": total, "amount_overpaid": 0,
@@ -241,7 +244,14 @@ fn tax_json(amount: i64, taxable: i64) -> Value {
     })
 }
 
-fn line(acct: &Account, c: &SimCustomer, sub: &SimSubscription, inv: &SimInvoice, l: &SimLine, discount: Option<&str>) -> Value {
+fn line(
+    acct: &Account,
+    c: &SimCustomer,
+    sub: &SimSubscription,
+    inv: &SimInvoice,
+    l: &SimLine,
+    discount: Option<&str>,
+) -> Value {
     let p = &acct.catalog.prices[l.price];
     let discount_amounts: Vec<Value> =
         discount.iter().filter(|_| l.discount > 0).map(|d| json!({"amount": l.discount, "discount": d})).collect();

@@ -5,8 +5,7 @@
 use super::catalog::{price, Catalog};
 use super::invoices::kind;
 use super::model::{
-    Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, SimCustomer, SimDiscount, SimItem,
-    SimSubscription,
+    Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, SimCustomer, SimDiscount, SimItem, SimSubscription,
 };
 use super::rng::{stripe_id, Rng};
 use crate::calendar::{Month, DAY};
@@ -63,11 +62,17 @@ impl Generator<'_> {
                     });
                 } else {
                     let end = sub.period_start(sub.period_at(requested) + 1);
-                    sub.cancel = Some(Cancellation { requested_at: requested, ends_at: end, at_period_end: true, reason: "period_end" });
+                    sub.cancel = Some(Cancellation {
+                        requested_at: requested,
+                        ends_at: end,
+                        at_period_end: true,
+                        reason: "period_end",
+                    });
                 }
             }
-        } else if rng.chance(100) {
-            // A renewal payment fails; some recover, the rest end canceled or unpaid.
+        } else if rng.chance(140) {
+            // A renewal payment fails; some recover, the rest end canceled or unpaid. Drawn at
+            // 14% because annual and brand-new subscriptions have no renewal yet: ~10% overall.
             let eligible: Vec<i64> = (1..).take_while(|k| sub.period_start(*k) < self.now - 2 * DAY).collect();
             if !eligible.is_empty() {
                 let k = eligible[rng.below(eligible.len() as u64) as usize];
@@ -112,7 +117,8 @@ impl Generator<'_> {
             let mut s = g.subscription(c, 0, at(1, 8), &[(business, 1)]);
             let end = at(1, 8) + 14 * DAY;
             s.trial_end = Some(end);
-            s.cancel = Some(Cancellation { requested_at: end, ends_at: end, at_period_end: false, reason: "trial_ended" });
+            s.cancel =
+                Some(Cancellation { requested_at: end, ends_at: end, at_period_end: false, reason: "trial_ended" });
             c.subscriptions.push(s);
         });
         add("upgrade_mid_period", "usd", &|g, c| {
@@ -137,7 +143,14 @@ impl Generator<'_> {
             c.subscriptions.push(s);
         });
         add("many_items_changed_together", "usd", &|g, c| {
-            let all = [(starter, 1), (pro, 1), (business, 1), (price::monthly(3), 1), (price::SEAT_MONTHLY, 2), (price::FREE_MONTHLY, 1)];
+            let all = [
+                (starter, 1),
+                (pro, 1),
+                (business, 1),
+                (price::monthly(3), 1),
+                (price::SEAT_MONTHLY, 2),
+                (price::FREE_MONTHLY, 1),
+            ];
             let mut s = g.subscription(c, 0, at(0, 18), &all);
             let items = s.phases[0].items.iter().map(|i| ItemState { quantity: i.quantity + 1, ..*i }).collect();
             // Twelve proration lines: more than an invoice embeds, so pulls must page through /lines.
@@ -183,7 +196,8 @@ impl Generator<'_> {
             let mut s = g.subscription(c, 0, at(0, 5), &[(pro, 1)]);
             let requested = at(2, 10);
             let ends_at = s.period_start(s.period_at(requested) + 1);
-            s.cancel = Some(Cancellation { requested_at: requested, ends_at, at_period_end: true, reason: "period_end" });
+            s.cancel =
+                Some(Cancellation { requested_at: requested, ends_at, at_period_end: true, reason: "period_end" });
             c.subscriptions.push(s);
         });
         add("cancel_at_period_end_pending", "usd", &|g, c| {
@@ -191,17 +205,28 @@ impl Generator<'_> {
             // Requested inside the current period, so the end lies after `now`.
             let requested = s.period_start(s.period_at(g.now)) + 3600;
             let ends_at = s.period_start(s.period_at(g.now) + 1);
-            s.cancel = Some(Cancellation { requested_at: requested, ends_at, at_period_end: true, reason: "period_end" });
+            s.cancel =
+                Some(Cancellation { requested_at: requested, ends_at, at_period_end: true, reason: "period_end" });
             c.subscriptions.push(s);
         });
         add("immediate_cancel", "usd", &|g, c| {
             let mut s = g.subscription(c, 0, at(0, 8), &[(business, 1)]);
-            s.cancel = Some(Cancellation { requested_at: at(2, 14), ends_at: at(2, 14), at_period_end: false, reason: "immediate" });
+            s.cancel = Some(Cancellation {
+                requested_at: at(2, 14),
+                ends_at: at(2, 14),
+                at_period_end: false,
+                reason: "immediate",
+            });
             c.subscriptions.push(s);
         });
         add("churned_then_returned", "usd", &|g, c| {
             let mut first = g.subscription(c, 0, at(0, 3), &[(pro, 1)]);
-            first.cancel = Some(Cancellation { requested_at: at(1, 10), ends_at: at(1, 10), at_period_end: false, reason: "immediate" });
+            first.cancel = Some(Cancellation {
+                requested_at: at(1, 10),
+                ends_at: at(1, 10),
+                at_period_end: false,
+                reason: "immediate",
+            });
             c.subscriptions.push(first);
             let second = g.subscription(c, 1, at(2, 18), &[(price::annual(1), 1)]);
             c.subscriptions.push(second);
@@ -209,7 +234,12 @@ impl Generator<'_> {
         add("second_subscription_canceled", "usd", &|g, c| {
             c.subscriptions.push(g.subscription(c, 0, at(0, 9), &[(starter, 1)]));
             let mut extra = g.subscription(c, 1, at(1, 9), &[(pro, 1)]);
-            extra.cancel = Some(Cancellation { requested_at: at(2, 9), ends_at: at(2, 9), at_period_end: false, reason: "immediate" });
+            extra.cancel = Some(Cancellation {
+                requested_at: at(2, 9),
+                ends_at: at(2, 9),
+                at_period_end: false,
+                reason: "immediate",
+            });
             c.subscriptions.push(extra);
         });
         add("eur_customer_with_tax", "eur", &|g, c| {
@@ -232,7 +262,7 @@ impl Generator<'_> {
             ("past_due_then_unpaid", 2, FailureOutcome::Unpaid(14 * DAY)),
         ] {
             add(case, "usd", &move |g, c| {
-                let mut s = g.subscription(c, 0, at(0, 2 + period as i64), &[(starter, 1)]);
+                let mut s = g.subscription(c, 0, at(0, 2 + period), &[(starter, 1)]);
                 let failed_at = s.period_start(period) + 3600;
                 let shift = |o| match o {
                     FailureOutcome::Recovered(d) => FailureOutcome::Recovered(failed_at + d),
@@ -249,7 +279,8 @@ impl Generator<'_> {
             let k = s.period_at(g.now);
             let failed_at = s.period_start(k) + 3600;
             if failed_at < g.now {
-                s.failure = Some(PaymentFailure { period: k, failed_at, outcome: FailureOutcome::Unpaid(g.now + 30 * DAY) });
+                s.failure =
+                    Some(PaymentFailure { period: k, failed_at, outcome: FailureOutcome::Unpaid(g.now + 30 * DAY) });
             }
             c.subscriptions.push(s);
         });
@@ -283,7 +314,10 @@ impl Generator<'_> {
             interval_count: first.interval_count,
             currency: first.currency,
             items: (0..items.len())
-                .map(|slot| SimItem { id: stripe_id("si", self.seed, kind::ITEM, sub_no * 16 + slot as u64), created: start })
+                .map(|slot| SimItem {
+                    id: stripe_id("si", self.seed, kind::ITEM, sub_no * 16 + slot as u64),
+                    created: start,
+                })
                 .collect(),
             phases: vec![Phase {
                 from: start,

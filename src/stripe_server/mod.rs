@@ -5,6 +5,9 @@
 //! `ending_before`, `created[...]`, `status`, `expand[]`, Stripe's error JSON, auth)
 //! and fault knobs for resilience tests. It does not create or modify objects.
 
+// Handlers return an early `Response` as their error (axum's idiom); boxing it buys nothing here.
+#![allow(clippy::result_large_err)]
+
 mod store;
 
 use std::convert::Infallible;
@@ -72,9 +75,15 @@ impl StripeServer {
         let app = Router::new()
             .route("/v1/invoices/{id}/lines", get(invoice_lines))
             .route("/v1/test_helpers/test_clocks", get(|s, q, h| list(s, "test_helpers/test_clocks".into(), q, h)))
-            .route("/v1/test_helpers/test_clocks/{id}", get(|s, Path(id): Path<String>, q, h| retrieve(s, "test_helpers/test_clocks".into(), id, q, h)))
+            .route(
+                "/v1/test_helpers/test_clocks/{id}",
+                get(|s, Path(id): Path<String>, q, h| retrieve(s, "test_helpers/test_clocks".into(), id, q, h)),
+            )
             .route("/v1/{kind}", get(|s, Path(kind): Path<String>, q, h| list(s, kind, q, h)))
-            .route("/v1/{kind}/{id}", get(|s, Path((kind, id)): Path<(String, String)>, q, h| retrieve(s, kind, id, q, h)))
+            .route(
+                "/v1/{kind}/{id}",
+                get(|s, Path((kind, id)): Path<(String, String)>, q, h| retrieve(s, kind, id, q, h)),
+            )
             .fallback(unknown_route)
             .with_state(state);
         let addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
@@ -214,6 +223,14 @@ fn error(status: StatusCode, kind: &str, message: String, code: Option<&str>, pa
     response
 }
 
+/// Stripe's page size: 1 to 100.
+fn parse_limit(value: &str) -> Result<usize, Response> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(invalid(format!("Invalid limit: must be an integer between 1 and 100, got '{value}'"), "limit")),
+    }
+}
+
 fn invalid(message: String, param: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid_request_error", message, None, Some(param))
 }
@@ -283,23 +300,6 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn indexed_array_keys_read_as_plain_arrays() {
-        assert_eq!(super::normalize_array_key("expand[0]"), "expand[]");
-        assert_eq!(super::normalize_array_key("types[12]"), "types[]");
-        assert_eq!(super::normalize_array_key("created[gte]"), "created[gte]");
-        assert_eq!(super::normalize_array_key("expand[]"), "expand[]");
-    }
-
-    #[test]
-    fn basic_auth_user_is_the_key() {
-        // base64("sk_test_abc:")
-        assert_eq!(super::decode_basic("c2tfdGVzdF9hYmM6").as_deref(), Some("sk_test_abc"));
-    }
-}
-
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -352,19 +352,35 @@ fn list_params(kind: &str) -> Option<(&'static [&'static str], &'static [&'stati
     Some(match kind {
         "customers" => (&["email", "test_clock"], &["test_clock"]),
         "products" | "prices" | "coupons" | "test_helpers/test_clocks" => (&[], &[]),
-        "subscriptions" => (&["status", "customer", "price", "test_clock"], &["customer", "discounts", "items.data.price", "latest_invoice"]),
-        "invoices" => (&["status", "customer", "subscription"], &["customer", "discounts", "lines", "lines.data.discounts"]),
+        "subscriptions" => (
+            &["status", "customer", "price", "test_clock"],
+            &["customer", "discounts", "items.data.price", "latest_invoice"],
+        ),
+        "invoices" => {
+            (&["status", "customer", "subscription"], &["customer", "discounts", "lines", "lines.data.discounts"])
+        }
         "events" => (&["type", "types[]"], &[]),
         _ => return None,
     })
 }
 
-async fn list(State(state): State<Arc<AppState>>, kind: String, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+async fn list(
+    State(state): State<Arc<AppState>>,
+    kind: String,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = authenticate(&state, &headers) {
         return r;
     }
     let Some((filters, expandable)) = list_params(&kind) else {
-        return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("Unrecognized request URL (GET: /v1/{kind})."), None, None);
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("Unrecognized request URL (GET: /v1/{kind})."),
+            None,
+            None,
+        );
     };
     let table = &state.store.tables[kind.as_str()];
     let q = Query::parse(raw);
@@ -374,22 +390,20 @@ async fn list(State(state): State<Arc<AppState>>, kind: String, RawQuery(raw): R
     for (key, value) in &q.0 {
         let number = || value.parse::<i64>().map_err(|_| invalid(format!("Invalid integer: {value}"), key));
         let result = match key.as_str() {
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=100).contains(&n) => {
-                    limit = n;
-                    Ok(())
-                }
-                _ => Err(invalid(format!("Invalid limit: must be an integer between 1 and 100, got '{value}'"), "limit")),
-            },
+            "limit" => parse_limit(value).map(|n| limit = n),
             "starting_after" | "ending_before" => Ok(()),
             "created" => number().map(|n| {
                 filter.created_gte = Some(n);
                 filter.created_lte = Some(n);
             }),
             "created[gte]" => number().map(|n| filter.created_gte = Some(filter.created_gte.map_or(n, |g| g.max(n)))),
-            "created[gt]" => number().map(|n| filter.created_gte = Some(filter.created_gte.map_or(n + 1, |g| g.max(n + 1)))),
+            "created[gt]" => {
+                number().map(|n| filter.created_gte = Some(filter.created_gte.map_or(n + 1, |g| g.max(n + 1))))
+            }
             "created[lte]" => number().map(|n| filter.created_lte = Some(filter.created_lte.map_or(n, |l| l.min(n)))),
-            "created[lt]" => number().map(|n| filter.created_lte = Some(filter.created_lte.map_or(n - 1, |l| l.min(n - 1)))),
+            "created[lt]" => {
+                number().map(|n| filter.created_lte = Some(filter.created_lte.map_or(n - 1, |l| l.min(n - 1))))
+            }
             "expand[]" => match value.strip_prefix("data.") {
                 Some(path) if expandable.contains(&path) => {
                     expand.push(path.to_string());
@@ -402,7 +416,9 @@ async fn list(State(state): State<Arc<AppState>>, kind: String, RawQuery(raw): R
                 filter.customer = Some(value.clone());
                 Ok(())
             }
-            k if filters.contains(&k) => Err(invalid(format!("The `{k}` filter is not supported by this local server."), k)),
+            k if filters.contains(&k) => {
+                Err(invalid(format!("The `{k}` filter is not supported by this local server."), k))
+            }
             k => Err(invalid(format!("Received unknown parameter: {k}"), k)),
         };
         if let Err(r) = result {
@@ -424,7 +440,10 @@ async fn list(State(state): State<Arc<AppState>>, kind: String, RawQuery(raw): R
     }
     let cursor = match (q.get("starting_after"), q.get("ending_before")) {
         (Some(_), Some(_)) => {
-            return invalid("You may only specify one of these parameters: ending_before, starting_after.".into(), "starting_after")
+            return invalid(
+                "You may only specify one of these parameters: ending_before, starting_after.".into(),
+                "starting_after",
+            )
         }
         (Some(id), None) => match table.position(id) {
             Some(p) => Cursor::After(p),
@@ -450,12 +469,24 @@ async fn list(State(state): State<Arc<AppState>>, kind: String, RawQuery(raw): R
     ok(json!({"object": "list", "data": data, "has_more": has_more, "url": format!("/v1/{kind}")}))
 }
 
-async fn retrieve(State(state): State<Arc<AppState>>, kind: String, id: String, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+async fn retrieve(
+    State(state): State<Arc<AppState>>,
+    kind: String,
+    id: String,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = authenticate(&state, &headers) {
         return r;
     }
     let Some((_, expandable)) = list_params(&kind) else {
-        return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("Unrecognized request URL (GET: /v1/{kind}/{id})."), None, None);
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("Unrecognized request URL (GET: /v1/{kind}/{id})."),
+            None,
+            None,
+        );
     };
     let q = Query::parse(raw);
     let mut expand = Vec::new();
@@ -473,21 +504,38 @@ async fn retrieve(State(state): State<Arc<AppState>>, kind: String, id: String, 
         },
         Ok(None) => {
             let noun = kind.trim_end_matches('s').rsplit('/').next().unwrap_or_default().to_string();
-            error(StatusCode::NOT_FOUND, "invalid_request_error", format!("No such {noun}: '{id}'"), Some("resource_missing"), Some("id"))
+            error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                format!("No such {noun}: '{id}'"),
+                Some("resource_missing"),
+                Some("id"),
+            )
         }
         Err(e) => internal(e),
     }
 }
 
 /// Invoice lines beyond the first page an invoice embeds.
-async fn invoice_lines(State(state): State<Arc<AppState>>, Path(id): Path<String>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+async fn invoice_lines(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = authenticate(&state, &headers) {
         return r;
     }
     let invoice = match state.store.tables["invoices"].get(&id) {
         Ok(Some(i)) => i,
         Ok(None) => {
-            return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("No such invoice: '{id}'"), Some("resource_missing"), Some("id"))
+            return error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                format!("No such invoice: '{id}'"),
+                Some("resource_missing"),
+                Some("id"),
+            )
         }
         Err(e) => return internal(e),
     };
@@ -496,9 +544,9 @@ async fn invoice_lines(State(state): State<Arc<AppState>>, Path(id): Path<String
     let mut limit = 10;
     for (key, value) in &q.0 {
         match key.as_str() {
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=100).contains(&n) => limit = n,
-                _ => return invalid(format!("Invalid limit: must be an integer between 1 and 100, got '{value}'"), "limit"),
+            "limit" => match parse_limit(value) {
+                Ok(n) => limit = n,
+                Err(r) => return r,
             },
             "starting_after" | "ending_before" => {}
             k => return invalid(format!("Received unknown parameter: {k}"), k),
@@ -521,7 +569,9 @@ async fn invoice_lines(State(state): State<Arc<AppState>>, Path(id): Path<String
         _ => (0, limit.min(lines.len())),
     };
     let has_more = if q.get("ending_before").is_some() { from > 0 } else { to < lines.len() };
-    ok(json!({"object": "list", "data": lines[from..to], "has_more": has_more, "url": format!("/v1/invoices/{id}/lines")}))
+    ok(
+        json!({"object": "list", "data": lines[from..to], "has_more": has_more, "url": format!("/v1/invoices/{id}/lines")}),
+    )
 }
 
 /// Lines an invoice embeds before a client must page through `/lines`.
@@ -533,9 +583,14 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
     if matches!(kind, "subscriptions" | "invoices") {
         if let Some(list) = object["discounts"].as_array_mut() {
             for d in list.iter_mut() {
-                let id = d.get("id").and_then(Value::as_str).map(str::to_string).or_else(|| d.as_str().map(str::to_string));
+                let id =
+                    d.get("id").and_then(Value::as_str).map(str::to_string).or_else(|| d.as_str().map(str::to_string));
                 if let Some(id) = id {
-                    *d = if wants("discounts") { state.store.discounts.get(&id)?.unwrap_or(json!(id)) } else { json!(id) };
+                    *d = if wants("discounts") {
+                        state.store.discounts.get(&id)?.unwrap_or(json!(id))
+                    } else {
+                        json!(id)
+                    };
                 }
             }
         }
@@ -576,4 +631,21 @@ fn ok(body: Value) -> Response {
 fn internal(e: anyhow::Error) -> Response {
     tracing::error!("serving a request failed: {e:#}");
     error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", format!("Local server error: {e}"), None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn indexed_array_keys_read_as_plain_arrays() {
+        assert_eq!(super::normalize_array_key("expand[0]"), "expand[]");
+        assert_eq!(super::normalize_array_key("types[12]"), "types[]");
+        assert_eq!(super::normalize_array_key("created[gte]"), "created[gte]");
+        assert_eq!(super::normalize_array_key("expand[]"), "expand[]");
+    }
+
+    #[test]
+    fn basic_auth_user_is_the_key() {
+        // base64("sk_test_abc:")
+        assert_eq!(super::decode_basic("c2tfdGVzdF9hYmM6").as_deref(), Some("sk_test_abc"));
+    }
 }

@@ -142,7 +142,12 @@ impl Table {
     }
 
     /// One page: up to `limit` matching objects from `cursor`, newest first, and whether more match.
-    pub fn page(&self, filter: &Filter, cursor: Cursor, limit: usize) -> anyhow::Result<(Vec<serde_json::Value>, bool)> {
+    pub fn page(
+        &self,
+        filter: &Filter,
+        cursor: Cursor,
+        limit: usize,
+    ) -> anyhow::Result<(Vec<serde_json::Value>, bool)> {
         let mut picked = Vec::with_capacity(limit);
         let mut has_more = false;
         match cursor {

@@ -124,3 +124,63 @@ fn dechunk(head: &str, body: &str) -> String {
     }
     out
 }
+
+/// Runs the `mrr` binary with a data dir; returns (exit code, stdout, stderr).
+pub fn mrr(data_dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_mrr")).arg("--data-dir").arg(data_dir).args(args).output().expect("run mrr");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `mrr pull` flags for a simulated account served at `base`.
+pub fn pull_args(acct: &TempAccount, base: &str) -> Vec<String> {
+    let since = acct.info.now - acct.info.event_days as i64 * 86_400;
+    vec![
+        "pull".into(),
+        "--api-base".into(),
+        base.into(),
+        "--api-key".into(),
+        acct.info.api_key.clone(),
+        "--as-of".into(),
+        acct.info.now_rfc3339.clone(),
+        "--events-since".into(),
+        mrr::calendar::format_rfc3339(since),
+    ]
+}
+
+/// Pulls a simulated account into `data_dir` through a fresh server; returns the snapshot.
+pub fn pull(
+    acct: &TempAccount,
+    data_dir: &Path,
+    server_flags: &[&str],
+    pull_flags: &[&str],
+) -> mrr::snapshot::Snapshot {
+    let server = Server::start(&acct.dir, server_flags);
+    let mut args = pull_args(acct, &server.base);
+    args.extend(pull_flags.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = mrr(data_dir, &args);
+    assert_eq!(code, 0, "pull failed: {err}");
+    mrr::snapshot::resolve(data_dir, out.trim()).expect("the printed id resolves")
+}
+
+/// Every value of one column of a snapshot table, read with the parquet crate.
+pub fn column(snapshot: &mrr::snapshot::Snapshot, table: &str, name: &str) -> Vec<Option<String>> {
+    let file = std::fs::File::open(snapshot.table_path(table).unwrap()).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        for row in mrr::engine::results::to_rows(&batch.unwrap()).unwrap() {
+            out.push(match &row[name] {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.clone()),
+                v => Some(v.to_string()),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,48 @@
+-- mrr_by_customer: each customer's MRR at the end of every month in which it changed
+-- (the basis of the movements; months without a row carry the previous value).
+-- MRR is rounded half to even to cents once per customer-month.
+--
+-- Columns: month (YYYY-MM), customer, currency, mrr, previous_mrr, active_subscriptions,
+--          previous_subscriptions, movement (new, reactivation, expansion, contraction, churn, none)
+--
+-- BigQuery Standard SQL; the source that sql/duckdb/mrr_by_customer.sql ports.
+WITH
+per_month AS (
+  SELECT customer, currency, TIMESTAMP_TRUNC(changed_at, MONTH) AS month_start,
+         SUM(delta_scaled) AS delta_scaled, SUM(delta_counting) AS delta_counting
+  FROM {{subscription_changes}}
+  GROUP BY 1, 2, 3
+),
+running AS (
+  SELECT customer, currency, month_start,
+         SUM(delta_scaled) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_scaled,
+         SUM(delta_counting) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS active_subscriptions
+  FROM per_month
+),
+rounded AS (
+  SELECT customer, currency, month_start, active_subscriptions,
+         {{rhe:mrr_scaled|86486400000}} AS mrr
+  FROM running
+),
+history AS (
+  SELECT *,
+         COALESCE(LAG(mrr) OVER (PARTITION BY customer, currency ORDER BY month_start), 0) AS previous_mrr,
+         COALESCE(LAG(active_subscriptions) OVER (PARTITION BY customer, currency ORDER BY month_start), 0) AS previous_subscriptions,
+         COALESCE(MAX(CASE WHEN mrr > 0 THEN 1 ELSE 0 END) OVER (
+           PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS paid_before
+  FROM rounded
+)
+SELECT FORMAT_TIMESTAMP('%Y-%m', month_start) AS month, customer, currency,
+       CAST(mrr AS INT64) AS mrr,
+       CAST(previous_mrr AS INT64) AS previous_mrr,
+       CAST(active_subscriptions AS INT64) AS active_subscriptions,
+       CAST(previous_subscriptions AS INT64) AS previous_subscriptions,
+       CASE
+         WHEN previous_mrr = 0 AND mrr > 0 AND paid_before = 1 THEN 'reactivation'
+         WHEN previous_mrr = 0 AND mrr > 0 THEN 'new'
+         WHEN previous_mrr > 0 AND mrr = 0 THEN 'churn'
+         WHEN mrr > previous_mrr THEN 'expansion'
+         WHEN mrr < previous_mrr THEN 'contraction'
+         ELSE 'none'
+       END AS movement
+FROM history

@@ -1,0 +1,189 @@
+//! The query engines. The SQL lives in `sql/bigquery/` (the source of each metric) and
+//! `sql/duckdb/` (its port), is embedded in the binary, and is resolved here, identically
+//! for both dialects: `{{table}}` becomes the dialect's table reference, `{{query}}` inlines
+//! another query of the same dialect, `{{as_of}}`, `{{discounts_rule}}` and `{{churn_at}}`
+//! become literals, and `{{rhe:N|D}}` expands the dialect's one half-to-even rounding rule.
+
+pub mod duckdb;
+pub mod results;
+
+use crate::metrics::{ChurnAt, DiscountRule, MetricOptions};
+use crate::snapshot::schema::TABLES;
+
+/// A SQL dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    DuckDb,
+    BigQuery,
+}
+
+impl Dialect {
+    /// Folder name under `sql/` and `results/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => "duckdb",
+            Dialect::BigQuery => "bigquery",
+        }
+    }
+}
+
+/// Queries users can run and compare, in report order.
+pub const QUERIES: [&str; 3] = ["mrr_monthly", "mrr_by_customer", "seed_mrr"];
+
+macro_rules! sql_files {
+    ($($dialect:literal / $name:literal),* $(,)?) => {
+        &[$(($dialect, $name, include_str!(concat!("../../sql/", $dialect, "/", $name, ".sql")))),*]
+    };
+}
+
+/// Every SQL file: (dialect, name, text).
+const SQL: &[(&str, &str, &str)] = sql_files![
+    "duckdb" / "subscription_changes",
+    "duckdb" / "mrr_by_customer",
+    "duckdb" / "mrr_monthly",
+    "duckdb" / "seed_mrr",
+    "duckdb" / "_round_half_even",
+    "bigquery" / "subscription_changes",
+    "bigquery" / "mrr_by_customer",
+    "bigquery" / "mrr_monthly",
+    "bigquery" / "seed_mrr",
+    "bigquery" / "_round_half_even",
+];
+
+/// The text of `sql/<dialect>/<name>.sql`.
+pub fn sql_text(dialect: Dialect, name: &str) -> Option<&'static str> {
+    SQL.iter().find(|(d, n, _)| *d == dialect.name() && *n == name).map(|(_, _, t)| *t)
+}
+
+/// Everything a query needs besides its tables.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryParams {
+    /// Unix seconds the current month is measured at.
+    pub as_of: i64,
+    pub options: MetricOptions,
+}
+
+/// Resolves a query's placeholders; `table_ref` names a snapshot table in the dialect.
+pub fn render(
+    dialect: Dialect,
+    name: &str,
+    params: &QueryParams,
+    table_ref: &dyn Fn(&str) -> String,
+) -> anyhow::Result<String> {
+    let file = format!("sql/{}/{name}.sql", dialect.name());
+    let text = sql_text(dialect, name)
+        .ok_or_else(|| crate::error::bad_input(format!("unknown query `{name}` (known: {})", QUERIES.join(", "))))?;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end =
+            rest[start..].find("}}").map(|e| start + e).ok_or_else(|| anyhow::anyhow!("{file}: unclosed {{{{"))?;
+        let key = &rest[start + 2..end];
+        out.push_str(&expand(dialect, &file, key, params, table_ref)?);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn expand(
+    dialect: Dialect,
+    file: &str,
+    key: &str,
+    params: &QueryParams,
+    table_ref: &dyn Fn(&str) -> String,
+) -> anyhow::Result<String> {
+    if let Some(args) = key.strip_prefix("rhe:") {
+        let (n, d) =
+            args.split_once('|').ok_or_else(|| anyhow::anyhow!("{file}: {{{{rhe:N|D}}}} needs two arguments"))?;
+        let snippet = sql_text(dialect, "_round_half_even").expect("embedded");
+        let body: String = snippet.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join(" ");
+        return Ok(body.trim().replace("$N", &format!("({n})")).replace("$D", d));
+    }
+    Ok(match key {
+        "as_of" => timestamp_literal(dialect, params.as_of),
+        "discounts_rule" => match params.options.discounts {
+            DiscountRule::Recurring => "recurring",
+            DiscountRule::All => "all",
+            DiscountRule::None => "none",
+        }
+        .into(),
+        "churn_at" => match params.options.churn_at {
+            ChurnAt::End => "end",
+            ChurnAt::Cancel => "cancel",
+        }
+        .into(),
+        k if TABLES.iter().any(|t| t.name == k) => table_ref(k),
+        k if sql_text(dialect, k).is_some() => format!("(\n{}\n)", render(dialect, k, params, table_ref)?),
+        k => anyhow::bail!("{file}: unknown placeholder {{{{{k}}}}}"),
+    })
+}
+
+/// A UTC instant as a SQL literal.
+pub fn timestamp_literal(dialect: Dialect, ts: i64) -> String {
+    let text = crate::calendar::format_rfc3339(ts).replace('T', " ").replace('Z', "+00");
+    match dialect {
+        Dialect::DuckDb => format!("TIMESTAMPTZ '{text}'"),
+        Dialect::BigQuery => format!("TIMESTAMP '{text}'"),
+    }
+}
+
+/// Runs every query with DuckDB over a snapshot, saves each under `results/duckdb/`, and
+/// returns the rows of each, by query.
+pub fn report_duckdb(
+    snapshot: &crate::snapshot::Snapshot,
+    options: MetricOptions,
+) -> anyhow::Result<Vec<(&'static str, results::Rows)>> {
+    let as_of = crate::calendar::parse_timestamp(&snapshot.manifest.as_of).ok_or_else(|| {
+        crate::error::bad_input(format!("snapshot {}: bad as_of in its manifest", snapshot.manifest.id))
+    })?;
+    let params = QueryParams { as_of, options };
+    let mut out = Vec::new();
+    for query in QUERIES {
+        let batches = duckdb::run(snapshot, query, &params)?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => std::sync::Arc::new(arrow::datatypes::Schema::empty()),
+        };
+        results::save(&results::path(snapshot, Dialect::DuckDb, query, &options), &batches, schema, &params)?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            rows.extend(results::to_rows(b)?);
+        }
+        out.push((query, rows));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_resolves_in_both_dialects_with_the_same_columns() {
+        let params = QueryParams { as_of: 0, options: MetricOptions::default() };
+        for dialect in [Dialect::DuckDb, Dialect::BigQuery] {
+            for q in QUERIES {
+                let sql = render(dialect, q, &params, &|t| format!("T_{t}")).unwrap();
+                assert!(!sql.contains("{{"), "{q}: {sql}");
+                assert!(sql.contains("T_subscriptions"));
+            }
+        }
+        for q in QUERIES {
+            let header = |d| sql_text(d, q).unwrap().lines().find(|l| l.starts_with("-- Columns:")).map(str::to_string);
+            assert_eq!(
+                header(Dialect::DuckDb),
+                header(Dialect::BigQuery),
+                "{q}: both dialects document the same columns"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_placeholders_name_the_file() {
+        let params = QueryParams { as_of: 0, options: MetricOptions::default() };
+        let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into()).unwrap_err();
+        assert!(err.to_string().contains("sql/duckdb/x.sql: unknown placeholder {{nope}}"), "{err}");
+    }
+}

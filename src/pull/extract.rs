@@ -1,0 +1,228 @@
+//! Stripe objects (async-stripe's typed structs) flattened into snapshot rows.
+//! One function per object type; nested lists become child-table rows.
+
+use stripe_shared::{
+    Coupon, Customer, Discount, Event, Invoice, InvoiceLineItem, Price, Product, Subscription, TestHelpersTestClock,
+};
+
+use crate::row;
+use crate::snapshot::schema::Row;
+
+fn s<T: std::fmt::Display>(v: T) -> String {
+    v.to_string()
+}
+
+/// Metadata as a compact JSON object with sorted keys (deterministic).
+fn metadata(m: Option<&std::collections::HashMap<String, String>>) -> Option<String> {
+    let m = m?;
+    let sorted: std::collections::BTreeMap<_, _> = m.iter().collect();
+    Some(serde_json::to_string(&sorted).expect("strings serialize"))
+}
+
+pub fn customer(c: &Customer) -> Vec<Row> {
+    vec![row!(
+        "customers",
+        s(&c.id),
+        c.created,
+        c.currency.as_ref().map(s),
+        c.email.clone(),
+        c.name.clone(),
+        c.delinquent,
+        c.test_clock.as_ref().map(|t| s(t.id())),
+        metadata(c.metadata.as_ref()),
+    )]
+}
+
+pub fn product(p: &Product) -> Vec<Row> {
+    vec![row!("products", s(&p.id), p.created, p.name.clone(), p.active, s(&p.type_))]
+}
+
+pub fn price(p: &Price) -> Vec<Row> {
+    let r = p.recurring.as_ref();
+    let t = p.transform_quantity.as_ref();
+    vec![row!(
+        "prices",
+        s(&p.id),
+        s(p.product.id()),
+        p.created,
+        p.active,
+        s(&p.currency),
+        p.nickname.clone(),
+        s(&p.type_),
+        s(&p.billing_scheme),
+        p.unit_amount,
+        p.unit_amount_decimal.clone(),
+        r.map(|r| s(&r.interval)),
+        r.map(|r| r.interval_count),
+        r.map(|r| s(&r.usage_type)),
+        p.tiers_mode.as_ref().map(s),
+        t.map(|t| t.divide_by),
+        t.map(|t| s(&t.round)),
+    )]
+}
+
+pub fn coupon(c: &Coupon) -> Vec<Row> {
+    vec![row!(
+        "coupons",
+        s(&c.id),
+        c.created,
+        c.name.clone(),
+        c.percent_off,
+        c.percent_off.map(|p| crate::money::percent_to_hundredths(p) as i64),
+        c.amount_off,
+        c.currency.as_ref().map(s),
+        s(&c.duration),
+        c.duration_in_months,
+        c.valid,
+        c.times_redeemed,
+    )]
+}
+
+/// A discount row (shared by subscriptions' and invoices' expanded discounts).
+pub fn discount(d: &Discount) -> Row {
+    row!(
+        "discounts",
+        s(&d.id),
+        d.subscription.clone(),
+        d.customer.as_ref().map(|c| s(c.id())),
+        d.invoice.clone(),
+        d.source.coupon.as_ref().map(|c| s(c.id())),
+        d.start,
+        d.end,
+        d.promotion_code.as_ref().map(|p| s(p.id())),
+    )
+}
+
+pub fn subscription(sub: &Subscription) -> Vec<Row> {
+    let mut rows = vec![row!(
+        "subscriptions",
+        s(&sub.id),
+        s(sub.customer.id()),
+        sub.created,
+        sub.start_date,
+        s(&sub.status),
+        s(&sub.currency),
+        s(&sub.collection_method),
+        sub.billing_cycle_anchor,
+        sub.cancel_at,
+        sub.cancel_at_period_end,
+        sub.canceled_at,
+        sub.ended_at,
+        sub.cancellation_details.as_ref().and_then(|d| d.reason.as_ref()).map(s),
+        sub.trial_start,
+        sub.trial_end,
+        sub.latest_invoice.as_ref().and_then(|i| i.id().as_ref()).map(s),
+        sub.test_clock.as_ref().map(|t| s(t.id())),
+    )];
+    for item in &sub.items.data {
+        rows.push(row!(
+            "subscription_items",
+            s(&item.id),
+            s(&sub.id),
+            item.created,
+            s(&item.price.id),
+            s(item.price.product.id()),
+            item.quantity,
+            item.current_period_start,
+            item.current_period_end,
+        ));
+    }
+    rows.extend(sub.discounts.iter().filter_map(|d| d.as_object()).map(discount));
+    rows
+}
+
+/// The invoice row and its discounts; lines come separately (they may span pages).
+pub fn invoice(inv: &Invoice) -> Vec<Row> {
+    let subscription =
+        inv.parent.as_ref().and_then(|p| p.subscription_details.as_ref()).map(|d| s(d.subscription.id()));
+    let t = &inv.status_transitions;
+    let total_discount: i64 = inv.total_discount_amounts.iter().flatten().map(|d| d.amount).sum();
+    let tax: i64 = inv.total_taxes.iter().flatten().map(|x| x.amount).sum();
+    let mut rows = vec![row!(
+        "invoices",
+        inv.id.as_ref().map(s),
+        inv.customer.as_ref().map(|c| s(c.id())),
+        subscription,
+        inv.created,
+        inv.status.as_ref().map(s),
+        inv.billing_reason.as_ref().map(s),
+        s(&inv.currency),
+        inv.number.clone(),
+        inv.period_start,
+        inv.period_end,
+        inv.subtotal,
+        total_discount,
+        tax,
+        inv.total,
+        inv.amount_due,
+        inv.amount_paid,
+        inv.amount_remaining,
+        inv.attempt_count,
+        t.finalized_at,
+        t.paid_at,
+        t.voided_at,
+        t.marked_uncollectible_at,
+        inv.test_clock.as_ref().map(|c| s(c.id())),
+    )];
+    rows.extend(inv.discounts.iter().filter_map(|d| d.as_object()).map(discount));
+    rows
+}
+
+/// One invoice line, at `index` on its invoice.
+pub fn invoice_line(invoice_id: &str, index: usize, l: &InvoiceLineItem) -> Row {
+    let parent = l.parent.as_ref();
+    let item = parent.and_then(|p| p.subscription_item_details.as_ref());
+    let price = l.pricing.as_ref().and_then(|p| p.price_details.as_ref());
+    let discount: i64 = l.discount_amounts.iter().flatten().map(|d| d.amount).sum();
+    let tax: i64 = l.taxes.iter().flatten().map(|t| t.amount).sum();
+    row!(
+        "invoice_lines",
+        s(&l.id),
+        invoice_id,
+        index as i64,
+        parent.map(|p| s(&p.type_)),
+        item.and_then(|i| i.subscription.clone()),
+        item.map(|i| i.subscription_item.clone()),
+        item.map(|i| i.proration),
+        price.map(|p| s(p.price.id())),
+        price.map(|p| p.product.clone()),
+        l.quantity,
+        l.amount,
+        s(&l.currency),
+        discount,
+        tax,
+        l.period.start,
+        l.period.end,
+        l.description.clone(),
+    )
+}
+
+pub fn event(e: &Event) -> Vec<Row> {
+    let object = &e.data.object;
+    let field = |name: &str| match object {
+        miniserde::json::Value::Object(o) => match o.get(name) {
+            Some(miniserde::json::Value::String(v)) => Some(v.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut data = miniserde::json::Object::new();
+    data.insert("object".into(), object.clone());
+    if let Some(prev) = &e.data.previous_attributes {
+        data.insert("previous_attributes".into(), prev.clone());
+    }
+    vec![row!(
+        "events",
+        s(&e.id),
+        s(&e.type_),
+        e.created,
+        e.api_version.clone(),
+        field("id"),
+        field("object"),
+        miniserde::json::to_string(&miniserde::json::Value::Object(data)),
+    )]
+}
+
+pub fn test_clock(c: &TestHelpersTestClock) -> Vec<Row> {
+    vec![row!("test_clocks", s(&c.id), c.name.clone(), c.created, c.frozen_time, s(&c.status))]
+}

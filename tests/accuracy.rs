@@ -1,0 +1,232 @@
+//! The local engine against the simulator's ground truth: simulate, serve, pull, report
+//! with DuckDB, and compare every month and metric to the cent, for the default and full
+//! scenarios, several seeds and every option; one named test per edge case.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use mrr::metrics::MetricOptions;
+use mrr::parity::{compare, MONTHLY_METRICS, SEED_METRICS};
+use mrr::simulate::Scenario;
+use serde_json::{Map, Value};
+
+type Rows = Vec<Map<String, Value>>;
+
+fn rows(v: &Value) -> Rows {
+    v.as_array().unwrap().iter().map(|r| r.as_object().unwrap().clone()).collect()
+}
+
+fn truth(acct: &common::TempAccount) -> Value {
+    serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap()
+}
+
+/// Pulls an account and reports it with DuckDB under every option; asserts 0 differences.
+fn assert_exact(scenario: Scenario, customers: u64, seed: u64) {
+    let acct = common::simulate(scenario, customers, seed);
+    let data = tempfile::tempdir().unwrap();
+    let snap = common::pull(&acct, data.path(), &[], &[]);
+    let truth = truth(&acct);
+    let variants = std::iter::once(&truth).chain(truth["variants"].as_array().unwrap());
+    for v in variants {
+        let options: MetricOptions = serde_json::from_value(v["options"].clone()).unwrap();
+        let results = mrr::engine::report_duckdb(&snap, options).unwrap();
+        let got = |q: &str| results.iter().find(|(n, _)| *n == q).unwrap().1.clone();
+        let monthly = got("mrr_monthly");
+        let check = compare(&rows(&v["mrr_monthly"]), &monthly, &MONTHLY_METRICS, 0);
+        let diffs: Vec<String> = check.differences.iter().map(|d| d.to_string()).collect();
+        assert!(
+            diffs.is_empty(),
+            "{scenario:?} seed {seed} {options:?}: {} cells differ:\n{}",
+            diffs.len(),
+            diffs.join("\n")
+        );
+        assert!(check.cells_compared >= 6 * MONTHLY_METRICS.len());
+        let parsed: Vec<mrr::metrics::MonthlyRow> =
+            serde_json::from_value(Value::Array(monthly.into_iter().map(Value::Object).collect())).unwrap();
+        assert!(mrr::metrics::invariant_violations(&parsed).is_empty(), "movement invariant");
+        if options == MetricOptions::default() {
+            let seed_check = compare(&rows(&truth["seed_mrr"]), &got("seed_mrr"), &SEED_METRICS, 0);
+            assert!(seed_check.differences.is_empty(), "seed_mrr: {:?}", seed_check.differences);
+        }
+    }
+}
+
+#[test]
+fn default_scenario_is_exact_to_the_cent() {
+    assert_exact(Scenario::Default, 75, 42);
+}
+
+#[test]
+fn full_scenario_is_exact_to_the_cent() {
+    assert_exact(Scenario::Full, 75, 42);
+}
+
+#[test]
+fn three_more_seeds_are_exact_to_the_cent() {
+    for seed in [1, 2, 3] {
+        assert_exact(Scenario::Full, 300, seed);
+    }
+}
+
+/// The full scenario pulled once for the per-case tests: (account, snapshot, customer rows).
+fn full() -> &'static (common::TempAccount, tempfile::TempDir, Rows) {
+    static FULL: OnceLock<(common::TempAccount, tempfile::TempDir, Rows)> = OnceLock::new();
+    FULL.get_or_init(|| {
+        let acct = common::simulate(Scenario::Full, 75, 42);
+        let data = tempfile::tempdir().unwrap();
+        let snap = common::pull(&acct, data.path(), &[], &[]);
+        let results = mrr::engine::report_duckdb(&snap, MetricOptions::default()).unwrap();
+        let by_customer = results.into_iter().find(|(q, _)| *q == "mrr_by_customer").unwrap().1;
+        (acct, data, by_customer)
+    })
+}
+
+/// A case customer's MRR per month from DuckDB (carrying values across months without a
+/// change) and from the ground truth, June..November 2026.
+fn case_series(case: &str) -> (Vec<i64>, Vec<i64>) {
+    let (acct, _, by_customer) = full();
+    let customers = common::objects(&acct.dir, "customers.jsonl");
+    let id =
+        customers.iter().find(|c| c["metadata"]["case"] == case).unwrap_or_else(|| panic!("no customer for {case}"))
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let months = ["2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"];
+    let mut last = 0;
+    let engine: Vec<i64> = months
+        .iter()
+        .map(|m| {
+            if let Some(r) = by_customer.iter().find(|r| r["customer"] == id.as_str() && r["month"] == *m) {
+                last = r["mrr"].as_i64().unwrap();
+            }
+            last
+        })
+        .collect();
+    let truth_rows = common::objects(&acct.dir, "ground_truth_customers.jsonl");
+    let truth: Vec<i64> = months
+        .iter()
+        .map(|m| {
+            truth_rows
+                .iter()
+                .find(|r| r["customer"] == id.as_str() && r["month"] == *m)
+                .map_or(0, |r| r["mrr"].as_i64().unwrap())
+        })
+        .collect();
+    (engine, truth)
+}
+
+macro_rules! edge_cases {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            let (engine, truth) = case_series(stringify!($name));
+            assert_eq!(engine, truth, "{}: DuckDB vs ground truth, June..November", stringify!($name));
+        }
+    )*};
+}
+
+mod edge_case {
+    use super::case_series;
+    edge_cases!(
+        trial_converting,
+        trial_not_converting,
+        upgrade_mid_period,
+        downgrade_mid_period,
+        quantity_change,
+        many_items_changed_together,
+        multi_item,
+        quarterly_price,
+        weekly_price,
+        annual_price,
+        coupon_percent_forever,
+        coupon_percent_repeating,
+        coupon_percent_once,
+        coupon_percent_fraction_annual,
+        coupon_amount_forever,
+        coupon_amount_repeating,
+        coupon_amount_once,
+        cancel_at_period_end_ended,
+        cancel_at_period_end_pending,
+        immediate_cancel,
+        churned_then_returned,
+        second_subscription_canceled,
+        eur_customer_with_tax,
+        gbp_customer_with_tax,
+        metered_price,
+        free_plan,
+        past_due_recovered,
+        past_due_then_canceled,
+        past_due_then_unpaid,
+        past_due_open,
+    );
+}
+
+#[test]
+fn report_errors_name_the_snapshot_the_file_and_the_table() {
+    let data = tempfile::tempdir().unwrap();
+    let (code, _, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no snapshot yet"), "{err}");
+    let (code, _, err) = common::mrr(data.path(), &["report", "--snapshot", "20990101T000000Z"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--snapshot 20990101T000000Z"), "{err}");
+
+    let acct = common::simulate(Scenario::Default, 10, 3);
+    let snap = common::pull(&acct, data.path(), &[], &[]);
+    let (code, _, err) = common::mrr(data.path(), &["report", "--query", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown query"), "{err}");
+
+    // A table with the wrong content: DuckDB's own message, naming the SQL file.
+    let prices = snap.table_path("prices").unwrap();
+    let saved = std::fs::read(&prices).unwrap();
+    std::fs::copy(snap.table_path("test_clocks").unwrap(), &prices).unwrap();
+    let (code, _, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("sql/duckdb/") && err.contains("failed in DuckDB"), "{err}");
+    std::fs::write(&prices, saved).unwrap();
+
+    // A missing table file.
+    std::fs::remove_file(snap.table_path("invoice_lines").unwrap()).unwrap();
+    let (code, _, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invoice_lines.parquet is missing"), "{err}");
+
+    // A corrupt manifest.
+    std::fs::write(snap.dir.join("manifest.json"), "{not json").unwrap();
+    let (code, _, err) = common::mrr(data.path(), &["report", "--snapshot", &snap.manifest.id]);
+    assert_eq!(code, 2);
+    assert!(err.contains("corrupt manifest"), "{err}");
+}
+
+#[test]
+fn report_prints_every_format_and_saves_results_with_their_options() {
+    let acct = common::simulate(Scenario::Full, 30, 5);
+    let data = tempfile::tempdir().unwrap();
+    let snap = common::pull(&acct, data.path(), &[], &[]);
+    let (code, out, err) = common::mrr(data.path(), &["report", "--format", "json", "--currency", "eur"]);
+    assert_eq!(code, 0, "{err}");
+    let printed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(!printed.is_empty() && printed.iter().all(|r| r["currency"] == "eur"));
+    let (code, out, _) = common::mrr(data.path(), &["report", "--format", "csv", "--query", "seed_mrr"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("month,currency,active_subscriptions,active_customers,mrr_amount,mom_change\n"), "{out}");
+    let (code, out, _) = common::mrr(data.path(), &["report", "--discounts", "none", "--churn-at", "cancel"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().nth(1).unwrap().starts_with("-------"), "{out}");
+    let dir = snap.dir.join("results/duckdb");
+    for f in [
+        "mrr_monthly.parquet",
+        "mrr_by_customer.parquet",
+        "seed_mrr.parquet",
+        "mrr_monthly__discounts-none__churn_at-cancel.parquet",
+    ] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    let saved = mrr::engine::results::load(&dir.join("mrr_monthly.parquet")).unwrap();
+    assert_eq!(saved.first().unwrap()["month"], "2026-06");
+    let (code, _, _) = common::mrr(data.path(), &["snapshots", "verify"]);
+    assert_eq!(code, 0, "results beside the tables never break verification");
+}

@@ -1,0 +1,202 @@
+//! The ground truth against hand-worked numbers: named customers of the default
+//! account and one customer per edge case of the metric contract (full scenario).
+//! Window: 2026-06 .. 2026-11, measured at each month's last second (November: at
+//! `now` = 2026-11-20T12:00:00Z).
+
+mod common;
+
+use mrr::calendar::{parse_timestamp, Month};
+use mrr::metrics::{ChurnAt, DiscountRule, MetricOptions};
+use mrr::simulate::catalog::Catalog;
+use mrr::simulate::ground_truth::{customer_series, GroundTruth};
+use mrr::simulate::model::SimCustomer;
+use mrr::simulate::scenario::Generator;
+use mrr::simulate::Scenario;
+
+const FIRST: (i64, u32) = (2026, 6);
+
+fn now() -> i64 {
+    parse_timestamp(common::NOW).unwrap()
+}
+
+struct Setup {
+    catalog: Catalog,
+    first: Month,
+}
+
+impl Setup {
+    fn new(seed: u64) -> Self {
+        let first = Month::new(FIRST.0, FIRST.1);
+        Setup { catalog: Catalog::new(seed, first.start() - 30 * 86_400), first }
+    }
+    fn generator(&self, seed: u64, customers: u64) -> Generator<'_> {
+        Generator { seed, now: now(), first_month: self.first, months: 6, customers, catalog: &self.catalog }
+    }
+    /// MRR in cents for June..November.
+    fn months(&self, c: &SimCustomer, opts: MetricOptions) -> Vec<i64> {
+        let s = customer_series(&self.catalog, c, self.first, self.first.plus(5), now(), opts);
+        let skip = self.first.since(s.first) as usize;
+        s.cents[skip..].to_vec()
+    }
+}
+
+#[test]
+fn named_customers_of_the_default_account_match_hand_worked_mrr() {
+    let setup = Setup::new(42);
+    let g = setup.generator(42, 75);
+    let d = MetricOptions::default();
+    let by_name = |n: u64| g.base_customer(n - 1);
+    // Starter annual $290 from 2026-06-09: 29000 / 12 = 2416.67 -> 2417 every month.
+    assert_eq!(setup.months(&by_name(1), d), [2417, 2417, 2417, 2417, 2417, 2417]);
+    // Business monthly from 06-12, canceled immediately on 07-28: June only.
+    assert_eq!(setup.months(&by_name(2), d), [19900, 0, 0, 0, 0, 0]);
+    // Starter monthly from 07-16; cancel at period end requested 10-01, ended 10-16.
+    assert_eq!(setup.months(&by_name(16), d), [0, 2900, 2900, 2900, 0, 0]);
+    // Cancel at period end requested 11-09, ends 11-30 (after now): still counts in November.
+    assert_eq!(setup.months(&by_name(55), d), [0, 0, 0, 2900, 2900, 2900]);
+    // Starter monthly from 07-02; the 10-02 renewal failed (past_due), marked unpaid 10-16: 0 from October.
+    assert_eq!(setup.months(&by_name(28), d), [0, 2900, 2900, 2900, 0, 0]);
+    // Pro monthly; the 09-27 renewal failed and was paid 10-03: past_due keeps MRR on 09-30.
+    assert_eq!(setup.months(&by_name(45), d), [0, 0, 7900, 7900, 7900, 7900]);
+    // Pro monthly from 08-01; the 11-01 renewal failed and the subscription was canceled 11-15.
+    assert_eq!(setup.months(&by_name(20), d), [0, 0, 7900, 7900, 7900, 0]);
+
+    // Stripe's objects tell the same story as the timeline.
+    let acct = common::simulate(Scenario::Default, 75, 42);
+    let customers = common::objects(&acct.dir, "customers.jsonl");
+    let id_of = |name: &str| customers.iter().find(|c| c["name"] == name).unwrap()["id"].as_str().unwrap().to_string();
+    let subs = common::objects(&acct.dir, "subscriptions.jsonl");
+    let sub_of = |name: &str| subs.iter().find(|s| s["customer"] == id_of(name).as_str()).unwrap().clone();
+    assert_eq!(sub_of("Customer 000028")["status"], "unpaid");
+    assert_eq!(sub_of("Customer 000055")["cancel_at_period_end"], true);
+    assert_eq!(sub_of("Customer 000055")["status"], "active");
+    assert_eq!(sub_of("Customer 000016")["status"], "canceled");
+    let invoices = common::objects(&acct.dir, "invoices.jsonl");
+    let uncollectible: Vec<_> = invoices
+        .iter()
+        .filter(|i| i["status"] == "uncollectible")
+        .map(|i| i["customer_name"].as_str().unwrap())
+        .collect();
+    assert!(uncollectible.contains(&"Customer 000028"));
+
+    // The per-customer file is the same series.
+    let rows = common::objects(&acct.dir, "ground_truth_customers.jsonl");
+    let c28: Vec<i64> = rows
+        .iter()
+        .filter(|r| r["customer"] == id_of("Customer 000028").as_str())
+        .map(|r| r["mrr"].as_i64().unwrap())
+        .collect();
+    assert_eq!(c28, [2900, 2900, 2900]);
+}
+
+#[test]
+fn the_seed_query_overcounts_churn_months_and_drops_unpaid_history() {
+    let setup = Setup::new(42);
+    let g = setup.generator(42, 75);
+    let seed_for = |c: &SimCustomer| {
+        let mut truth = GroundTruth::new(setup.first, setup.first.plus(5), now());
+        truth.add(&setup.catalog, c);
+        truth.finish().seed_mrr.iter().map(|r| r.mrr_amount).collect::<Vec<_>>()
+    };
+    // Ended 10-16 but the original counts a subscription through the month it ended in.
+    assert_eq!(seed_for(&g.base_customer(15)), [0, 2900, 2900, 2900, 2900, 0]);
+    // Currently unpaid: the original drops it from every month, history included.
+    assert_eq!(seed_for(&g.base_customer(27)), [0, 0, 0, 0, 0, 0]);
+    // Annual: amount / 12, rounded once per month total.
+    assert_eq!(seed_for(&g.base_customer(0)), [2417, 2417, 2417, 2417, 2417, 2417]);
+}
+
+#[test]
+fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
+    let setup = Setup::new(42);
+    let g = setup.generator(42, 75);
+    let edge = g.edge_customers();
+    let case = |name: &str| edge.iter().find(|c| c.case == Some(name)).unwrap_or_else(|| panic!("no case {name}"));
+    let d = MetricOptions::default();
+    let expect = [
+        ("trial_converting", [0, 7900, 7900, 7900, 7900, 7900]),
+        ("trial_not_converting", [0, 0, 0, 0, 0, 0]),
+        ("upgrade_mid_period", [2900, 2900, 19900, 19900, 19900, 19900]),
+        ("downgrade_mid_period", [19900, 19900, 7900, 7900, 7900, 7900]),
+        ("quantity_change", [10900, 14900, 14900, 14900, 14900, 14900]),
+        ("many_items_changed_together", [82600, 164200, 164200, 164200, 164200, 164200]),
+        ("multi_item", [0, 24900, 24900, 24900, 24900, 24900]),
+        ("quarterly_price", [7100, 7100, 7100, 7100, 7100, 7100]),
+        // 800 x 52 / 12 = 3466.67
+        ("weekly_price", [0, 3467, 3467, 3467, 3467, 3467]),
+        // 499000 / 12 = 41583.33
+        ("annual_price", [0, 41583, 41583, 41583, 41583, 41583]),
+        ("coupon_percent_forever", [0, 5925, 5925, 5925, 5925, 5925]),
+        // 20% off for 3 months from 07-04: ends 10-04.
+        ("coupon_percent_repeating", [0, 6320, 6320, 6320, 7900, 7900]),
+        ("coupon_percent_once", [0, 7900, 7900, 7900, 7900, 7900]),
+        // 79000 / 12 x 0.875 = 5760.42
+        ("coupon_percent_fraction_annual", [0, 5760, 5760, 5760, 5760, 5760]),
+        ("coupon_amount_forever", [0, 18900, 18900, 18900, 18900, 18900]),
+        // $15 off for 2 months from 07-08: ends 09-08.
+        ("coupon_amount_repeating", [0, 18400, 18400, 19900, 19900, 19900]),
+        ("coupon_amount_once", [0, 2900, 2900, 2900, 2900, 2900]),
+        // Requested 08-10, ends at the period end 09-05.
+        ("cancel_at_period_end_ended", [7900, 7900, 7900, 0, 0, 0]),
+        ("cancel_at_period_end_pending", [7900, 7900, 7900, 7900, 7900, 7900]),
+        ("immediate_cancel", [19900, 19900, 0, 0, 0, 0]),
+        // Pro monthly canceled 07-10; back on Pro annual 08-18 (79000 / 12).
+        ("churned_then_returned", [7900, 0, 6583, 6583, 6583, 6583]),
+        ("second_subscription_canceled", [2900, 10800, 2900, 2900, 2900, 2900]),
+        ("eur_customer_with_tax", [7300, 7300, 7300, 7300, 7300, 7300]),
+        ("gbp_customer_with_tax", [0, 4600, 4600, 4600, 4600, 4600]),
+        ("metered_price", [7900, 7900, 7900, 7900, 7900, 7900]),
+        ("free_plan", [0, 0, 0, 0, 0, 0]),
+        ("past_due_recovered", [2900, 2900, 2900, 2900, 2900, 2900]),
+        ("past_due_then_canceled", [2900, 0, 0, 0, 0, 0]),
+        ("past_due_then_unpaid", [2900, 2900, 0, 0, 0, 0]),
+        ("past_due_open", [7900, 7900, 7900, 7900, 7900, 7900]),
+    ];
+    for (name, months) in expect {
+        assert_eq!(setup.months(case(name), d), months, "{name}");
+    }
+    let mut covered: Vec<&str> = expect.iter().map(|(n, _)| *n).collect();
+    covered.sort();
+    let mut all: Vec<&str> = edge.iter().map(|c| c.case.unwrap()).collect();
+    all.sort();
+    assert_eq!(covered, all, "every edge case has hand-worked numbers");
+
+    // Options: one-time coupons during the first period; coupons ignored; churn at cancel request.
+    let all_discounts = MetricOptions { discounts: DiscountRule::All, ..d };
+    assert_eq!(setup.months(case("coupon_percent_once"), all_discounts), [0, 3950, 7900, 7900, 7900, 7900]);
+    assert_eq!(setup.months(case("coupon_amount_once"), all_discounts), [0, 2400, 2900, 2900, 2900, 2900]);
+    let no_discounts = MetricOptions { discounts: DiscountRule::None, ..d };
+    assert_eq!(setup.months(case("coupon_percent_forever"), no_discounts), [0, 7900, 7900, 7900, 7900, 7900]);
+    let at_cancel = MetricOptions { churn_at: ChurnAt::Cancel, ..d };
+    assert_eq!(setup.months(case("cancel_at_period_end_ended"), at_cancel), [7900, 7900, 0, 0, 0, 0]);
+    assert_eq!(setup.months(case("cancel_at_period_end_pending"), at_cancel), [7900, 7900, 7900, 7900, 0, 0]);
+}
+
+#[test]
+fn monthly_totals_are_the_sum_of_customers_and_movements_reconcile() {
+    for (scenario, seed) in [(Scenario::Default, 42), (Scenario::Full, 1), (Scenario::Full, 2), (Scenario::Full, 3)] {
+        let acct = common::simulate(scenario, 200, seed);
+        let truth: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap();
+        let mut sums = std::collections::BTreeMap::<(String, String), i64>::new();
+        for r in common::objects(&acct.dir, "ground_truth_customers.jsonl") {
+            *sums.entry((r["month"].as_str().unwrap().into(), r["currency"].as_str().unwrap().into())).or_default() +=
+                r["mrr"].as_i64().unwrap();
+        }
+        let variants = std::iter::once(&truth).chain(truth["variants"].as_array().unwrap());
+        for (i, v) in variants.enumerate() {
+            let rows: Vec<mrr::metrics::MonthlyRow> = serde_json::from_value(v["mrr_monthly"].clone()).unwrap();
+            assert!(mrr::metrics::invariant_violations(&rows).is_empty(), "{scenario:?} seed {seed} variant {i}");
+            if i == 0 {
+                for r in &rows {
+                    let want = sums.get(&(r.month.clone(), r.currency.clone())).copied().unwrap_or(0);
+                    assert_eq!(r.mrr, want, "{} {}", r.month, r.currency);
+                    assert_eq!(r.arr, 12 * r.mrr);
+                }
+                let currencies: std::collections::BTreeSet<_> = rows.iter().map(|r| r.currency.as_str()).collect();
+                let want: &[&str] = if scenario == Scenario::Full { &["eur", "gbp", "usd"] } else { &["usd"] };
+                assert_eq!(currencies.into_iter().collect::<Vec<_>>(), want);
+            }
+        }
+    }
+}
