@@ -4,7 +4,7 @@
 //! Both outputs derive from this one model and never from each other: the Stripe
 //! objects (rendered as they looked at any instant) and the ground truth metrics.
 
-use super::catalog::{Catalog, Duration, Usage};
+use super::catalog::{Catalog, Duration};
 use crate::money::Interval;
 
 /// Subscription status, as Stripe names it.
@@ -223,11 +223,6 @@ impl SimSubscription {
             Duration::Repeating { months } => Some(crate::calendar::add_months(d.start, months as i64)),
             Duration::Once => Some(self.period_start(self.period_at(d.start).max(0) + 1)),
         }
-    }
-
-    /// Whether the subscription has a licensed item whose price is recurring in `currency`.
-    pub fn has_metered_item(&self, catalog: &Catalog) -> bool {
-        self.phases.iter().flat_map(|p| &p.items).any(|i| catalog.prices[i.price].usage == Usage::Metered)
     }
 }
 

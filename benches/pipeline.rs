@@ -1,0 +1,168 @@
+//! `cargo bench --bench pipeline`: pull and engine throughput, each beside a well-known
+//! Python baseline run in the same process tree on the same data, reported as ratios
+//! (machines here are noisy; ratios of side-by-side runs are what stays meaningful).
+//!
+//! Sizes: `MRR_BENCH_CUSTOMERS=10000,100000` (default 10000). Baselines run from a
+//! project-local `.venv` (created on first use with pinned stripe, pandas and pyarrow).
+//! Results are printed as a Markdown table and saved to `$CARGO_TARGET_DIR/bench/pipeline.md`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+const MRR: &str = env!("CARGO_BIN_EXE_mrr");
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const PYTHON_PACKAGES: [&str; 3] = ["stripe==16.1.0", "pandas==3.1.1", "pyarrow==26.0.1"];
+
+fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(()); // `cargo test --benches` probes with --list; nothing to list
+    }
+    let sizes: Vec<u64> = std::env::var("MRR_BENCH_CUSTOMERS")
+        .unwrap_or_else(|_| "10000".into())
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let python = ensure_venv()?;
+    let mut table = vec![
+        "| customers | objects | `mrr pull` objects/s | peak RSS | stripe-python objects/s | ratio | at `--rate-limit 100`: req/s | share of ceiling | `mrr report` (3 queries) | pandas seed query | ratio |".to_string(),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".to_string(),
+    ];
+    for customers in sizes {
+        eprintln!("==> {customers} customers");
+        let work = tempfile::tempdir()?;
+        let account = work.path().join("account");
+        run(Command::new(MRR).args(["-q", "simulate", "--scenario", "full", "--customers", &customers.to_string(), "--out"]).arg(&account))?;
+        let info = mrr::simulate::AccountInfo::load(&account)?;
+
+        // Unthrottled: mrr pull (8 workers) vs stripe-python's sequential auto-pagination.
+        let server = Server::start(&account, &[])?;
+        let data = work.path().join("data");
+        let (secs, rss, _) = timed_pull(&data, &server.base, &info, &["--max-rps", "100000"])?;
+        let snapshot = mrr::snapshot::resolve(&data, "latest")?;
+        let listed = ["customers", "products", "prices", "coupons", "subscriptions", "invoices", "events", "test_clocks"];
+        let objects: u64 = snapshot.manifest.tables.iter().filter(|t| listed.contains(&t.name.as_str())).map(|t| t.rows).sum();
+        let baseline = output(Command::new(&python).arg(Path::new(REPO).join("benches/baselines/stripe_python_pull.py")).args([&server.base, &info.api_key]))?;
+        let baseline: serde_json::Value = serde_json::from_str(baseline.trim())?;
+        let py_rate = baseline["objects"].as_f64().unwrap_or(0.0) / baseline["seconds"].as_f64().unwrap_or(1.0);
+        let our_rate = objects as f64 / secs;
+        drop(server);
+
+        // Rate-limited: how close to the 100 req/s ceiling the governor runs.
+        let limited = Server::start(&account, &["--rate-limit", "100"])?;
+        let limited_data = work.path().join("limited");
+        let (lsecs, _, lrequests) = timed_pull(&limited_data, &limited.base, &info, &["--max-rps", "100"])?;
+        drop(limited);
+        let rps = lrequests as f64 / lsecs;
+        let share = 100.0 * rps / 100.0; // percent of the 100 req/s ceiling
+
+        // Engine: every query with DuckDB vs the pandas port of the seed query (best of 3 each).
+        let mut ours = f64::MAX;
+        let mut theirs = f64::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            run(Command::new(MRR).arg("--data-dir").arg(&data).args(["-q", "report", "--format", "csv"]).stdout(Stdio::null()))?;
+            ours = ours.min(started.elapsed().as_secs_f64());
+            let out = output(Command::new(&python).arg(Path::new(REPO).join("benches/baselines/pandas_seed.py")).arg(&snapshot.dir).arg(&snapshot.manifest.as_of))?;
+            let parsed: serde_json::Value = serde_json::from_str(out.trim())?;
+            theirs = theirs.min(parsed["seconds"].as_f64().unwrap_or(f64::MAX));
+            let duck = mrr::engine::results::load(&snapshot.dir.join("results/duckdb/seed_mrr.parquet"))?;
+            let pandas_rows: Vec<serde_json::Map<String, serde_json::Value>> =
+                parsed["rows"].as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect();
+            let check = mrr::parity::compare(&duck, &pandas_rows, &mrr::parity::SEED_METRICS, 0);
+            anyhow::ensure!(check.differences.is_empty(), "the pandas baseline disagrees with DuckDB: {:?}", check.differences);
+        }
+        table.push(format!(
+            "| {customers} | {objects} | {our_rate:.0} | {:.0} MiB | {py_rate:.0} | {:.1}x | {rps:.1} | {:.0}% | {ours:.2} s | {theirs:.2} s | {:.1}x |",
+            rss as f64 / 1024.0,
+            our_rate / py_rate,
+            share,
+            theirs / ours
+        ));
+    }
+    let text = table.join("\n");
+    println!("{text}");
+    let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{REPO}/target"))).join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("pipeline.md"), text + "\n")?;
+    Ok(())
+}
+
+/// Pulls under GNU time; returns (seconds, peak RSS KiB, requests).
+fn timed_pull(data: &Path, base: &str, info: &mrr::simulate::AccountInfo, extra: &[&str]) -> anyhow::Result<(f64, u64, u64)> {
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(MRR)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["pull", "--api-base", base, "--api-key", &info.api_key, "--as-of", &info.now_rfc3339])
+        .args(extra)
+        .stdout(Stdio::null())
+        .output()?;
+    let secs = started.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    anyhow::ensure!(out.status.success(), "pull failed: {err}");
+    let rss = err.lines().find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): ")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let requests = err
+        .split(" requests,")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    Ok((secs, rss, requests))
+}
+
+/// `.venv/bin/python` with the baselines' packages, created on first use.
+fn ensure_venv() -> anyhow::Result<PathBuf> {
+    let venv = Path::new(REPO).join(".venv");
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python).args(["-c", "import stripe, pandas, pyarrow"]).status().map(|s| s.success()).unwrap_or(false);
+    if !ready {
+        eprintln!("==> installing the Python baselines into {} ({})", venv.display(), PYTHON_PACKAGES.join(", "));
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(PYTHON_PACKAGES))?;
+    }
+    Ok(python)
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed");
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.stderr(Stdio::inherit()).output()?;
+    anyhow::ensure!(out.status.success(), "{cmd:?} failed");
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A `mrr stripe-server` process, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(account: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(MRR)
+            .args(["-q", "stripe-server", "--port", "0", "--account"])
+            .arg(account)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        Ok(Server { child, base: line.trim().to_string() })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
