@@ -33,7 +33,9 @@ fn main() -> anyhow::Result<()> {
         eprintln!("==> {customers} customers");
         let work = tempfile::tempdir()?;
         let account = work.path().join("account");
-        run(Command::new(MRR).args(["-q", "simulate", "--scenario", "full", "--customers", &customers.to_string(), "--out"]).arg(&account))?;
+        run(Command::new(MRR)
+            .args(["-q", "simulate", "--scenario", "full", "--customers", &customers.to_string(), "--out"])
+            .arg(&account))?;
         let info = mrr::simulate::AccountInfo::load(&account)?;
 
         // Unthrottled: mrr pull (8 workers) vs stripe-python's sequential auto-pagination.
@@ -41,9 +43,15 @@ fn main() -> anyhow::Result<()> {
         let data = work.path().join("data");
         let (secs, rss, _) = timed_pull(&data, &server.base, &info, &["--max-rps", "100000"])?;
         let snapshot = mrr::snapshot::resolve(&data, "latest")?;
-        let listed = ["customers", "products", "prices", "coupons", "subscriptions", "invoices", "events", "test_clocks"];
-        let objects: u64 = snapshot.manifest.tables.iter().filter(|t| listed.contains(&t.name.as_str())).map(|t| t.rows).sum();
-        let baseline = output(Command::new(&python).arg(Path::new(REPO).join("benches/baselines/stripe_python_pull.py")).args([&server.base, &info.api_key]))?;
+        let listed =
+            ["customers", "products", "prices", "coupons", "subscriptions", "invoices", "events", "test_clocks"];
+        let objects: u64 =
+            snapshot.manifest.tables.iter().filter(|t| listed.contains(&t.name.as_str())).map(|t| t.rows).sum();
+        let baseline = output(
+            Command::new(&python)
+                .arg(Path::new(REPO).join("benches/baselines/stripe_python_pull.py"))
+                .args([&server.base, &info.api_key]),
+        )?;
         let baseline: serde_json::Value = serde_json::from_str(baseline.trim())?;
         let py_rate = baseline["objects"].as_f64().unwrap_or(0.0) / baseline["seconds"].as_f64().unwrap_or(1.0);
         let our_rate = objects as f64 / secs;
@@ -62,16 +70,29 @@ fn main() -> anyhow::Result<()> {
         let mut theirs = f64::MAX;
         for _ in 0..3 {
             let started = Instant::now();
-            run(Command::new(MRR).arg("--data-dir").arg(&data).args(["-q", "report", "--format", "csv"]).stdout(Stdio::null()))?;
+            run(Command::new(MRR)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["-q", "report", "--format", "csv"])
+                .stdout(Stdio::null()))?;
             ours = ours.min(started.elapsed().as_secs_f64());
-            let out = output(Command::new(&python).arg(Path::new(REPO).join("benches/baselines/pandas_seed.py")).arg(&snapshot.dir).arg(&snapshot.manifest.as_of))?;
+            let out = output(
+                Command::new(&python)
+                    .arg(Path::new(REPO).join("benches/baselines/pandas_seed.py"))
+                    .arg(&snapshot.dir)
+                    .arg(&snapshot.manifest.as_of),
+            )?;
             let parsed: serde_json::Value = serde_json::from_str(out.trim())?;
             theirs = theirs.min(parsed["seconds"].as_f64().unwrap_or(f64::MAX));
             let duck = mrr::engine::results::load(&snapshot.dir.join("results/duckdb/seed_mrr.parquet"))?;
             let pandas_rows: Vec<serde_json::Map<String, serde_json::Value>> =
                 parsed["rows"].as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect();
             let check = mrr::parity::compare(&duck, &pandas_rows, &mrr::parity::SEED_METRICS, 0);
-            anyhow::ensure!(check.differences.is_empty(), "the pandas baseline disagrees with DuckDB: {:?}", check.differences);
+            anyhow::ensure!(
+                check.differences.is_empty(),
+                "the pandas baseline disagrees with DuckDB: {:?}",
+                check.differences
+            );
         }
         table.push(format!(
             "| {customers} | {objects} | {our_rate:.0} | {:.0} MiB | {py_rate:.0} | {:.1}x | {rps:.1} | {:.0}% | {ours:.2} s | {theirs:.2} s | {:.1}x |",
@@ -83,14 +104,20 @@ fn main() -> anyhow::Result<()> {
     }
     let text = table.join("\n");
     println!("{text}");
-    let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{REPO}/target"))).join("bench");
+    let dir =
+        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{REPO}/target"))).join("bench");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("pipeline.md"), text + "\n")?;
     Ok(())
 }
 
 /// Pulls under GNU time; returns (seconds, peak RSS KiB, requests).
-fn timed_pull(data: &Path, base: &str, info: &mrr::simulate::AccountInfo, extra: &[&str]) -> anyhow::Result<(f64, u64, u64)> {
+fn timed_pull(
+    data: &Path,
+    base: &str,
+    info: &mrr::simulate::AccountInfo,
+    extra: &[&str],
+) -> anyhow::Result<(f64, u64, u64)> {
     let started = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
@@ -104,7 +131,11 @@ fn timed_pull(data: &Path, base: &str, info: &mrr::simulate::AccountInfo, extra:
     let secs = started.elapsed().as_secs_f64();
     let err = String::from_utf8_lossy(&out.stderr);
     anyhow::ensure!(out.status.success(), "pull failed: {err}");
-    let rss = err.lines().find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): ")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let rss = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let requests = err
         .split(" requests,")
         .next()
@@ -119,7 +150,11 @@ fn ensure_venv() -> anyhow::Result<PathBuf> {
     let venv = Path::new(REPO).join(".venv");
     let python = venv.join("bin/python");
     let ready = python.exists()
-        && Command::new(&python).args(["-c", "import stripe, pandas, pyarrow"]).status().map(|s| s.success()).unwrap_or(false);
+        && Command::new(&python)
+            .args(["-c", "import stripe, pandas, pyarrow"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
     if !ready {
         eprintln!("==> installing the Python baselines into {} ({})", venv.display(), PYTHON_PACKAGES.join(", "));
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;

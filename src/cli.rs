@@ -141,6 +141,9 @@ pub struct ReportArgs {
     /// When a canceled subscription stops counting.
     #[arg(long, value_enum, default_value_t = crate::metrics::ChurnAt::End)]
     pub churn_at: crate::metrics::ChurnAt,
+    /// Print the resolved DuckDB SQL of --query instead of running it.
+    #[arg(long)]
+    pub show_sql: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -102,6 +102,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
             let options = mrr::metrics::MetricOptions { discounts: args.discounts, churn_at: args.churn_at };
+            if args.show_sql {
+                print!("{}", mrr::engine::duckdb::resolved_sql(&snapshot, &args.query, options)?);
+                return Ok(());
+            }
             let results = mrr::engine::report_duckdb(&snapshot, options)?;
             let (_, rows) = results.into_iter().find(|(q, _)| *q == args.query).expect("known query");
             let rows: Vec<_> = rows

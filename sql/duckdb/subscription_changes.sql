@@ -42,7 +42,9 @@ item_events AS (
 ),
 priced AS (
   SELECT e.subscription, e.item, e.effective_at,
-         LEAD(e.effective_at) OVER (PARTITION BY e.item ORDER BY e.effective_at) AS until,
+         -- A far-future end rather than NULL keeps the joins below equality joins (an OR on NULL
+         -- made DuckDB fall back to a nested loop: 4.4 s instead of milliseconds at 10k customers).
+         LEAD(e.effective_at, 1, TIMESTAMPTZ '9999-12-31 00:00:00+00') OVER (PARTITION BY e.item ORDER BY e.effective_at) AS until,
          p.recurring_interval, p.recurring_interval_count,
          -- monthly value x scale: amount x (12, 1, 52 or 365 per year) x scale / 12 / interval_count
          CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
@@ -66,7 +68,7 @@ first_period_end AS (
 -- The window in which each coupon reduces MRR, by the `discounts` option.
 discount_windows AS (
   SELECT d.subscription, d.start AS from_at,
-         CASE c.duration WHEN 'repeating' THEN d."end" WHEN 'once' THEN f.once_until END AS until,
+         COALESCE(CASE c.duration WHEN 'repeating' THEN d."end" WHEN 'once' THEN f.once_until END, TIMESTAMPTZ '9999-12-31 00:00:00+00') AS until,
          c.percent_off_hundredths,
          CAST(c.amount_off AS HUGEINT)
            * CASE si.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
@@ -87,12 +89,12 @@ breakpoints AS (
   UNION SELECT subscription, canceled_at FROM subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
   UNION SELECT subscription, unpaid_at FROM unpaid WHERE unpaid_at IS NOT NULL
   UNION SELECT subscription, from_at FROM discount_windows
-  UNION SELECT subscription, until FROM discount_windows WHERE until IS NOT NULL
+  UNION SELECT subscription, until FROM discount_windows
 ),
 gross AS (
   SELECT b.subscription, b.instant, COALESCE(SUM(p.value_scaled), 0) AS gross_scaled
   FROM breakpoints b
-  LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND (p.until IS NULL OR b.instant < p.until)
+  LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
   WHERE b.instant <= {{as_of}}
   GROUP BY 1, 2
 ),
@@ -111,7 +113,7 @@ valued AS (
   FROM gross g
   JOIN subs s ON s.subscription = g.subscription
   LEFT JOIN unpaid u ON u.subscription = g.subscription
-  LEFT JOIN discount_windows d ON d.subscription = g.subscription AND d.from_at <= g.instant AND (d.until IS NULL OR g.instant < d.until)
+  LEFT JOIN discount_windows d ON d.subscription = g.subscription AND d.from_at <= g.instant AND g.instant < d.until
 ),
 changes AS (
   SELECT subscription, customer, currency, instant AS changed_at,

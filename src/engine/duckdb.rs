@@ -14,8 +14,18 @@ pub fn open() -> anyhow::Result<duckdb::Connection> {
     Ok(conn)
 }
 
-/// Runs one query of `sql/duckdb/` over a snapshot.
-pub fn run(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<Vec<RecordBatch>> {
+/// The query's SQL with every placeholder resolved for this snapshot.
+pub fn resolved_sql(
+    snapshot: &Snapshot,
+    query: &str,
+    options: crate::metrics::MetricOptions,
+) -> anyhow::Result<String> {
+    let as_of = crate::calendar::parse_timestamp(&snapshot.manifest.as_of)
+        .ok_or_else(|| bad_input(format!("snapshot {}: bad as_of in its manifest", snapshot.manifest.id)))?;
+    render_for(snapshot, query, &QueryParams { as_of, options })
+}
+
+fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<String> {
     let missing = std::cell::RefCell::new(None);
     let table_ref = |table: &str| match snapshot.table_path(table) {
         Ok(path) => format!("read_parquet('{}')", path.display().to_string().replace('\'', "''")),
@@ -25,9 +35,15 @@ pub fn run(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Re
         }
     };
     let sql = render(Dialect::DuckDb, query, params, &table_ref)?;
-    if let Some(e) = missing.take() {
-        return Err(e);
+    match missing.take() {
+        Some(e) => Err(e),
+        None => Ok(sql),
     }
+}
+
+/// Runs one query of `sql/duckdb/` over a snapshot.
+pub fn run(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<Vec<RecordBatch>> {
+    let sql = render_for(snapshot, query, params)?;
     let conn = open()?;
     let mut stmt =
         conn.prepare(&sql).map_err(|e| bad_input(format!("sql/duckdb/{query}.sql failed in DuckDB: {e}")))?;

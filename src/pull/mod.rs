@@ -214,42 +214,54 @@ fn save_checkpoint(work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
 }
 
 /// Cuts each object type into `created` ranges: a probe page tells small types apart
-/// (one slice), a binary search finds the oldest object of large ones.
+/// (one slice), a binary search finds the oldest object of large ones. Types are planned
+/// concurrently, so the searches overlap under the governor.
 async fn plan(f: &Fetcher, per_type: usize, events_since: i64) -> anyhow::Result<Vec<SliceState>> {
+    let plans = ObjectKind::ALL.map(|kind| plan_kind(f, kind, per_type, events_since));
+    let ranges = futures_util::future::try_join_all(plans).await?;
     let mut slices = Vec::new();
-    for kind in ObjectKind::ALL {
-        let floor = if kind == ObjectKind::Events { events_since } else { STRIPE_EPOCH };
-        let mut ranges = vec![(Some(floor).filter(|_| kind.sliceable()), None)];
-        if kind.sliceable() && per_type > 1 {
-            let probe = f.page(kind, Some(floor), None, None, PAGE).await?;
-            if probe.has_more {
-                let newest = probe.newest_created.expect("a page with more has objects");
-                // Smallest t with an object created in [floor, t].
-                let (mut lo, mut hi) = (floor, newest);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    if f.page(kind, Some(floor), Some(mid + 1), None, 1).await?.count > 0 {
-                        hi = mid;
-                    } else {
-                        lo = mid + 1;
-                    }
-                }
-                let (start, end) = (lo, newest + 1);
-                let n = per_type as i64;
-                ranges = (0..n)
-                    .map(|i| {
-                        let gte = if i == 0 { floor } else { start + (end - start) * i / n };
-                        let lt = if i == n - 1 { None } else { Some(start + (end - start) * (i + 1) / n) };
-                        (Some(gte), lt)
-                    })
-                    .collect();
-            }
-        }
+    for (kind, ranges) in ObjectKind::ALL.into_iter().zip(ranges) {
         for (index, (gte, lt)) in ranges.into_iter().enumerate() {
             slices.push(SliceState { kind, index, gte, lt, after: None, bytes: 0, objects: 0, done: false });
         }
     }
     Ok(slices)
+}
+
+/// The `created` ranges of one object type: [gte, lt) pairs, oldest first.
+async fn plan_kind(
+    f: &Fetcher,
+    kind: ObjectKind,
+    per_type: usize,
+    events_since: i64,
+) -> anyhow::Result<Vec<(Option<i64>, Option<i64>)>> {
+    let floor = if kind == ObjectKind::Events { events_since } else { STRIPE_EPOCH };
+    if !kind.sliceable() {
+        return Ok(vec![(None, None)]);
+    }
+    let probe = f.page(kind, Some(floor), None, None, PAGE).await?;
+    if per_type == 1 || !probe.has_more {
+        return Ok(vec![(Some(floor), None)]);
+    }
+    let newest = probe.newest_created.expect("a page with more has objects");
+    // Smallest t with an object created in [floor, t].
+    let (mut lo, mut hi) = (floor, newest);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if f.page(kind, Some(floor), Some(mid + 1), None, 1).await?.count > 0 {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let (start, end, n) = (lo, newest + 1, per_type as i64);
+    Ok((0..n)
+        .map(|i| {
+            let gte = if i == 0 { floor } else { start + (end - start) * i / n };
+            let lt = if i == n - 1 { None } else { Some(start + (end - start) * (i + 1) / n) };
+            (Some(gte), lt)
+        })
+        .collect())
 }
 
 /// Pages every unfinished slice, `concurrency` at a time.
@@ -485,7 +497,8 @@ impl Fetcher {
 /// Backoff before retry `attempt` (1-based): exponential, capped, with jitter so parallel
 /// workers do not retry in lockstep. Rate limits start higher.
 fn backoff(attempt: u32, rate_limited: bool) -> Duration {
-    let base_ms: u64 = if rate_limited { 500 } else { 250 };
+    // The governor already spaces requests: a 429 needs only a short pause, errors a longer one.
+    let base_ms: u64 = if rate_limited { 100 } else { 250 };
     let cap = base_ms.saturating_mul(1 << (attempt - 1).min(5)).min(8_000);
     let jitter = crate::simulate::rng::Rng::for_stream(now() as u64, std::process::id() as u64 ^ attempt as u64)
         .below(cap / 2 + 1);
