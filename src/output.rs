@@ -35,8 +35,15 @@ pub fn write_rows(out: &mut impl Write, rows: &[Map<String, Value>], format: For
                 .enumerate()
                 .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0))
                 .collect();
+            // Right-align columns of numbers, or of text that reads as one (such as "12.50").
             let numeric: Vec<bool> = (0..columns.len())
-                .map(|i| rows.iter().all(|r| matches!(r[columns[i].as_str()], Value::Number(_) | Value::Null)))
+                .map(|i| {
+                    rows.iter().all(|r| match &r[columns[i].as_str()] {
+                        Value::Number(_) | Value::Null => true,
+                        Value::String(s) => s.parse::<f64>().is_ok(),
+                        _ => false,
+                    })
+                })
                 .collect();
             let line =
                 |vals: Vec<String>| -> String {
