@@ -131,7 +131,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
                 .iter()
                 .find(|s| s["month"] == r["month"] && s["currency"] == r["currency"])
                 .and_then(|s| s["mrr_amount"].as_i64());
-            let money = |v: &Value| v.as_i64().map(|c| format!("{}.{:02}", c / 100, (c % 100).abs()));
+            let money = |v: &Value| v.as_i64().map(cents_text);
             let mut m = Map::new();
             m.insert("month".into(), r["month"].clone());
             m.insert("currency".into(), r["currency"].clone());
@@ -142,7 +142,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             m.insert("contraction".into(), json!(money(&r["contraction_mrr"])));
             m.insert("churned".into(), json!(money(&r["churned_mrr"])));
             m.insert("nrr_%".into(), r["net_revenue_retention"].clone());
-            m.insert("seed_query_mrr".into(), json!(seed_amount.map(|c| format!("{}.{:02}", c / 100, c % 100))));
+            m.insert("seed_query_mrr".into(), json!(seed_amount.map(cents_text)));
             m
         })
         .collect();
@@ -163,6 +163,11 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         ))
         .into())
     }
+}
+
+/// Minor units as a decimal amount (12345 -> "123.45", -5 -> "-0.05").
+fn cents_text(c: i64) -> String {
+    format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.abs() / 100, c.abs() % 100)
 }
 
 fn stage(n: &str, what: &str) {

@@ -20,8 +20,7 @@ pub fn resolved_sql(
     query: &str,
     options: crate::metrics::MetricOptions,
 ) -> anyhow::Result<String> {
-    let as_of = crate::calendar::parse_timestamp(&snapshot.manifest.as_of)
-        .ok_or_else(|| bad_input(format!("snapshot {}: bad as_of in its manifest", snapshot.manifest.id)))?;
+    let as_of = snapshot.as_of()?;
     render_for(snapshot, query, &QueryParams { as_of, options })
 }
 

@@ -135,9 +135,7 @@ pub fn report_duckdb(
     snapshot: &crate::snapshot::Snapshot,
     options: MetricOptions,
 ) -> anyhow::Result<Vec<(&'static str, results::Rows)>> {
-    let as_of = crate::calendar::parse_timestamp(&snapshot.manifest.as_of).ok_or_else(|| {
-        crate::error::bad_input(format!("snapshot {}: bad as_of in its manifest", snapshot.manifest.id))
-    })?;
+    let as_of = snapshot.as_of()?;
     let params = QueryParams { as_of, options };
     let mut out = Vec::new();
     for query in QUERIES {

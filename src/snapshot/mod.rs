@@ -72,6 +72,12 @@ impl Snapshot {
         Ok(Snapshot { dir: dir.to_path_buf(), manifest })
     }
 
+    /// The instant the data describes (`as_of` of the manifest), in Unix seconds.
+    pub fn as_of(&self) -> anyhow::Result<i64> {
+        crate::calendar::parse_timestamp(&self.manifest.as_of)
+            .ok_or_else(|| bad_input(format!("snapshot {}: bad as_of in its manifest", self.manifest.id)))
+    }
+
     /// Path of a table's Parquet file.
     pub fn table_path(&self, table: &str) -> anyhow::Result<PathBuf> {
         let entry = self.manifest.tables.iter().find(|t| t.name == table).ok_or_else(|| {
