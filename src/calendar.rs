@@ -57,6 +57,11 @@ pub fn add_months(ts: i64, months: i64) -> i64 {
     days_from_civil(ny, nm, nd) * DAY + secs
 }
 
+/// The current instant in Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// RFC 3339 text of a Unix timestamp, e.g. `2026-11-20T00:00:00Z`.
 pub fn format_rfc3339(ts: i64) -> String {
     let (y, m, d) = civil_from_days(ts.div_euclid(DAY));

@@ -50,9 +50,12 @@ pub enum Command {
     ///
     /// Simulates a Stripe account (reused on later runs), serves it through the local
     /// Stripe-compatible API, pulls it into a snapshot, verifies it, computes every metric
-    /// with DuckDB and checks each cell against the simulator's independent ground truth.
-    /// With real credentials, run the same stages yourself: `mrr pull` (STRIPE_API_KEY)
-    /// then `mrr report`.
+    /// with DuckDB and checks each cell against the simulator's independent ground truth,
+    /// then pushes the same Parquet files to a local BigQuery emulator (started from
+    /// .venv-emulators, see scripts/emulators), runs the BigQuery SQL there and compares
+    /// both engines to the cent. --bigquery-project mirrors to Google's BigQuery instead.
+    /// With a real Stripe account, run the same stages yourself: `mrr pull`
+    /// (STRIPE_API_KEY), `mrr report`, `mrr push --project P`, `mrr parity`.
     Demo(DemoArgs),
     /// Write a deterministic synthetic Stripe account and its ground-truth metrics.
     ///
@@ -84,8 +87,40 @@ pub enum Command {
     /// parity) and prints the one chosen with --query.
     Report(ReportArgs),
     /// List, show or verify snapshots.
+    /// Load a snapshot's Parquet files into BigQuery and run the BigQuery SQL there.
+    ///
+    /// Creates the dataset if missing, creates each table with an explicit schema derived
+    /// from the Parquet file (month partitions on invoices, invoice_lines and events), loads
+    /// the same files with WRITE_TRUNCATE load jobs (multipart or resumable upload, or from
+    /// gs:// with --stage), checks every job's errorResult, reads the row counts back and
+    /// compares them with the manifest, and records it all in the snapshot's bigquery.json.
+    /// Then runs every query of sql/bigquery/ and saves results/bigquery/<query>.parquet.
+    Push(PushArgs),
+    /// Serve the metrics over HTTP and receive Stripe webhooks.
+    ///
+    /// GET /api/mrr (the original dashboard's shape plus every exact metric), /api/metrics,
+    /// /api/parity, /api/snapshots, /healthz and /api/openapi.json; POST /webhooks/stripe
+    /// verifies Stripe-Signature with STRIPE_WEBHOOK_SECRET and stores each event once,
+    /// durably, in <data-dir>/events/events.jsonl. Prints the base URL on stdout.
+    Serve(ServeArgs),
+    /// Run every query of sql/bigquery/ over an already pushed snapshot and save the results.
+    BqReport(BqReportArgs),
+    /// Compare DuckDB's and BigQuery's results month by month, metric by metric, to the cent.
+    ///
+    /// Reads results/duckdb and results/bigquery of the snapshot (run `mrr report` and
+    /// `mrr push` first), prints every difference, writes parity.json into the snapshot,
+    /// and exits 0 only when both engines agree within --tolerance-cents (1 otherwise).
+    Parity(ParityArgs),
     #[command(subcommand)]
     Snapshots(SnapshotsCommand),
+    /// Archive snapshots to object storage and restore them (file:///, s3://, gs://).
+    ///
+    /// Credentials come from each ecosystem's environment: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT_URL for S3-compatible stores);
+    /// GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_SERVICE_ACCOUNT for GCS
+    /// (STORAGE_EMULATOR_HOST for an emulator). --endpoint overrides either service's address.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Print the snapshot tables' schema (Markdown).
     Schema,
 }
@@ -135,15 +170,171 @@ pub struct ReportArgs {
     /// Only rows of this currency (e.g. usd).
     #[arg(long)]
     pub currency: Option<String>,
+    #[command(flatten)]
+    pub metric: MetricArgs,
+    /// Print the resolved DuckDB SQL of --query instead of running it.
+    #[arg(long)]
+    pub show_sql: bool,
+}
+
+/// The metric options of the contract (docs/metrics.md).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct MetricArgs {
     /// Which coupons reduce MRR.
     #[arg(long, value_enum, default_value_t = crate::metrics::DiscountRule::Recurring)]
     pub discounts: crate::metrics::DiscountRule,
     /// When a canceled subscription stops counting.
     #[arg(long, value_enum, default_value_t = crate::metrics::ChurnAt::End)]
     pub churn_at: crate::metrics::ChurnAt,
-    /// Print the resolved DuckDB SQL of --query instead of running it.
+}
+
+impl MetricArgs {
+    pub fn options(&self) -> crate::metrics::MetricOptions {
+        crate::metrics::MetricOptions { discounts: self.discounts, churn_at: self.churn_at }
+    }
+}
+
+/// Where the BigQuery mirror lives.
+#[derive(Args, Debug, Clone)]
+pub struct BigQueryArgs {
+    /// Google Cloud project id.
+    #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
+    pub project: String,
+    /// Dataset to load the snapshot into (created if missing).
+    #[arg(long, default_value = "mrr")]
+    pub dataset: String,
+    /// Dataset location for a new dataset and for jobs.
+    #[arg(long, default_value = "US")]
+    pub location: String,
+    /// REST root of a BigQuery emulator (e.g. http://127.0.0.1:9050); no credentials are
+    /// used then. Without it: Google's BigQuery with GOOGLE_APPLICATION_CREDENTIALS or
+    /// application default credentials.
+    #[arg(long, env = "BIGQUERY_EMULATOR_ENDPOINT")]
+    pub endpoint: Option<String>,
+}
+
+impl BigQueryArgs {
+    pub fn target(&self) -> crate::bigquery::Target {
+        crate::bigquery::Target {
+            project: self.project.clone(),
+            dataset: self.dataset.clone(),
+            location: self.location.clone(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Snapshot id, `latest`, or a path to a snapshot folder.
+    #[arg(long, default_value = "latest")]
+    pub snapshot: String,
+    #[command(flatten)]
+    pub bigquery: BigQueryArgs,
+    /// Stage the files in Cloud Storage (gs://bucket/prefix) and load from there instead
+    /// of uploading them with the load jobs.
+    #[arg(long, value_name = "GS_URL")]
+    pub stage: Option<String>,
+    /// Only load the tables; do not run the queries.
     #[arg(long)]
-    pub show_sql: bool,
+    pub no_queries: bool,
+    #[command(flatten)]
+    pub metric: MetricArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BqReportArgs {
+    /// Snapshot id, `latest`, or a path to a snapshot folder.
+    #[arg(long, default_value = "latest")]
+    pub snapshot: String,
+    #[command(flatten)]
+    pub bigquery: BigQueryArgs,
+    #[command(flatten)]
+    pub metric: MetricArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, default_value_t = 5001)]
+    pub port: u16,
+    /// Address to listen on (127.0.0.1: this machine only).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Default snapshot of the API (id, `latest` or a folder); `?snapshot=` overrides.
+    #[arg(long, default_value = "latest")]
+    pub snapshot: String,
+    /// Webhook signing secret (whsec_...); without it POST /webhooks/stripe answers 503.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ParityArgs {
+    /// Snapshot id, `latest`, or a path to a snapshot folder.
+    #[arg(long, default_value = "latest")]
+    pub snapshot: String,
+    /// Money cells may differ by this many minor units.
+    #[arg(long, default_value_t = 0)]
+    pub tolerance_cents: i64,
+    /// table: a summary per query and every difference; json: the whole parity.json.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub metric: MetricArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArchiveCommand {
+    /// Upload snapshots: table files first (each read back and checked), manifest last, so
+    /// an interrupted push is never listed as complete; pushing again finishes it.
+    Push {
+        /// Snapshot id, `latest` or a folder [default: latest].
+        id: Option<String>,
+        /// Every local snapshot.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// Destination URL, e.g. s3://bucket/mrr or gs://bucket/mrr or file:///backups/mrr.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Service address for S3-compatible stores or emulators.
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+    },
+    /// List archived snapshots (complete ones have their manifest).
+    List {
+        #[arg(long, value_name = "URL")]
+        from: String,
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Download an archived snapshot into the data dir, checking every sha256; never
+    /// overwrites a different local snapshot with the same id.
+    Restore {
+        /// Snapshot id.
+        id: String,
+        #[arg(long, value_name = "URL")]
+        from: String,
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+    },
+    /// Delete archived snapshots outside a retention policy (a dry run unless --yes).
+    Prune {
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Keep the newest snapshot of each of this many most recent days.
+        #[arg(long, default_value_t = 7)]
+        keep_daily: usize,
+        /// Keep the newest snapshot of each of this many most recent months.
+        #[arg(long, default_value_t = 12)]
+        keep_monthly: usize,
+        /// Really delete (otherwise only print what would go).
+        #[arg(long)]
+        yes: bool,
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +379,22 @@ pub struct AccountArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub account: AccountArgs,
+    /// Mirror to this Google Cloud project instead of the local BigQuery emulator
+    /// (credentials: GOOGLE_APPLICATION_CREDENTIALS or application default credentials).
+    #[arg(long, value_name = "PROJECT")]
+    pub bigquery_project: Option<String>,
+    /// Dataset for --bigquery-project.
+    #[arg(long, default_value = "mrr_demo")]
+    pub bigquery_dataset: String,
+    /// Location for --bigquery-project.
+    #[arg(long, default_value = "US")]
+    pub bigquery_location: String,
+    /// Use an already running BigQuery emulator at this REST root instead of starting one.
+    #[arg(long, value_name = "URL", conflicts_with = "bigquery_project")]
+    pub bigquery_endpoint: Option<String>,
+    /// Stop after the ground-truth check: no BigQuery stage.
+    #[arg(long)]
+    pub skip_bigquery: bool,
 }
 
 #[derive(Args, Debug)]

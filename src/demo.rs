@@ -1,9 +1,9 @@
 //! `mrr demo`: the whole pipeline on the embedded default, with no Stripe key and no
-//! network: simulate an account, serve it through the Stripe-compatible API, pull it into
-//! a snapshot, verify it, compute every metric with DuckDB, check each cell against the
-//! simulator's independent ground truth, and print a summary.
-//!
-//! The BigQuery mirror, parity and the window join here as their stages land.
+//! Google account: simulate an account, serve it through the Stripe-compatible API, pull it
+//! into a snapshot, verify it, compute every metric with DuckDB, check each cell against the
+//! simulator's independent ground truth, push the same Parquet files to a local BigQuery
+//! emulator (or a real project), run the BigQuery SQL there, compare both engines to the
+//! cent, and print a summary.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,10 @@ pub struct DemoOptions {
     pub months: u32,
     pub seed: u64,
     pub scenario: Scenario,
+    /// Where to mirror: `None` starts the local BigQuery emulator.
+    pub bigquery: Option<crate::bigquery::Target>,
+    /// Stop after the ground-truth check (no BigQuery stage).
+    pub skip_bigquery: bool,
 }
 
 /// Runs the demo; a ground-truth mismatch is a failed check (exit 1).
@@ -29,7 +33,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         .data_dir
         .join("accounts")
         .join(format!("{scenario}-seed{}-{}c-{}m", opts.seed, opts.customers, opts.months));
-    stage("1/5", "simulate a Stripe account (deterministic, offline)");
+    stage("1/7", "simulate a Stripe account (deterministic, offline)");
     if account.join("account.json").exists() {
         eprintln!("    reusing {}", account.display());
     } else {
@@ -52,7 +56,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     }
     let info = AccountInfo::load(&account)?;
 
-    stage("2/5", "serve it through the Stripe-compatible API on 127.0.0.1 and pull it (async-stripe)");
+    stage("2/7", "serve it through the Stripe-compatible API on 127.0.0.1 and pull it (async-stripe)");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let summary = runtime.block_on(async {
         let server = crate::stripe_server::StripeServer::bind(&crate::stripe_server::ServerOptions {
@@ -97,11 +101,11 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         summary.requests
     );
 
-    stage("3/5", "verify the snapshot (sha256 and row counts)");
+    stage("3/7", "verify the snapshot (sha256 and row counts)");
     crate::snapshot::verify(&snapshot)?;
     eprintln!("    ok");
 
-    stage("4/5", "compute every metric locally with DuckDB over the Parquet files");
+    stage("4/7", "compute every metric locally with DuckDB over the Parquet files");
     let started = std::time::Instant::now();
     let results = crate::engine::report_duckdb(&snapshot, MetricOptions::default())?;
     eprintln!(
@@ -113,7 +117,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     let monthly = &results.iter().find(|(q, _)| *q == "mrr_monthly").expect("computed").1;
     let seed = &results.iter().find(|(q, _)| *q == "seed_mrr").expect("computed").1;
 
-    stage("5/5", "check every cell against the simulator's independent ground truth");
+    stage("5/7", "check every cell against the simulator's independent ground truth");
     let truth: Value = serde_json::from_slice(&std::fs::read(account.join("ground_truth.json"))?)?;
     let as_rows = |v: &Value| -> Vec<Map<String, Value>> {
         v.as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect()
@@ -121,7 +125,17 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     let monthly_check =
         crate::parity::compare(&as_rows(&truth["mrr_monthly"]), monthly, &crate::parity::MONTHLY_METRICS, 0);
     let seed_check = crate::parity::compare(&as_rows(&truth["seed_mrr"]), seed, &crate::parity::SEED_METRICS, 0);
-    eprintln!("    BigQuery mirror and parity: not part of this build yet (see the README's roadmap)");
+    let ground_truth_diffs: Vec<String> =
+        monthly_check.differences.iter().chain(&seed_check.differences).map(|d| d.to_string()).collect();
+    let truth_cells = monthly_check.cells_compared + seed_check.cells_compared;
+    eprintln!("    {} of {truth_cells} cells identical", truth_cells - ground_truth_diffs.len());
+
+    let parity = if opts.skip_bigquery {
+        eprintln!("==> [6/7] BigQuery mirror: skipped (--skip-bigquery)");
+        None
+    } else {
+        Some(mirror(opts, &snapshot, &runtime)?)
+    };
 
     println!();
     let summary_rows: Vec<Map<String, Value>> = monthly
@@ -131,7 +145,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
                 .iter()
                 .find(|s| s["month"] == r["month"] && s["currency"] == r["currency"])
                 .and_then(|s| s["mrr_amount"].as_i64());
-            let money = |v: &Value| v.as_i64().map(cents_text);
+            let money = |v: &Value| v.as_i64().map(crate::money::cents_text);
             let mut m = Map::new();
             m.insert("month".into(), r["month"].clone());
             m.insert("currency".into(), r["currency"].clone());
@@ -142,32 +156,95 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             m.insert("contraction".into(), json!(money(&r["contraction_mrr"])));
             m.insert("churned".into(), json!(money(&r["churned_mrr"])));
             m.insert("nrr_%".into(), r["net_revenue_retention"].clone());
-            m.insert("seed_query_mrr".into(), json!(seed_amount.map(cents_text)));
+            m.insert("seed_query_mrr".into(), json!(seed_amount.map(crate::money::cents_text)));
             m
         })
         .collect();
     crate::output::write_rows(&mut std::io::stdout().lock(), &summary_rows, crate::cli::Format::Table)?;
     println!();
-    let total = monthly_check.cells_compared + seed_check.cells_compared;
-    let diffs: Vec<String> =
-        monthly_check.differences.iter().chain(&seed_check.differences).map(|d| d.to_string()).collect();
-    if diffs.is_empty() {
-        println!("DuckDB matches the ground truth to the cent: {total} of {total} cells identical.");
-        println!("Snapshot: {}", snapshot.dir.display());
+    let mut failures = Vec::new();
+    if ground_truth_diffs.is_empty() {
+        println!("DuckDB matches the ground truth to the cent: {truth_cells} of {truth_cells} cells identical.");
+    } else {
+        failures.push(format!(
+            "{} of {truth_cells} cells differ from the ground truth:\n  {}",
+            ground_truth_diffs.len(),
+            ground_truth_diffs.join("\n  ")
+        ));
+    }
+    if let Some((report, label)) = &parity {
+        let cells: usize = report.queries.iter().map(|q| q.comparison.cells_compared).sum();
+        let lines = report.difference_lines();
+        if lines.is_empty() {
+            println!("BigQuery ({label}) matches DuckDB to the cent: {cells} of {cells} cells identical.");
+        } else {
+            failures.push(format!(
+                "{} of {cells} cells differ between DuckDB and BigQuery ({label}):\n  {}",
+                lines.len(),
+                lines.join("\n  ")
+            ));
+        }
+    }
+    println!("Snapshot: {}", snapshot.dir.display());
+    if failures.is_empty() {
         Ok(())
     } else {
-        Err(crate::error::Failure::CheckFailed(format!(
-            "{} of {total} cells differ from the ground truth:\n  {}",
-            diffs.len(),
-            diffs.join("\n  ")
-        ))
-        .into())
+        Err(crate::error::Failure::CheckFailed(failures.join("\n")).into())
     }
 }
 
-/// Minor units as a decimal amount (12345 -> "123.45", -5 -> "-0.05").
-fn cents_text(c: i64) -> String {
-    format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.abs() / 100, c.abs() % 100)
+/// Stages 6 and 7: push to BigQuery (the local emulator unless a target was given), run
+/// the BigQuery SQL, compare with DuckDB. Returns the parity report and what ran it.
+fn mirror(
+    opts: &DemoOptions,
+    snapshot: &crate::snapshot::Snapshot,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<(crate::parity::ParityReport, String)> {
+    let mut _emulator = None;
+    let (target, label) = match &opts.bigquery {
+        Some(t) if t.endpoint.is_some() => (t.clone(), "emulator".to_string()),
+        Some(t) => (t.clone(), "Google BigQuery".to_string()),
+        None => {
+            stage("6/7", "start a local BigQuery emulator (PyPI's bqemulator; an emulator, not Google's service)");
+            let install = crate::bigquery::emulator::Install::locate()?;
+            let log = opts.data_dir.join("logs/bqemulator.log");
+            let emulator = crate::bigquery::emulator::Emulator::start(&install, "mrr-demo", &log)?;
+            eprintln!("    emulator at {} (log: {})", emulator.endpoint, log.display());
+            let target = crate::bigquery::Target {
+                project: "mrr-demo".into(),
+                dataset: "mrr".into(),
+                location: "US".into(),
+                endpoint: Some(emulator.endpoint.clone()),
+            };
+            _emulator = Some(emulator);
+            (target, "local emulator".to_string())
+        }
+    };
+    stage("6/7", &format!("push the same Parquet files to BigQuery ({label}) and run sql/bigquery there"));
+    let started = std::time::Instant::now();
+    runtime.block_on(async {
+        let bq = crate::bigquery::BigQuery::connect(target.clone()).await?;
+        let record = crate::bigquery::push::push(&bq, snapshot, None).await?;
+        let rows: u64 = record.tables.iter().map(|t| t.rows_in_bigquery).sum();
+        eprintln!(
+            "    {} tables, {rows} rows loaded into {} (row counts equal the manifest)",
+            record.tables.len(),
+            target.describe()
+        );
+        let results = crate::bigquery::query::report(&bq, snapshot, MetricOptions::default()).await?;
+        eprintln!(
+            "    {} queries run in {:.1?}, saved under {}",
+            results.len(),
+            started.elapsed(),
+            snapshot.dir.join("results/bigquery").display()
+        );
+        anyhow::Ok(())
+    })?;
+    stage("7/7", "parity: DuckDB vs BigQuery, every month, currency and metric, to the cent");
+    let report = crate::parity::run(snapshot, MetricOptions::default(), 0)?;
+    let cells: usize = report.queries.iter().map(|q| q.comparison.cells_compared).sum();
+    eprintln!("    {} differences in {cells} cells (parity.json written)", report.difference_lines().len());
+    Ok((report, label))
 }
 
 fn stage(n: &str, what: &str) {

@@ -6,7 +6,10 @@
 //! (a Stripe-compatible API over it) → pull → snapshot → engines → parity → ui/api.
 //! `metrics` and `money` state the metric contract that every stage follows.
 
+pub mod api;
+pub mod archive;
 pub mod atomic_dir;
+pub mod bigquery;
 pub mod calendar;
 pub mod cli;
 pub mod demo;
@@ -15,6 +18,7 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod money;
+pub mod object_storage;
 pub mod output;
 pub mod parity;
 pub mod progress;
@@ -22,3 +26,13 @@ pub mod pull;
 pub mod simulate;
 pub mod snapshot;
 pub mod stripe_server;
+
+/// Picks ring as the process-wide rustls provider. Both ring and aws-lc-rs are linked
+/// (object_store's HTTP client brings the latter), and rustls refuses to guess between
+/// them. Idempotent; every network stage calls it.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -1,7 +1,7 @@
 //! The `mrr` binary: parse, run the chosen stage, map errors to exit codes.
 
 use clap::Parser;
-use mrr::cli::{Cli, Command, SnapshotsCommand};
+use mrr::cli::{ArchiveCommand, Cli, Command, SnapshotsCommand};
 use mrr::error::{bad_input, exit_code};
 
 fn main() {
@@ -9,6 +9,7 @@ fn main() {
     let verbosity = if cli.global.quiet { -1 } else { cli.global.verbose as i8 };
     mrr::logging::init(verbosity);
     mrr::progress::set_quiet(cli.global.quiet);
+    mrr::install_crypto_provider();
     if let Err(err) = run(cli) {
         eprintln!("error: {err:#}");
         std::process::exit(exit_code(&err));
@@ -23,6 +24,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             months: args.account.months,
             seed: args.account.seed,
             scenario: args.account.scenario,
+            bigquery: match (&args.bigquery_project, &args.bigquery_endpoint) {
+                (Some(project), _) => Some(mrr::bigquery::Target {
+                    project: project.clone(),
+                    dataset: args.bigquery_dataset.clone(),
+                    location: args.bigquery_location.clone(),
+                    endpoint: None,
+                }),
+                (None, Some(endpoint)) => Some(mrr::bigquery::Target {
+                    project: "mrr-demo".into(),
+                    dataset: args.bigquery_dataset.clone(),
+                    location: args.bigquery_location.clone(),
+                    endpoint: Some(endpoint.clone()),
+                }),
+                (None, None) => None,
+            },
+            skip_bigquery: args.skip_bigquery,
         }),
         Command::Simulate(args) => {
             let now = mrr::calendar::parse_timestamp(&args.now)
@@ -101,7 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )));
             }
             let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
-            let options = mrr::metrics::MetricOptions { discounts: args.discounts, churn_at: args.churn_at };
+            let options = args.metric.options();
             if args.show_sql {
                 print!("{}", mrr::engine::duckdb::resolved_sql(&snapshot, &args.query, options)?);
                 return Ok(());
@@ -117,7 +134,97 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("results saved under {}", snapshot.dir.join("results/duckdb").display());
             mrr::output::write_rows(&mut std::io::stdout().lock(), &rows, args.format)
         }
+        Command::Push(args) => {
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let bq = mrr::bigquery::BigQuery::connect(args.bigquery.target()).await?;
+                let record = mrr::bigquery::push::push(&bq, &snapshot, args.stage.as_deref()).await?;
+                let rows: Vec<serde_json::Value> = record
+                    .tables
+                    .iter()
+                    .map(|t| serde_json::json!({"table": bq.target.table_ref(&t.name), "rows": t.rows_in_bigquery, "partitioned_by": t.partitioned_by, "job": t.job_id}))
+                    .collect();
+                mrr::output::write_rows(&mut std::io::stdout().lock(), &mrr::output::to_maps(&rows)?, mrr::cli::Format::Table)?;
+                tracing::info!("loaded {} tables into {}; recorded in {}", record.tables.len(), bq.target.describe(), snapshot.dir.join(mrr::bigquery::push::RECORD).display());
+                if !args.no_queries {
+                    let results = mrr::bigquery::query::report(&bq, &snapshot, args.metric.options()).await?;
+                    tracing::info!("{} queries run in BigQuery; results saved under {}", results.len(), snapshot.dir.join("results/bigquery").display());
+                }
+                Ok(())
+            })
+        }
+        Command::Serve(args) => {
+            let opts = mrr::api::ServeOptions {
+                bind: args.bind,
+                port: args.port,
+                data_dir: cli.global.data_dir.clone(),
+                snapshot: args.snapshot,
+                webhook_secret: args.webhook_secret,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(mrr::api::serve(
+                opts,
+                |addr| {
+                    use std::io::Write;
+                    println!("http://{addr}");
+                    let _ = std::io::stdout().flush();
+                    tracing::info!("serving on http://{addr} (Ctrl-C to stop)");
+                },
+                async {
+                    let _ = tokio::signal::ctrl_c().await;
+                },
+            ))
+        }
+        Command::BqReport(args) => {
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let bq = mrr::bigquery::BigQuery::connect(args.bigquery.target()).await?;
+                let results = mrr::bigquery::query::report(&bq, &snapshot, args.metric.options()).await?;
+                for (query, rows) in &results {
+                    println!("{query}: {} rows", rows.len());
+                }
+                tracing::info!("results saved under {}", snapshot.dir.join("results/bigquery").display());
+                Ok(())
+            })
+        }
+        Command::Parity(args) => {
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            let report = mrr::parity::run(&snapshot, args.metric.options(), args.tolerance_cents)?;
+            match args.format {
+                mrr::cli::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                format => {
+                    let rows: Vec<serde_json::Value> = report
+                        .queries
+                        .iter()
+                        .map(|q| serde_json::json!({"query": q.query, "rows_duckdb": q.rows_duckdb, "rows_bigquery": q.rows_bigquery, "cells_compared": q.comparison.cells_compared, "differences": q.comparison.differences.len()}))
+                        .collect();
+                    mrr::output::write_rows(&mut std::io::stdout().lock(), &mrr::output::to_maps(&rows)?, format)?;
+                }
+            }
+            let lines = report.difference_lines();
+            if lines.is_empty() {
+                let cells: usize = report.queries.iter().map(|q| q.comparison.cells_compared).sum();
+                eprintln!(
+                    "DuckDB and BigQuery are identical to the cent: {cells} cells compared (snapshot {}).",
+                    report.snapshot
+                );
+                Ok(())
+            } else {
+                Err(mrr::error::Failure::CheckFailed(format!(
+                    "{} cells differ between DuckDB (left) and BigQuery (right):\n  {}",
+                    lines.len(),
+                    lines.join("\n  ")
+                ))
+                .into())
+            }
+        }
         Command::Snapshots(cmd) => snapshots(&cli.global.data_dir, cmd),
+        Command::Archive(cmd) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(archive(&cli.global.data_dir, cmd))
+        }
         Command::Schema => {
             print!("{}", mrr::snapshot::schema::markdown());
             Ok(())
@@ -151,6 +258,59 @@ fn snapshots(data_dir: &std::path::Path, cmd: SnapshotsCommand) -> anyhow::Resul
                 println!("{line}");
             }
             println!("snapshot {} verified", s.manifest.id);
+            Ok(())
+        }
+    }
+}
+
+async fn archive(data_dir: &std::path::Path, cmd: ArchiveCommand) -> anyhow::Result<()> {
+    use mrr::object_storage::open;
+    match cmd {
+        ArchiveCommand::Push { id, all, to, endpoint } => {
+            let location = open(&to, endpoint.as_deref())?;
+            let snapshots = if all {
+                mrr::snapshot::list(data_dir)?
+            } else {
+                vec![mrr::snapshot::resolve(data_dir, id.as_deref().unwrap_or(mrr::snapshot::LATEST))?]
+            };
+            let mut rows = Vec::new();
+            for s in &snapshots {
+                let pushed = mrr::archive::push(&location, s).await?;
+                tracing::info!("{} archived to {}", pushed.id, location.url);
+                rows.push(serde_json::to_value(&pushed)?);
+            }
+            mrr::output::write_rows(
+                &mut std::io::stdout().lock(),
+                &mrr::output::to_maps(&rows)?,
+                mrr::cli::Format::Table,
+            )
+        }
+        ArchiveCommand::List { from, endpoint, format } => {
+            let location = open(&from, endpoint.as_deref())?;
+            let listed = mrr::archive::list(&location).await?;
+            mrr::output::write_rows(&mut std::io::stdout().lock(), &mrr::output::to_maps(&listed)?, format)
+        }
+        ArchiveCommand::Restore { id, from, endpoint } => {
+            let location = open(&from, endpoint.as_deref())?;
+            let snapshot = mrr::archive::restore(&location, &id, data_dir).await?;
+            println!("{}", snapshot.dir.display());
+            Ok(())
+        }
+        ArchiveCommand::Prune { from, keep_daily, keep_monthly, yes, endpoint } => {
+            let location = open(&from, endpoint.as_deref())?;
+            let listed = mrr::archive::list(&location).await?;
+            let (keep, delete) = mrr::archive::plan_prune(&listed, keep_daily, keep_monthly);
+            for id in &keep {
+                println!("keep    {id}");
+            }
+            for id in &delete {
+                if yes {
+                    mrr::archive::delete(&location, id).await?;
+                    println!("deleted {id}");
+                } else {
+                    println!("delete  {id} (dry run; pass --yes to delete)");
+                }
+            }
             Ok(())
         }
     }

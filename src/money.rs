@@ -66,6 +66,11 @@ pub fn round_scaled_to_cents(scaled: i128) -> i64 {
     round_half_even(scaled, SCALE) as i64
 }
 
+/// Minor units as a decimal amount (12345 -> "123.45", -5 -> "-0.05").
+pub fn cents_text(c: i64) -> String {
+    format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.unsigned_abs() / 100, c.unsigned_abs() % 100)
+}
+
 /// `numerator / denominator` rounded half to even (`denominator > 0`).
 pub fn round_half_even(numerator: i128, denominator: i128) -> i128 {
     let q = numerator.div_euclid(denominator);

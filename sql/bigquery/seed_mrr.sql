@@ -17,7 +17,7 @@ subs AS (
 amounts AS (
   -- x12 keeps annual / 12 exact until the monthly total is rounded.
   SELECT si.subscription,
-         SUM(CAST(p.unit_amount AS NUMERIC) * si.quantity * CASE WHEN p.recurring_interval = 'year' THEN 1 ELSE 12 END) AS amount_x12
+         SUM(p.unit_amount * si.quantity * CASE WHEN p.recurring_interval = 'year' THEN 1 ELSE 12 END) AS amount_x12
   FROM {{subscription_items}} si JOIN {{prices}} p ON p.id = si.price
   GROUP BY 1
 ),

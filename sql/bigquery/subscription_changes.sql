@@ -1,8 +1,12 @@
 -- subscription_changes: every instant (up to {{as_of}}) at which a subscription's
 -- monthly-normalised value changes, with the change. The base of every MRR query.
 -- Values are exact integers: MRR x 86 486 400 000 (12 x 720720 x 10000, see docs/metrics.md).
+-- INT64 rather than NUMERIC: exact in BigQuery and in DuckDB-backed emulators alike (which
+-- turn NUMERIC into DECIMAL(18,3) and DIV on it into floating point). INT64 holds a scaled
+-- value up to ~$1.07 M of monthly revenue per customer; beyond that BigQuery stops with an
+-- overflow error, never a wrong number.
 --
--- Columns: subscription, customer, currency, changed_at, delta_scaled (HUGEINT), delta_counting (-1, 0, 1)
+-- Columns: subscription, customer, currency, changed_at, delta_scaled (exact integer), delta_counting (-1, 0, 1)
 --
 -- BigQuery Standard SQL; the source that sql/duckdb/subscription_changes.sql ports.
 WITH
@@ -46,7 +50,7 @@ priced AS (
          p.recurring_interval, p.recurring_interval_count,
          -- monthly value x scale: amount x (12, 1, 52 or 365 per year) x scale / 12 / interval_count
          CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
-           CAST(p.unit_amount AS NUMERIC) * COALESCE(e.quantity, 0)
+           p.unit_amount * COALESCE(e.quantity, 0)
              * CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
              * DIV(7207200000, p.recurring_interval_count)
          ELSE 0 END AS value_scaled
@@ -68,7 +72,7 @@ discount_windows AS (
   SELECT d.subscription, d.start AS from_at,
          COALESCE(CASE c.duration WHEN 'repeating' THEN d.`end` WHEN 'once' THEN f.once_until END, TIMESTAMP '9999-12-31 00:00:00+00') AS until,
          c.percent_off_hundredths,
-         CAST(c.amount_off AS NUMERIC)
+         c.amount_off
            * CASE si.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
            * DIV(7207200000, si.recurring_interval_count) AS amount_off_scaled
   FROM {{discounts}} d

@@ -2,10 +2,10 @@
 -- monthly-normalised value changes, with the change. The base of every MRR query.
 -- Values are exact integers: MRR x 86 486 400 000 (12 x 720720 x 10000, see docs/metrics.md).
 --
--- Columns: subscription, customer, currency, changed_at, delta_scaled (HUGEINT), delta_counting (-1, 0, 1)
+-- Columns: subscription, customer, currency, changed_at, delta_scaled (exact integer), delta_counting (-1, 0, 1)
 --
 -- DuckDB port of sql/bigquery/subscription_changes.sql. Dialect changes:
---   HUGEINT instead of NUMERIC; `a // b` instead of DIV(a, b); `UNION` instead of
+--   HUGEINT instead of INT64 (wider: no overflow bound); `a // b` instead of DIV(a, b); `UNION` instead of
 --   `UNION DISTINCT`; "end" instead of `end`; CAST(bool AS INTEGER) instead of INT64.
 WITH
 subs AS (

@@ -186,7 +186,7 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
         if opts.resume {
             return Err(bad_input(format!("--resume: no interrupted pull in {}", root.display())));
         }
-        let started_at = now();
+        let started_at = crate::calendar::now();
         let as_of = opts.as_of.unwrap_or(started_at);
         let events_since = opts.events_since.unwrap_or(as_of - 30 * DAY);
         let slices = plan(&fetcher, opts.slices_per_type.max(1), events_since).await?;
@@ -201,10 +201,6 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
     let snapshot = finalize(&opts.data_dir, &work, &checkpoint, live)?;
     let stats = fetcher.stats.lock().await;
     Ok(PullSummary { snapshot, requests: stats.0, retries: stats.1 })
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 fn save_checkpoint(work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
@@ -500,8 +496,11 @@ fn backoff(attempt: u32, rate_limited: bool) -> Duration {
     // The governor already spaces requests: a 429 needs only a short pause, errors a longer one.
     let base_ms: u64 = if rate_limited { 100 } else { 250 };
     let cap = base_ms.saturating_mul(1 << (attempt - 1).min(5)).min(8_000);
-    let jitter = crate::simulate::rng::Rng::for_stream(now() as u64, std::process::id() as u64 ^ attempt as u64)
-        .below(cap / 2 + 1);
+    let jitter = crate::simulate::rng::Rng::for_stream(
+        crate::calendar::now() as u64,
+        std::process::id() as u64 ^ attempt as u64,
+    )
+    .below(cap / 2 + 1);
     Duration::from_millis(cap / 2 + jitter)
 }
 
@@ -528,7 +527,7 @@ impl Governor {
 
 /// Writes the staged rows as Parquet tables, in plan order, into a new snapshot.
 fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow::Result<Snapshot> {
-    let pulled_at = now();
+    let pulled_at = crate::calendar::now();
     let root = snap::snapshots_dir(data_dir);
     let mut id = crate::calendar::format_rfc3339(pulled_at).replace(['-', ':'], "");
     let mut n = 1;

@@ -96,11 +96,33 @@ impl Raw {
 
 /// `GET path` with an optional bearer key; `Err` when the connection drops without an answer.
 pub fn get(port: u16, path: &str, key: Option<&str>) -> std::io::Result<Raw> {
+    let auth = key.map(|k| format!("Authorization: Bearer {k}")).unwrap_or_default();
+    let headers: Vec<&str> = if auth.is_empty() { vec![] } else { vec![auth.as_str()] };
+    send(port, "GET", path, &headers, b"")
+}
+
+/// One HTTP/1.1 request with extra header lines and a body.
+pub fn send(port: u16, method: &str, path: &str, headers: &[&str], body: &[u8]) -> std::io::Result<Raw> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n")?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    if method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    // A server may answer (413) before reading the whole body; that is not an error here.
+    let _ = stream.write_all(body);
+    let mut buf = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut buf) {
+        if buf.is_empty() {
+            return Err(e);
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response"))?;
@@ -127,8 +149,18 @@ fn dechunk(head: &str, body: &str) -> String {
 
 /// Runs the `mrr` binary with a data dir; returns (exit code, stdout, stderr).
 pub fn mrr(data_dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let o =
-        Command::new(env!("CARGO_BIN_EXE_mrr")).arg("--data-dir").arg(data_dir).args(args).output().expect("run mrr");
+    mrr_env(data_dir, args, &[])
+}
+
+/// Like [`mrr`], with extra environment variables.
+pub fn mrr_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_mrr"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run mrr");
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -183,4 +215,52 @@ pub fn column(snapshot: &mrr::snapshot::Snapshot, table: &str, name: &str) -> Ve
         }
     }
     out
+}
+
+/// A helper server from `.venv-emulators` (moto's S3, the GCS emulator) on a free
+/// loopback port, killed on drop.
+pub struct PyServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PyServer {
+    /// Starts `.venv-emulators/bin/<program>` with `args` (`{port}` is replaced) and waits
+    /// until it accepts connections.
+    pub fn start(program: &str, args: &[&str], log_name: &str) -> PyServer {
+        let venv =
+            std::env::var_os("MRR_EMULATORS_VENV").map(PathBuf::from).unwrap_or_else(|| ".venv-emulators".into());
+        let bin = venv.join("bin").join(program);
+        assert!(bin.exists(), "{} is missing: run scripts/emulators (scripts/test does)", bin.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(log_name)).unwrap();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+        let mut child = Command::new(&bin)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let started = std::time::Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{program} exited at start: {status} (log: target/tmp/{log_name})");
+            }
+            assert!(started.elapsed().as_secs() < 60, "{program} did not start within 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        PyServer { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

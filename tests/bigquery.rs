@@ -1,0 +1,281 @@
+//! The BigQuery mirror against a real BigQuery emulator process (PyPI's bqemulator, from
+//! .venv-emulators; `scripts/test` installs it): push a simulated snapshot with the real
+//! `mrr push`, run every BigQuery query, and check parity with DuckDB to the cent; a
+//! tampered result fails parity naming the cell; large files go up resumably; bad SQL,
+//! missing tables and unreachable endpoints fail clearly.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use mrr::bigquery::emulator::{Emulator, Install};
+use mrr::bigquery::{BigQuery, Target};
+use mrr::simulate::Scenario;
+
+const PROJECT: &str = "test-proj";
+
+fn emulator(name: &str) -> Emulator {
+    let install = Install::locate().expect("the BigQuery emulator (run scripts/emulators, or scripts/test)");
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bqemulator-{name}.log"));
+    Emulator::start(&install, PROJECT, &log).expect("emulator starts")
+}
+
+fn target(endpoint: &str, dataset: &str) -> Target {
+    Target { project: PROJECT.into(), dataset: dataset.into(), location: "US".into(), endpoint: Some(endpoint.into()) }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    mrr::install_crypto_provider();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// A full-scenario snapshot reported by DuckDB and pushed with `mrr push` (which also runs
+/// the BigQuery queries), shared by the tests that only read its results.
+struct Pushed {
+    _data: tempfile::TempDir,
+    data_dir: PathBuf,
+    snapshot: mrr::snapshot::Snapshot,
+    push_stdout: String,
+}
+
+fn pushed() -> &'static Pushed {
+    static PUSHED: OnceLock<Pushed> = OnceLock::new();
+    PUSHED.get_or_init(|| {
+        let acct = common::simulate(Scenario::Full, 75, 42);
+        let data = tempfile::tempdir().unwrap();
+        let snapshot = common::pull(&acct, data.path(), &[], &[]);
+        let id = snapshot.manifest.id.clone();
+        let (code, _, err) = common::mrr(data.path(), &["report", "--snapshot", &id]);
+        assert_eq!(code, 0, "report: {err}");
+        let emu = emulator("push");
+        let (code, out, err) = common::mrr(
+            data.path(),
+            &["push", "--snapshot", &id, "--project", PROJECT, "--dataset", "mrr", "--endpoint", &emu.endpoint],
+        );
+        assert_eq!(code, 0, "push failed: {err}\n(emulator log: {})", emu.log.display());
+        Pushed { data_dir: data.path().to_path_buf(), _data: data, snapshot, push_stdout: out }
+    })
+}
+
+#[test]
+fn push_loads_every_table_with_row_counts_equal_to_the_manifest() {
+    let p = pushed();
+    let record = mrr::bigquery::push::PushRecord::load(&p.snapshot).unwrap().expect("bigquery.json written");
+    assert_eq!(record.project, PROJECT);
+    assert_eq!(record.dataset, "mrr");
+    assert!(record.endpoint.as_deref().unwrap().starts_with("http://127.0.0.1:"));
+    assert_eq!(record.tables.len(), p.snapshot.manifest.tables.len());
+    for (pushed, entry) in record.tables.iter().zip(&p.snapshot.manifest.tables) {
+        assert_eq!(pushed.name, entry.name);
+        assert_eq!(pushed.rows_in_bigquery, entry.rows, "{}", entry.name);
+        assert!(pushed.job_id.starts_with("mrr_"), "{}", pushed.job_id);
+        assert!(p.push_stdout.contains(&format!("`{PROJECT}.mrr.{}`", entry.name)), "{}", p.push_stdout);
+    }
+    assert!(record.tables.iter().any(|t| t.rows_in_bigquery > 100), "a real amount of data went up");
+    let partitioned: Vec<_> =
+        record.tables.iter().filter(|t| t.partitioned_by.is_some()).map(|t| t.name.as_str()).collect();
+    assert_eq!(partitioned, ["invoices", "invoice_lines", "events"]);
+}
+
+#[test]
+fn bigquery_sql_matches_duckdb_to_the_cent_on_every_query() {
+    let p = pushed();
+    for q in mrr::engine::QUERIES {
+        let path = mrr::engine::results::path(&p.snapshot, mrr::engine::Dialect::BigQuery, q, &Default::default());
+        let rows = mrr::engine::results::load(&path).unwrap();
+        assert!(!rows.is_empty(), "{q}: BigQuery returned rows");
+    }
+    let id = p.snapshot.manifest.id.as_str();
+    let (code, out, err) = common::mrr(&p.data_dir, &["parity", "--snapshot", id, "--format", "json"]);
+    assert_eq!(code, 0, "parity failed:\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["identical"], true);
+    let cells: u64 = report["queries"].as_array().unwrap().iter().map(|q| q["cells_compared"].as_u64().unwrap()).sum();
+    assert!(cells > 1000, "{cells} cells compared");
+    let saved = mrr::parity::ParityReport::load(&p.snapshot).unwrap().expect("parity.json written");
+    assert!(saved.identical);
+    assert!(err.contains("identical to the cent"), "{err}");
+}
+
+/// Copies a snapshot folder, so a test can damage its copy.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_planted_difference_fails_parity_and_names_the_cell() {
+    let p = pushed();
+    let copy = tempfile::tempdir().unwrap();
+    let snap_dir = copy.path().join("snap");
+    copy_dir(&p.snapshot.dir, &snap_dir);
+    let file = snap_dir.join("results/bigquery/mrr_monthly.parquet");
+    let month = mrr::engine::results::load(&file).unwrap()[2]["month"].as_str().unwrap().to_string();
+    // Tamper with one cell (one cent of MRR in one month) with DuckDB itself.
+    let conn = mrr::engine::duckdb::open().unwrap();
+    let tampered = snap_dir.join("tampered.parquet");
+    conn.execute_batch(&format!(
+        "COPY (SELECT * REPLACE (CASE WHEN month = '{month}' AND currency = 'usd' THEN mrr + 1 ELSE mrr END AS mrr) \
+         FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
+        file.display(),
+        tampered.display()
+    ))
+    .unwrap();
+    std::fs::rename(&tampered, &file).unwrap();
+    let (code, _, err) = common::mrr(&p.data_dir, &["parity", "--snapshot", snap_dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "parity must fail: {err}");
+    assert!(err.contains("1 cells differ"), "{err}");
+    assert!(err.contains(&format!("mrr_monthly: {month} usd mrr:")), "the cell is named: {err}");
+    let report = mrr::parity::ParityReport::load(&mrr::snapshot::Snapshot::open(&snap_dir).unwrap()).unwrap().unwrap();
+    assert!(!report.identical);
+    // Within a tolerance of one cent the same results agree.
+    let (code, _, err) =
+        common::mrr(&p.data_dir, &["parity", "--snapshot", snap_dir.to_str().unwrap(), "--tolerance-cents", "1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn parity_without_bigquery_results_says_which_command_produces_them() {
+    let p = pushed();
+    let copy = tempfile::tempdir().unwrap();
+    let snap_dir = copy.path().join("snap");
+    copy_dir(&p.snapshot.dir, &snap_dir);
+    std::fs::remove_dir_all(snap_dir.join("results/bigquery")).unwrap();
+    let (code, _, err) = common::mrr(&p.data_dir, &["parity", "--snapshot", snap_dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no bigquery results") && err.contains("mrr push"), "{err}");
+}
+
+/// Parquet of ~8 MiB of incompressible text: above the multipart limit.
+fn large_parquet(path: &Path) -> u64 {
+    use std::sync::Arc;
+    let mut rng = mrr::simulate::rng::Rng::for_stream(7, 7);
+    let rows = 150_000u64;
+    let ids: Vec<String> =
+        (0..rows).map(|_| format!("{:016x}{:016x}{:016x}", rng.next_u64(), rng.next_u64(), rng.next_u64())).collect();
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Utf8, false),
+        arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+    ]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(arrow::array::StringArray::from(ids)),
+            Arc::new(arrow::array::Int64Array::from_iter_values(0..rows as i64)),
+        ],
+    )
+    .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    assert!(std::fs::metadata(path).unwrap().len() > 5 << 20, "bigger than the multipart limit");
+    rows
+}
+
+#[test]
+fn large_files_are_uploaded_resumably_in_chunks() {
+    let emu = emulator("resumable");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.parquet");
+    let rows = large_parquet(&file);
+    let rt = runtime();
+    rt.block_on(async {
+        let bq = BigQuery::connect(target(&emu.endpoint, "big")).await.unwrap();
+        bq.client.dataset().create(gcp_bigquery_client::model::dataset::Dataset::new(PROJECT, "big")).await.unwrap();
+        let reader = std::fs::File::open(&file).unwrap();
+        let schema =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(reader).unwrap().schema().clone();
+        let load = gcp_bigquery_client::model::job_configuration_load::JobConfigurationLoad {
+            destination_table: Some(gcp_bigquery_client::model::table_reference::TableReference::new(
+                PROJECT, "big", "blob",
+            )),
+            source_format: Some("PARQUET".into()),
+            write_disposition: Some("WRITE_TRUNCATE".into()),
+            schema: Some(mrr::bigquery::schema::table_schema(&schema, "big.parquet").unwrap()),
+            ..Default::default()
+        };
+        let job = gcp_bigquery_client::model::job::Job {
+            configuration: Some(gcp_bigquery_client::model::job_configuration::JobConfiguration {
+                load: Some(load),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        let calls = std::sync::atomic::AtomicU64::new(0);
+        let inserted = bq
+            .insert_load_with_media(&job, &file, &|n| {
+                sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await
+            .unwrap();
+        let id = inserted.job_reference.as_ref().and_then(|r| r.job_id.clone()).unwrap();
+        mrr::bigquery::push::wait_for_job(&bq, &id, "loading big.parquet", inserted).await.unwrap();
+        assert_eq!(sent.into_inner(), std::fs::metadata(&file).unwrap().len());
+        assert!(calls.into_inner() >= 2, "sent in several chunks");
+        let batch =
+            mrr::bigquery::query::run_sql(&bq, "SELECT COUNT(*) AS n, SUM(n) AS s FROM `test-proj.big.blob`", "count")
+                .await
+                .unwrap();
+        let got = mrr::engine::results::to_rows(&batch).unwrap();
+        assert_eq!(got[0]["n"].as_u64(), Some(rows));
+        assert_eq!(got[0]["s"].as_u64(), Some(rows * (rows - 1) / 2));
+    });
+}
+
+#[test]
+fn bad_sql_missing_tables_and_unreachable_endpoints_fail_clearly() {
+    let emu = emulator("errors");
+    let rt = runtime();
+    let bq = rt.block_on(BigQuery::connect(target(&emu.endpoint, "nothing_here"))).unwrap();
+    let err = rt.block_on(mrr::bigquery::query::run_sql(&bq, "SELEC 1", "sql/bigquery/broken.sql")).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("sql/bigquery/broken.sql failed in BigQuery"), "{text}");
+    assert_eq!(mrr::error::exit_code(&err), 2);
+
+    // Queries over a dataset that was never pushed name what is missing.
+    let p = pushed();
+    let id = p.snapshot.manifest.id.as_str();
+    let (code, _, err) = common::mrr(
+        &p.data_dir,
+        &[
+            "bq-report",
+            "--snapshot",
+            id,
+            "--project",
+            PROJECT,
+            "--dataset",
+            "nothing_here",
+            "--endpoint",
+            &emu.endpoint,
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sql/bigquery/mrr_monthly.sql failed in BigQuery"), "{err}");
+    assert!(err.to_lowercase().contains("nothing_here"), "names the missing dataset/table: {err}");
+
+    // Nothing listens on port 9.
+    let (code, _, err) = common::mrr(
+        &p.data_dir,
+        &["push", "--snapshot", id, "--project", PROJECT, "--endpoint", "http://127.0.0.1:9", "--no-queries"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot reach http://127.0.0.1:9"), "{err}");
+
+    // Names are checked before any request.
+    let (code, _, err) = common::mrr(
+        &p.data_dir,
+        &["push", "--snapshot", id, "--project", PROJECT, "--dataset", "bad-name", "--endpoint", &emu.endpoint],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--dataset \"bad-name\""), "{err}");
+}
