@@ -124,7 +124,7 @@ fn a_planted_difference_fails_parity_and_names_the_cell() {
     let tampered = snap_dir.join("tampered.parquet");
     conn.execute_batch(&format!(
         "COPY (SELECT * REPLACE (CASE WHEN month = '{month}' AND currency = 'usd' THEN mrr + 1 ELSE mrr END AS mrr) \
-         FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
+         FROM read_parquet('{}')) TO '{}' (FORMAT parquet, COMPRESSION zstd)",
         file.display(),
         tampered.display()
     ))

@@ -66,27 +66,27 @@ impl Emulator {
             .spawn()
             .with_context(|| format!("starting {}", install.bin.display()))?;
         let (tx, rx) = std::sync::mpsc::channel::<u16>();
-        let mut log_file = std::fs::File::create(log)?;
+        let log_file = std::fs::File::create(log)?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
-        let mut err_log = log_file.try_clone()?;
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = writeln!(err_log, "{line}");
-            }
-        });
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = writeln!(log_file, "{line}");
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if v["event"] == "rest.listen" {
-                        if let Some(port) = v["port"].as_u64() {
-                            let _ = tx.send(port as u16);
+        // Its JSON log goes to either stream depending on the version: watch both.
+        let readers: [Box<dyn std::io::Read + Send>; 2] = [Box::new(stdout), Box::new(stderr)];
+        for reader in readers {
+            let mut log_file = log_file.try_clone()?;
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(reader).lines().map_while(Result::ok) {
+                    let _ = writeln!(log_file, "{line}");
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if v["event"] == "rest.listen" {
+                            if let Some(port) = v["port"].as_u64() {
+                                let _ = tx.send(port as u16);
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
+        }
         let started = Instant::now();
         let port = loop {
             if let Ok(port) = rx.recv_timeout(Duration::from_millis(200)) {
