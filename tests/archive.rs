@@ -151,6 +151,7 @@ fn s3_compatible_store_moto() {
 }
 
 #[test]
+#[ignore = "object_store's GCS client uploads through the XML API, which gcp-storage-emulator does not accept; open in issue 9"]
 fn gcs_emulator_store() {
     let server = common::PyServer::start(
         "gcp-storage-emulator",
