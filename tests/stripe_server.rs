@@ -11,6 +11,7 @@ use futures_util::TryStreamExt;
 use mrr::simulate::Scenario;
 
 fn client(server: &Server, key: &str) -> stripe::Client {
+    mrr::install_crypto_provider();
     stripe::ClientBuilder::new(key).url(format!("{}/", server.base)).build().expect("client")
 }
 

@@ -154,6 +154,7 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
         return Err(bad_input("--max-rps must be a positive number"));
     }
     let base = opts.api_base.trim_end_matches('/').to_string();
+    crate::install_crypto_provider();
     let client = stripe::ClientBuilder::new(opts.api_key.clone())
         .url(format!("{base}/"))
         .timeout(Duration::from_secs(30))
