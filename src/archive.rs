@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{bad_input, Failure};
 use crate::object_storage::Location;
-use crate::snapshot::{Manifest, Snapshot, MANIFEST};
+use crate::snapshot::{hex, Manifest, Snapshot, MANIFEST};
 
 /// One archived snapshot as listed.
 #[derive(Clone, Debug, Serialize)]
@@ -58,10 +58,6 @@ async fn remote_sha256(location: &Location, key: &ObjectPath) -> anyhow::Result<
         hasher.update(&chunk);
     }
     Ok(Some((hex(&hasher.finalize()), bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Pushes one snapshot: table files (skipping intact ones), each verified by reading it

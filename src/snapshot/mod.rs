@@ -169,7 +169,8 @@ pub fn file_digest(path: &Path) -> anyhow::Result<(String, u64)> {
     Ok((hex(&hasher.finalize()), bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
