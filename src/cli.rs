@@ -86,7 +86,14 @@ pub enum Command {
     /// result under SNAPSHOT/results/duckdb/<query>.parquet (for the window and for
     /// parity) and prints the one chosen with --query.
     Report(ReportArgs),
-    /// List, show or verify snapshots.
+    /// Open a window with DuckDB's and BigQuery's results side by side.
+    ///
+    /// Each side: the chosen metric per month, stacked movement bars (new, expansion,
+    /// reactivation up; contraction, churned down) on the same scales, and headline cards.
+    /// Below: a month x metric diff table with every differing cell in red, and a banner
+    /// that says whether both engines agree to the cent. Reads the results the snapshot
+    /// already saved (`mrr report`, `mrr push`); a missing side names the command to run.
+    Ui(UiArgs),
     /// Load a snapshot's Parquet files into BigQuery and run the BigQuery SQL there.
     ///
     /// Creates the dataset if missing, creates each table with an explicit schema derived
@@ -111,6 +118,7 @@ pub enum Command {
     /// `mrr push` first), prints every difference, writes parity.json into the snapshot,
     /// and exits 0 only when both engines agree within --tolerance-cents (1 otherwise).
     Parity(ParityArgs),
+    /// List, show or verify snapshots.
     #[command(subcommand)]
     Snapshots(SnapshotsCommand),
     /// Archive snapshots to object storage and restore them (file:///, s3://, gs://).
@@ -269,6 +277,26 @@ pub struct ServeArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Snapshot id, `latest`, or a path to a snapshot folder (others can be picked in the window).
+    #[arg(long, default_value = "latest")]
+    pub snapshot: String,
+    /// Window size in points, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x800", value_parser = parse_size)]
+    pub size: [f32; 2],
+}
+
+fn parse_size(text: &str) -> Result<[f32; 2], String> {
+    let bad = || format!("'{text}' is not WIDTHxHEIGHT (e.g. 1280x800)");
+    let (w, h) = text.split_once('x').ok_or_else(bad)?;
+    let (w, h): (f32, f32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+    if !(320.0..=10000.0).contains(&w) || !(240.0..=10000.0).contains(&h) {
+        return Err(format!("'{text}': each side must be between 320x240 and 10000x10000"));
+    }
+    Ok([w, h])
+}
+
+#[derive(Args, Debug)]
 pub struct ParityArgs {
     /// Snapshot id, `latest`, or a path to a snapshot folder.
     #[arg(long, default_value = "latest")]
@@ -395,6 +423,9 @@ pub struct DemoArgs {
     /// Stop after the ground-truth check: no BigQuery stage.
     #[arg(long)]
     pub skip_bigquery: bool,
+    /// Do not open the window at the end (it opens only when a display is available).
+    #[arg(long)]
+    pub no_window: bool,
 }
 
 #[derive(Args, Debug)]

@@ -24,6 +24,8 @@ pub struct DemoOptions {
     pub bigquery: Option<crate::bigquery::Target>,
     /// Stop after the ground-truth check (no BigQuery stage).
     pub skip_bigquery: bool,
+    /// Open the window at the end when a display is available.
+    pub window: bool,
 }
 
 /// Runs the demo; a ground-truth mismatch is a failed check (exit 1).
@@ -33,7 +35,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         .data_dir
         .join("accounts")
         .join(format!("{scenario}-seed{}-{}c-{}m", opts.seed, opts.customers, opts.months));
-    stage("1/7", "simulate a Stripe account (deterministic, offline)");
+    stage("1/8", "simulate a Stripe account (deterministic, offline)");
     if account.join("account.json").exists() {
         eprintln!("    reusing {}", account.display());
     } else {
@@ -56,7 +58,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     }
     let info = AccountInfo::load(&account)?;
 
-    stage("2/7", "serve it through the Stripe-compatible API on 127.0.0.1 and pull it (async-stripe)");
+    stage("2/8", "serve it through the Stripe-compatible API on 127.0.0.1 and pull it (async-stripe)");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let summary = runtime.block_on(async {
         let server = crate::stripe_server::StripeServer::bind(&crate::stripe_server::ServerOptions {
@@ -101,11 +103,11 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         summary.requests
     );
 
-    stage("3/7", "verify the snapshot (sha256 and row counts)");
+    stage("3/8", "verify the snapshot (sha256 and row counts)");
     crate::snapshot::verify(&snapshot)?;
     eprintln!("    ok");
 
-    stage("4/7", "compute every metric locally with DuckDB over the Parquet files");
+    stage("4/8", "compute every metric locally with DuckDB over the Parquet files");
     let started = std::time::Instant::now();
     let results = crate::engine::report_duckdb(&snapshot, MetricOptions::default())?;
     eprintln!(
@@ -117,7 +119,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     let monthly = &results.iter().find(|(q, _)| *q == "mrr_monthly").expect("computed").1;
     let seed = &results.iter().find(|(q, _)| *q == "seed_mrr").expect("computed").1;
 
-    stage("5/7", "check every cell against the simulator's independent ground truth");
+    stage("5/8", "check every cell against the simulator's independent ground truth");
     let truth: Value = serde_json::from_slice(&std::fs::read(account.join("ground_truth.json"))?)?;
     let as_rows = |v: &Value| -> Vec<Map<String, Value>> {
         v.as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect()
@@ -186,6 +188,9 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         }
     }
     println!("Snapshot: {}", snapshot.dir.display());
+    if opts.window {
+        open_window(opts, &snapshot.manifest.id)?;
+    }
     if failures.is_empty() {
         Ok(())
     } else {
@@ -205,7 +210,7 @@ fn mirror(
         Some(t) if t.endpoint.is_some() => (t.clone(), "emulator".to_string()),
         Some(t) => (t.clone(), "Google BigQuery".to_string()),
         None => {
-            stage("6/7", "start a local BigQuery emulator (PyPI's bqemulator; an emulator, not Google's service)");
+            stage("6/8", "start a local BigQuery emulator (PyPI's bqemulator; an emulator, not Google's service)");
             let install = crate::bigquery::emulator::Install::locate()?;
             let log = opts.data_dir.join("logs/bqemulator.log");
             let emulator = crate::bigquery::emulator::Emulator::start(&install, "mrr-demo", &log)?;
@@ -220,7 +225,7 @@ fn mirror(
             (target, "local emulator".to_string())
         }
     };
-    stage("6/7", &format!("push the same Parquet files to BigQuery ({label}) and run sql/bigquery there"));
+    stage("6/8", &format!("push the same Parquet files to BigQuery ({label}) and run sql/bigquery there"));
     let started = std::time::Instant::now();
     runtime.block_on(async {
         let bq = crate::bigquery::BigQuery::connect(target.clone()).await?;
@@ -240,11 +245,27 @@ fn mirror(
         );
         anyhow::Ok(())
     })?;
-    stage("7/7", "parity: DuckDB vs BigQuery, every month, currency and metric, to the cent");
+    stage("7/8", "parity: DuckDB vs BigQuery, every month, currency and metric, to the cent");
     let report = crate::parity::run(snapshot, MetricOptions::default(), 0)?;
     let cells: usize = report.queries.iter().map(|q| q.comparison.cells_compared).sum();
     eprintln!("    {} differences in {cells} cells (parity.json written)", report.difference_lines().len());
     Ok((report, label))
+}
+
+/// Stage 8: the window on the new snapshot, when there is a display to show it on.
+fn open_window(opts: &DemoOptions, snapshot_id: &str) -> anyhow::Result<()> {
+    let has_display = ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    if !has_display {
+        stage("8/8", "window: skipped, no display (DISPLAY and WAYLAND_DISPLAY are unset)");
+        eprintln!("    on a desktop: mrr --data-dir {} ui --snapshot {snapshot_id}", opts.data_dir.display());
+        return Ok(());
+    }
+    stage("8/8", "open the window: DuckDB and BigQuery side by side (close it to finish)");
+    crate::ui::run(crate::ui::UiOptions {
+        data_dir: opts.data_dir.clone(),
+        snapshot: Some(snapshot_id.to_string()),
+        size: [1280.0, 800.0],
+    })
 }
 
 fn stage(n: &str, what: &str) {

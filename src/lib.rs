@@ -26,6 +26,7 @@ pub mod pull;
 pub mod simulate;
 pub mod snapshot;
 pub mod stripe_server;
+pub mod ui;
 
 /// Picks ring as the process-wide rustls provider. Both ring and aws-lc-rs are linked
 /// (object_store's HTTP client brings the latter), and rustls refuses to guess between

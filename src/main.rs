@@ -40,6 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => None,
             },
             skip_bigquery: args.skip_bigquery,
+            window: !args.no_window,
         }),
         Command::Simulate(args) => {
             let now = mrr::calendar::parse_timestamp(&args.now)
@@ -220,6 +221,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into())
             }
         }
+        Command::Ui(args) => mrr::ui::run(mrr::ui::UiOptions {
+            data_dir: cli.global.data_dir.clone(),
+            snapshot: Some(args.snapshot),
+            size: args.size,
+        }),
         Command::Snapshots(cmd) => snapshots(&cli.global.data_dir, cmd),
         Command::Archive(cmd) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

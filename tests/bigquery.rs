@@ -6,19 +6,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
-use mrr::bigquery::emulator::{Emulator, Install};
+use mrr::bigquery::emulator::Emulator;
 use mrr::bigquery::{BigQuery, Target};
 use mrr::simulate::Scenario;
 
-const PROJECT: &str = "test-proj";
+use common::BQ_PROJECT as PROJECT;
 
 fn emulator(name: &str) -> Emulator {
-    let install = Install::locate().expect("the BigQuery emulator (run scripts/emulators, or scripts/test)");
-    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bqemulator-{name}.log"));
-    Emulator::start(&install, PROJECT, &log).expect("emulator starts")
+    common::bq_emulator(name)
 }
 
 fn target(endpoint: &str, dataset: &str) -> Target {
@@ -32,30 +30,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A full-scenario snapshot reported by DuckDB and pushed with `mrr push` (which also runs
 /// the BigQuery queries), shared by the tests that only read its results.
-struct Pushed {
-    _data: tempfile::TempDir,
-    data_dir: PathBuf,
-    snapshot: mrr::snapshot::Snapshot,
-    push_stdout: String,
-}
-
-fn pushed() -> &'static Pushed {
-    static PUSHED: OnceLock<Pushed> = OnceLock::new();
-    PUSHED.get_or_init(|| {
-        let acct = common::simulate(Scenario::Full, 75, 42);
-        let data = tempfile::tempdir().unwrap();
-        let snapshot = common::pull(&acct, data.path(), &[], &[]);
-        let id = snapshot.manifest.id.clone();
-        let (code, _, err) = common::mrr(data.path(), &["report", "--snapshot", &id]);
-        assert_eq!(code, 0, "report: {err}");
-        let emu = emulator("push");
-        let (code, out, err) = common::mrr(
-            data.path(),
-            &["push", "--snapshot", &id, "--project", PROJECT, "--dataset", "mrr", "--endpoint", &emu.endpoint],
-        );
-        assert_eq!(code, 0, "push failed: {err}\n(emulator log: {})", emu.log.display());
-        Pushed { data_dir: data.path().to_path_buf(), _data: data, snapshot, push_stdout: out }
-    })
+fn pushed() -> &'static common::Mirrored {
+    static PUSHED: OnceLock<common::Mirrored> = OnceLock::new();
+    PUSHED.get_or_init(|| common::mirrored(Scenario::Full, 75, 42, "push"))
 }
 
 #[test]
@@ -87,7 +64,7 @@ fn bigquery_sql_matches_duckdb_to_the_cent_on_every_query() {
         assert!(!rows.is_empty(), "{q}: BigQuery returned rows");
     }
     let id = p.snapshot.manifest.id.as_str();
-    let (code, out, err) = common::mrr(&p.data_dir, &["parity", "--snapshot", id, "--format", "json"]);
+    let (code, out, err) = common::mrr(p.data_dir(), &["parity", "--snapshot", id, "--format", "json"]);
     assert_eq!(code, 0, "parity failed:\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["identical"], true);
@@ -98,39 +75,17 @@ fn bigquery_sql_matches_duckdb_to_the_cent_on_every_query() {
     assert!(err.contains("identical to the cent"), "{err}");
 }
 
-/// Copies a snapshot folder, so a test can damage its copy.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_planted_difference_fails_parity_and_names_the_cell() {
     let p = pushed();
     let copy = tempfile::tempdir().unwrap();
     let snap_dir = copy.path().join("snap");
-    copy_dir(&p.snapshot.dir, &snap_dir);
+    common::copy_dir(&p.snapshot.dir, &snap_dir);
     let file = snap_dir.join("results/bigquery/mrr_monthly.parquet");
     let month = mrr::engine::results::load(&file).unwrap()[2]["month"].as_str().unwrap().to_string();
-    // Tamper with one cell (one cent of MRR in one month) with DuckDB itself.
-    let conn = mrr::engine::duckdb::open().unwrap();
-    let tampered = snap_dir.join("tampered.parquet");
-    conn.execute_batch(&format!(
-        "COPY (SELECT * REPLACE (CASE WHEN month = '{month}' AND currency = 'usd' THEN mrr + 1 ELSE mrr END AS mrr) \
-         FROM read_parquet('{}')) TO '{}' (FORMAT parquet, COMPRESSION zstd)",
-        file.display(),
-        tampered.display()
-    ))
-    .unwrap();
-    std::fs::rename(&tampered, &file).unwrap();
-    let (code, _, err) = common::mrr(&p.data_dir, &["parity", "--snapshot", snap_dir.to_str().unwrap()]);
+    // Tamper with one cell: one cent of MRR in one month.
+    common::plant_one_cent(&file, &month);
+    let (code, _, err) = common::mrr(p.data_dir(), &["parity", "--snapshot", snap_dir.to_str().unwrap()]);
     assert_eq!(code, 1, "parity must fail: {err}");
     assert!(err.contains("1 cells differ"), "{err}");
     assert!(err.contains(&format!("mrr_monthly: {month} usd mrr:")), "the cell is named: {err}");
@@ -138,7 +93,7 @@ fn a_planted_difference_fails_parity_and_names_the_cell() {
     assert!(!report.identical);
     // Within a tolerance of one cent the same results agree.
     let (code, _, err) =
-        common::mrr(&p.data_dir, &["parity", "--snapshot", snap_dir.to_str().unwrap(), "--tolerance-cents", "1"]);
+        common::mrr(p.data_dir(), &["parity", "--snapshot", snap_dir.to_str().unwrap(), "--tolerance-cents", "1"]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -147,9 +102,9 @@ fn parity_without_bigquery_results_says_which_command_produces_them() {
     let p = pushed();
     let copy = tempfile::tempdir().unwrap();
     let snap_dir = copy.path().join("snap");
-    copy_dir(&p.snapshot.dir, &snap_dir);
+    common::copy_dir(&p.snapshot.dir, &snap_dir);
     std::fs::remove_dir_all(snap_dir.join("results/bigquery")).unwrap();
-    let (code, _, err) = common::mrr(&p.data_dir, &["parity", "--snapshot", snap_dir.to_str().unwrap()]);
+    let (code, _, err) = common::mrr(p.data_dir(), &["parity", "--snapshot", snap_dir.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no bigquery results") && err.contains("mrr push"), "{err}");
 }
@@ -246,7 +201,7 @@ fn bad_sql_missing_tables_and_unreachable_endpoints_fail_clearly() {
     let p = pushed();
     let id = p.snapshot.manifest.id.as_str();
     let (code, _, err) = common::mrr(
-        &p.data_dir,
+        p.data_dir(),
         &[
             "bq-report",
             "--snapshot",
@@ -265,7 +220,7 @@ fn bad_sql_missing_tables_and_unreachable_endpoints_fail_clearly() {
 
     // Nothing listens on port 9.
     let (code, _, err) = common::mrr(
-        &p.data_dir,
+        p.data_dir(),
         &["push", "--snapshot", id, "--project", PROJECT, "--endpoint", "http://127.0.0.1:9", "--no-queries"],
     );
     assert_eq!(code, 2, "{err}");
@@ -273,7 +228,7 @@ fn bad_sql_missing_tables_and_unreachable_endpoints_fail_clearly() {
 
     // Names are checked before any request.
     let (code, _, err) = common::mrr(
-        &p.data_dir,
+        p.data_dir(),
         &["push", "--snapshot", id, "--project", PROJECT, "--dataset", "bad-name", "--endpoint", &emu.endpoint],
     );
     assert_eq!(code, 2);

@@ -264,3 +264,73 @@ impl Drop for PyServer {
         let _ = self.child.wait();
     }
 }
+
+/// Copies a folder tree, so a test can damage its copy.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The BigQuery emulator's project in tests.
+pub const BQ_PROJECT: &str = "test-proj";
+
+/// A fresh BigQuery emulator process from .venv-emulators, logging to target/tmp.
+pub fn bq_emulator(name: &str) -> mrr::bigquery::emulator::Emulator {
+    use mrr::bigquery::emulator::{Emulator, Install};
+    let install = Install::locate().expect("the BigQuery emulator (run scripts/emulators, or scripts/test)");
+    let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bqemulator-{name}.log"));
+    Emulator::start(&install, BQ_PROJECT, &log).expect("emulator starts")
+}
+
+/// A simulated account pulled into a snapshot, reported by DuckDB and mirrored with the real
+/// `mrr push` to a BigQuery emulator (which also runs the BigQuery queries).
+pub struct Mirrored {
+    pub acct: TempAccount,
+    pub data: tempfile::TempDir,
+    pub snapshot: mrr::snapshot::Snapshot,
+    pub push_stdout: String,
+}
+
+impl Mirrored {
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+}
+
+/// Builds a [`Mirrored`] snapshot; `name` labels the emulator's log file.
+pub fn mirrored(scenario: Scenario, customers: u64, seed: u64, name: &str) -> Mirrored {
+    let acct = simulate(scenario, customers, seed);
+    let data = tempfile::tempdir().unwrap();
+    let snapshot = pull(&acct, data.path(), &[], &[]);
+    let id = snapshot.manifest.id.clone();
+    let (code, _, err) = mrr(data.path(), &["report", "--snapshot", &id]);
+    assert_eq!(code, 0, "report: {err}");
+    let emu = bq_emulator(name);
+    let (code, out, err) = mrr(
+        data.path(),
+        &["push", "--snapshot", &id, "--project", BQ_PROJECT, "--dataset", "mrr", "--endpoint", &emu.endpoint],
+    );
+    assert_eq!(code, 0, "push failed: {err}\n(emulator log: {})", emu.log.display());
+    Mirrored { acct, data, snapshot, push_stdout: out }
+}
+
+/// Adds one cent to the `usd` MRR of `month` in a saved result file, with DuckDB itself.
+pub fn plant_one_cent(file: &Path, month: &str) {
+    let conn = mrr::engine::duckdb::open().unwrap();
+    let tampered = file.with_extension("tampered");
+    conn.execute_batch(&format!(
+        "COPY (SELECT * REPLACE (CASE WHEN month = '{month}' AND currency = 'usd' THEN mrr + 1 ELSE mrr END AS mrr) \
+         FROM read_parquet('{}')) TO '{}' (FORMAT parquet, COMPRESSION zstd)",
+        file.display(),
+        tampered.display()
+    ))
+    .unwrap();
+    std::fs::rename(&tampered, file).unwrap();
+}
