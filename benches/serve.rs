@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         .arg("--data-dir")
         .arg(&data)
         .args(["-q", "pull", "--api-base", base.trim(), "--api-key", &info.api_key, "--as-of", &info.now_rfc3339])
+        .stdout(Stdio::null())
         .status()?;
     let _ = stripe.kill();
     anyhow::ensure!(pulled.success(), "pull failed");

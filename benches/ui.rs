@@ -74,6 +74,7 @@ fn snapshot(data: &Path, customers: u64, months: u32) -> anyhow::Result<()> {
         .arg(data)
         .args(["-q", "demo", "--skip-bigquery", "--no-window", "--scenario", "full"])
         .args(["--customers", &customers.to_string(), "--months", &months.to_string()])
+        .stdout(std::process::Stdio::null())
         .status()?;
     anyhow::ensure!(status.success(), "mrr demo failed");
     let snap = mrr::snapshot::resolve(data, "latest")?;

@@ -90,7 +90,16 @@ pub fn open(url: &str, endpoint: Option<&str>) -> anyhow::Result<Location> {
             if let Some(e) = endpoint {
                 // Emulators take unauthenticated requests.
                 let options = object_store::ClientOptions::new().with_allow_http(e.starts_with("http://"));
-                b = b.with_base_url(e.trim_end_matches('/')).with_skip_signature(true).with_client_options(options);
+                // object_store 0.14 still asks for a token on uploads with skip_signature set,
+                // so emulators also get a static empty credential instead of the metadata server.
+                let anonymous = object_store::StaticCredentialProvider::new(object_store::gcp::GcpCredential {
+                    bearer: String::new(),
+                });
+                b = b
+                    .with_base_url(e.trim_end_matches('/'))
+                    .with_skip_signature(true)
+                    .with_credentials(Arc::new(anonymous))
+                    .with_client_options(options);
             }
             Arc::new(b.build().map_err(|e| bad_input(format!("{url}: {e}")))?)
         }

@@ -151,12 +151,14 @@ fn s3_compatible_store_moto() {
 }
 
 #[test]
-#[ignore = "object_store's GCS client uploads through the XML API, which gcp-storage-emulator does not accept; open in issue 9"]
+#[ignore = "blocked, issue 9: object_store's GCS client speaks the XML API; gcp-storage-emulator 2026.7.19 \
+            implements only PUT and GET of an object there, without the ETag header object_store requires, \
+            and no XML list or delete (and rejects the %2D that object_store writes for '-' in bucket names)"]
 fn gcs_emulator_store() {
     let server = common::PyServer::start(
         "gcp-storage-emulator",
-        &["start", "-H", "127.0.0.1", "--port", "{port}", "--default-bucket", "mrr-archive", "--in-memory"],
+        &["start", "-H", "127.0.0.1", "--port", "{port}", "--default-bucket", "mrrarchive", "--in-memory"],
         "gcs.log",
     );
-    exercise("gs://mrr-archive/snapshots", Some(&server.url()), &[]);
+    exercise("gs://mrrarchive/snapshots", Some(&server.url()), &[]);
 }

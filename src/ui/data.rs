@@ -187,7 +187,8 @@ pub fn display(metric: &str, value: Option<&Value>) -> String {
     match (unit(metric), value.as_i64()) {
         (Unit::Money, Some(cents)) => group_thousands(&crate::money::cents_text(cents)),
         (Unit::Count, Some(n)) => group_thousands(&n.to_string()),
-        (Unit::Percent, _) => format!("{}%", value_text(value)),
+        // Ratios are exact decimals with two places; print both places.
+        (Unit::Percent, _) => value.as_f64().map_or_else(|| value_text(value), |v| format!("{v:.2}%")),
         _ => value_text(value),
     }
 }
@@ -243,6 +244,7 @@ mod tests {
         assert_eq!(display("churned_mrr", Some(&json!(-5))), "-0.05");
         assert_eq!(display("active_customers", Some(&json!(1000))), "1,000");
         assert_eq!(display("net_revenue_retention", Some(&json!(101.25))), "101.25%");
+        assert_eq!(display("net_revenue_retention", Some(&json!(96.1))), "96.10%");
         assert_eq!(display("arpa", Some(&Value::Null)), "–");
         assert_eq!(display("arpa", None), "–");
     }
