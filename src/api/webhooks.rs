@@ -83,6 +83,36 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// The envelope of a delivered event: what the archive keys on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventEnvelope {
+    pub id: String,
+    pub kind: String,
+}
+
+/// Why a verified body is still not a Stripe event.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("body is not a Stripe event (no id or type)")]
+    NoEnvelope,
+    #[error("body is not a Stripe event (id {0:?})")]
+    NotAnEvent(String),
+}
+
+/// Parses a delivery's body: a JSON object with `"object": "event"`, an `evt_` id and a type.
+pub fn parse_event(payload: &[u8]) -> Result<EventEnvelope, EventError> {
+    let event: serde_json::Value = serde_json::from_slice(payload).map_err(|e| EventError::NotJson(e.to_string()))?;
+    let (Some(id), Some(kind)) = (event["id"].as_str(), event["type"].as_str()) else {
+        return Err(EventError::NoEnvelope);
+    };
+    if !id.starts_with("evt_") || event["object"] != "event" {
+        return Err(EventError::NotAnEvent(id.to_string()));
+    }
+    Ok(EventEnvelope { id: id.to_string(), kind: kind.to_string() })
+}
+
 /// The append-only, deduplicated event archive.
 pub struct EventArchive {
     path: PathBuf,
@@ -156,6 +186,18 @@ mod tests {
 
     const SECRET: &str = "whsec_test_secret";
     const BODY: &[u8] = br#"{"id":"evt_1","object":"event","type":"invoice.paid"}"#;
+
+    #[test]
+    fn event_envelopes() {
+        assert_eq!(parse_event(BODY), Ok(EventEnvelope { id: "evt_1".into(), kind: "invoice.paid".into() }));
+        assert!(matches!(parse_event(b"{not json"), Err(EventError::NotJson(_))));
+        assert_eq!(parse_event(br#"[1, 2]"#), Err(EventError::NoEnvelope));
+        assert_eq!(parse_event(br#"{"id": 7, "type": "x"}"#), Err(EventError::NoEnvelope));
+        assert_eq!(
+            parse_event(br#"{"id":"cus_1","object":"customer","type":"x"}"#),
+            Err(EventError::NotAnEvent("cus_1".into()))
+        );
+    }
 
     #[test]
     fn signature_vectors() {
