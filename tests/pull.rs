@@ -65,6 +65,7 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     let m = &snap.manifest;
     assert_eq!(m.as_of, acct.info.now_rfc3339);
     assert!(m.source.api_base.starts_with("http://127.0.0.1:"));
+    assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
         150 + 30,

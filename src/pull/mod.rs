@@ -129,6 +129,9 @@ impl SliceState {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Checkpoint {
     api_base: String,
+    /// The account's id, when the key may read it (`GET /v1/account`).
+    #[serde(default)]
+    account_id: Option<String>,
     started_at: i64,
     as_of: i64,
     events_since: i64,
@@ -190,9 +193,10 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
         let started_at = crate::calendar::now();
         let as_of = opts.as_of.unwrap_or(started_at);
         let events_since = opts.events_since.unwrap_or(as_of - 30 * DAY);
+        let account_id = account_id(&fetcher).await;
         let slices = plan(&fetcher, opts.slices_per_type.max(1), events_since).await?;
         std::fs::create_dir_all(work.join("staging")).with_context(|| format!("creating {}", work.display()))?;
-        let cp = Checkpoint { api_base: base.clone(), started_at, as_of, events_since, slices };
+        let cp = Checkpoint { api_base: base.clone(), account_id, started_at, as_of, events_since, slices };
         save_checkpoint(&work, &cp)?;
         cp
     };
@@ -337,6 +341,28 @@ struct Page {
     has_more: bool,
     /// Invoices whose embedded lines stop before the end: (id, last line id, lines seen).
     invoices_with_more_lines: Vec<(String, String, usize)>,
+}
+
+/// The id of the account the key belongs to, for the manifest. Restricted keys may not read
+/// the account; the pull goes on without it (a bad key fails on the first list instead).
+async fn account_id(fetcher: &Fetcher) -> Option<String> {
+    #[derive(miniserde::Deserialize)]
+    struct AccountRef {
+        id: String,
+    }
+    let c = &fetcher.client;
+    let request = || {
+        stripe_client_core::RequestBuilder::new(stripe_client_core::StripeMethod::Get, "/account")
+            .customize::<AccountRef>()
+            .send(c)
+    };
+    match fetcher.call("reading the account (GET /v1/account)", request).await {
+        Ok(account) => Some(account.id),
+        Err(e) => {
+            tracing::warn!("{e:#}; the snapshot's manifest will have no account id");
+            None
+        }
+    }
 }
 
 /// Requests with retries under the global governor.
@@ -570,7 +596,7 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
         as_of: format_rfc3339(cp.as_of),
         source: snap::Source {
             api_base: cp.api_base.clone(),
-            account_id: None,
+            account_id: cp.account_id.clone(),
             api_version: stripe_shared::version::VERSION.as_str().to_string(),
             livemode: live,
         },

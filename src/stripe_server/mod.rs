@@ -49,6 +49,8 @@ pub struct ServerOptions {
 struct AppState {
     store: Store,
     api_key: String,
+    /// `GET /v1/account`: the account the key belongs to.
+    account: Value,
 }
 
 /// A bound server, ready to run.
@@ -71,8 +73,19 @@ impl StripeServer {
         }
         let info = AccountInfo::load(&opts.account)?;
         let store = Store::load(&opts.account)?;
-        let state = Arc::new(AppState { store, api_key: info.api_key });
+        let account = json!({
+            "id": info.account_id,
+            "object": "account",
+            "country": "US",
+            "default_currency": "usd",
+            "type": "standard",
+            "charges_enabled": true,
+            "payouts_enabled": true,
+            "details_submitted": true,
+        });
+        let state = Arc::new(AppState { store, api_key: info.api_key, account });
         let app = Router::new()
+            .route("/v1/account", get(retrieve_account))
             .route("/v1/invoices/{id}/lines", get(invoice_lines))
             .route("/v1/test_helpers/test_clocks", get(|s, q, h| list(s, "test_helpers/test_clocks".into(), q, h)))
             .route(
@@ -362,6 +375,13 @@ fn list_params(kind: &str) -> Option<(&'static [&'static str], &'static [&'stati
         "events" => (&["type", "types[]"], &[]),
         _ => return None,
     })
+}
+
+async fn retrieve_account(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authenticate(&state, &headers) {
+        return r;
+    }
+    ok(state.account.clone())
 }
 
 async fn list(
