@@ -334,27 +334,32 @@ impl View<'_> {
             Unit::Count => String::new(),
             Unit::Percent => "%".into(),
         };
-        Plot::new(("line", title))
-            .height(LINE_HEIGHT)
+        self.plot(("line", title), LINE_HEIGHT, (lo, hi), unit).show(ui, |plot| {
+            plot.line(Line::new(metric, PlotPoints::from(points)).width(2.0));
+            if let Some(seed) = seed {
+                plot.line(
+                    Line::new("seed_mrr (original query)", PlotPoints::from(seed))
+                        .style(LineStyle::dashed_dense())
+                        .color(Color32::from_rgb(200, 120, 220)),
+                );
+            }
+        });
+    }
+
+    /// A month-axis plot whose axes are linked with the same plot on the other side (by `id.0`)
+    /// and that shows at least `y` on both, so the two sides share one scale.
+    fn plot(&self, id: (&'static str, &str), height: f32, y: (f64, f64), y_label: String) -> Plot<'_> {
+        Plot::new(id)
+            .height(height)
             .legend(Legend::default())
-            .link_axis(egui::Id::unique("mrr-line"), [true, true])
+            .link_axis(egui::Id::unique(("mrr-plot", id.0)), [true, true])
             .include_x(-0.5)
             .include_x(self.data.months.len() as f64 - 0.5)
-            .include_y(lo)
-            .include_y(hi)
-            .y_axis_label(unit)
+            .include_y(y.0)
+            .include_y(y.1)
+            .y_axis_label(y_label)
             .x_axis_formatter(self.x_axis())
             .allow_scroll(false)
-            .show(ui, |plot| {
-                plot.line(Line::new(metric, PlotPoints::from(points)).width(2.0));
-                if let Some(seed) = seed {
-                    plot.line(
-                        Line::new("seed_mrr (original query)", PlotPoints::from(seed))
-                            .style(LineStyle::dashed_dense())
-                            .color(Color32::from_rgb(200, 120, 220)),
-                    );
-                }
-            });
     }
 
     fn movement_bars(&self, ui: &mut egui::Ui, title: &str, results: &EngineResults) {
@@ -374,22 +379,12 @@ impl View<'_> {
         let reactivation = reactivation.stack_on(&[&new, &expansion]);
         let churned = churned.stack_on(&[&contraction]);
         let (lo, hi) = self.stacked_range();
-        Plot::new(("bars", title))
-            .height(BARS_HEIGHT)
-            .legend(Legend::default())
-            .link_axis(egui::Id::unique("mrr-bars"), [true, true])
-            .include_x(-0.5)
-            .include_x(self.data.months.len() as f64 - 0.5)
-            .include_y(lo)
-            .include_y(hi)
-            .y_axis_label(format!("movements, {}", self.currency.to_uppercase()))
-            .x_axis_formatter(self.x_axis())
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                for chart in [new, expansion, reactivation, contraction, churned] {
-                    plot.bar_chart(chart);
-                }
-            });
+        let label = format!("movements, {}", self.currency.to_uppercase());
+        self.plot(("bars", title), BARS_HEIGHT, (lo, hi), label).show(ui, |plot| {
+            for chart in [new, expansion, reactivation, contraction, churned] {
+                plot.bar_chart(chart);
+            }
+        });
     }
 
     /// The tallest stack up and the deepest stack down over both sides.
