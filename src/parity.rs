@@ -41,20 +41,17 @@ pub struct Comparison {
     pub differences: Vec<Difference>,
 }
 
+/// A key column's value as the text rows are matched on (strings as they are, null as empty).
+pub fn key_text(row: &Map<String, Value>, column: &str) -> String {
+    match row.get(column) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
 fn keyed<'a>(rows: &'a [Map<String, Value>], keys: &[&str]) -> BTreeMap<Vec<String>, &'a Map<String, Value>> {
-    rows.iter()
-        .map(|r| {
-            let key = keys
-                .iter()
-                .map(|k| match r.get(*k) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
-                })
-                .collect();
-            (key, r)
-        })
-        .collect()
+    rows.iter().map(|r| (keys.iter().map(|k| key_text(r, k)).collect(), r)).collect()
 }
 
 /// Compares `metrics` of two tables keyed by (month, currency).

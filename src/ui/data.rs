@@ -137,12 +137,7 @@ fn load_side(snapshot: &Snapshot, engine: Dialect, command: String) -> anyhow::R
 }
 
 fn keyed(rows: Vec<Map<String, Value>>) -> BTreeMap<(String, String), Map<String, Value>> {
-    let text = |row: &Map<String, Value>, k: &str| match row.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    };
-    rows.into_iter().map(|row| ((text(&row, "currency"), text(&row, "month")), row)).collect()
+    rows.into_iter().map(|row| ((parity::key_text(&row, "currency"), parity::key_text(&row, "month")), row)).collect()
 }
 
 /// How a metric's values read.
