@@ -86,22 +86,26 @@ impl SnapshotData {
 pub fn load(data_dir: &Path, snapshot_id: &str) -> anyhow::Result<SnapshotData> {
     let snapshot = crate::snapshot::resolve(data_dir, snapshot_id)?;
     let id = snapshot.manifest.id.clone();
-    let duckdb = load_side(&snapshot, Dialect::DuckDb, format!("mrr report --snapshot {id}"))?;
-    let bigquery = load_side(
-        &snapshot,
-        Dialect::BigQuery,
-        format!("mrr push --snapshot {id} --project PROJECT --dataset mrr (or `mrr demo` with the local emulator)"),
-    )?;
+    let duckdb = saved_rows(&snapshot, Dialect::DuckDb)?;
+    let bigquery = saved_rows(&snapshot, Dialect::BigQuery)?;
+    // Compared as loaded, before keying for the window.
     let (monthly_comparison, seed_comparison) = match (&duckdb, &bigquery) {
-        (Side::Loaded(l), Side::Loaded(r)) => {
+        (Some(l), Some(r)) => {
             let (seed_keys, seed_metrics) = parity::shape("seed_mrr");
             (
-                Some(parity::compare(&rows(&l.monthly), &rows(&r.monthly), &MONTHLY_METRICS, 0)),
-                Some(parity::compare_by(&rows(&l.seed), &rows(&r.seed), seed_keys, seed_metrics, 0)),
+                Some(parity::compare(&l.monthly, &r.monthly, &MONTHLY_METRICS, 0)),
+                Some(parity::compare_by(&l.seed, &r.seed, seed_keys, seed_metrics, 0)),
             )
         }
         _ => (None, None),
     };
+    let duckdb = side(&snapshot, Dialect::DuckDb, duckdb, format!("mrr report --snapshot {id}"));
+    let bigquery = side(
+        &snapshot,
+        Dialect::BigQuery,
+        bigquery,
+        format!("mrr push --snapshot {id} --project PROJECT --dataset mrr (or `mrr demo` with the local emulator)"),
+    );
     let sides = [&duckdb, &bigquery];
     let keys = || sides.iter().filter_map(|s| s.results()).flat_map(|r| r.monthly.keys());
     let currencies: BTreeSet<String> = keys().map(|(c, _)| c.clone()).collect();
@@ -118,22 +122,32 @@ pub fn load(data_dir: &Path, snapshot_id: &str) -> anyhow::Result<SnapshotData> 
     })
 }
 
-fn rows(keyed: &BTreeMap<(String, String), Map<String, Value>>) -> Vec<Map<String, Value>> {
-    keyed.values().cloned().collect()
+/// One engine's saved rows, as loaded.
+struct SavedRows {
+    monthly: Vec<Map<String, Value>>,
+    seed: Vec<Map<String, Value>>,
 }
 
-fn load_side(snapshot: &Snapshot, engine: Dialect, command: String) -> anyhow::Result<Side> {
+/// An engine's saved `mrr_monthly` (and `seed_mrr`, when saved); `None` without `mrr_monthly`.
+fn saved_rows(snapshot: &Snapshot, engine: Dialect) -> anyhow::Result<Option<SavedRows>> {
     let options = MetricOptions::default();
     let monthly_path = results::path(snapshot, engine, "mrr_monthly", &options);
     if !monthly_path.exists() {
-        return Ok(Side::Missing {
-            reason: format!("No {} results for snapshot {}.", engine.name(), snapshot.manifest.id),
-            command,
-        });
+        return Ok(None);
     }
     let seed_path = results::path(snapshot, engine, "seed_mrr", &options);
-    let seed = if seed_path.exists() { keyed(results::load(&seed_path)?) } else { BTreeMap::new() };
-    Ok(Side::Loaded(EngineResults { monthly: keyed(results::load(&monthly_path)?), seed }))
+    let seed = if seed_path.exists() { results::load(&seed_path)? } else { Vec::new() };
+    Ok(Some(SavedRows { monthly: results::load(&monthly_path)?, seed }))
+}
+
+fn side(snapshot: &Snapshot, engine: Dialect, rows: Option<SavedRows>, command: String) -> Side {
+    match rows {
+        Some(rows) => Side::Loaded(EngineResults { monthly: keyed(rows.monthly), seed: keyed(rows.seed) }),
+        None => Side::Missing {
+            reason: format!("No {} results for snapshot {}.", engine.name(), snapshot.manifest.id),
+            command,
+        },
+    }
 }
 
 fn keyed(rows: Vec<Map<String, Value>>) -> BTreeMap<(String, String), Map<String, Value>> {
