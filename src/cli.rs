@@ -121,6 +121,15 @@ pub enum Command {
     /// List, show or verify snapshots.
     #[command(subcommand)]
     Snapshots(SnapshotsCommand),
+    /// Build a new snapshot from an existing one plus the webhook events archived since.
+    ///
+    /// `mrr serve` stores every verified Stripe webhook in DATA_DIR/events/events.jsonl.
+    /// This applies the events created after the base snapshot's as_of (up to --as-of), in
+    /// creation order, onto a copy of its tables: the newest event of each customer,
+    /// subscription, invoice, product, price, coupon or discount replaces that object's rows.
+    /// The base is never modified; the new snapshot becomes `latest` and its manifest names
+    /// the base and the events applied. Prints the new snapshot's id.
+    Snapshot(SnapshotArgs),
     /// Archive snapshots to object storage and restore them (file:///, s3://, gs://).
     ///
     /// Credentials come from each ecosystem's environment: AWS_ACCESS_KEY_ID,
@@ -163,6 +172,20 @@ pub struct PullArgs {
     /// Pull events created from this instant on [default: 30 days before --as-of].
     #[arg(long)]
     pub events_since: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// Apply the archived webhook events (the only way to build a snapshot other than `mrr pull`).
+    #[arg(long)]
+    pub from_events: bool,
+    /// The snapshot to start from: an id, `latest`, or a path to a snapshot folder.
+    #[arg(long, default_value = "latest")]
+    pub base: String,
+    /// The instant the new snapshot describes (YYYY-MM-DD or RFC 3339) [default: now]; events
+    /// created later wait for the next build.
+    #[arg(long)]
+    pub as_of: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -438,6 +461,11 @@ pub struct SimulateArgs {
     /// Days of events kept before --now (Stripe keeps 30).
     #[arg(long, default_value_t = 30)]
     pub event_days: u32,
+    /// Generate the account's story up to this later instant and show it as of --now. Two
+    /// accounts with the same seed, size and horizon are one timeline seen at two instants
+    /// (how `mrr snapshot --from-events` is tested) [default: --now].
+    #[arg(long)]
+    pub horizon: Option<String>,
     /// Folder to create (must not exist).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -46,6 +46,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             scenario: opts.scenario,
             now: crate::calendar::parse_timestamp("2026-11-20T12:00:00Z").expect("valid"),
             event_days: 30,
+            horizon: None,
             out: account.clone(),
         })?;
         eprintln!(

@@ -43,8 +43,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             window: !args.no_window,
         }),
         Command::Simulate(args) => {
-            let now = mrr::calendar::parse_timestamp(&args.now)
-                .ok_or_else(|| bad_input(format!("--now: '{}' is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ", args.now)))?;
+            let now = instant("--now", Some(args.now))?.expect("given");
+            let horizon = instant("--horizon", args.horizon)?;
             let summary = mrr::simulate::run(&mrr::simulate::SimulateOptions {
                 customers: args.account.customers,
                 months: args.account.months,
@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 scenario: args.account.scenario,
                 now,
                 event_days: args.event_days,
+                horizon,
                 out: args.out,
             })?;
             tracing::info!(
@@ -78,13 +79,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(mrr::stripe_server::serve(&opts))
         }
         Command::Pull(args) => {
-            let instant = |flag: &str, v: Option<String>| -> anyhow::Result<Option<i64>> {
-                v.map(|t| {
-                    mrr::calendar::parse_timestamp(&t)
-                        .ok_or_else(|| bad_input(format!("{flag}: '{t}' is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")))
-                })
-                .transpose()
-            };
             let opts = mrr::pull::PullOptions {
                 api_key: args.api_key.unwrap_or_default(),
                 api_base: args.api_base,
@@ -227,6 +221,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             size: args.size,
         }),
         Command::Snapshots(cmd) => snapshots(&cli.global.data_dir, cmd),
+        Command::Snapshot(args) => {
+            if !args.from_events {
+                return Err(bad_input(
+                    "mrr snapshot builds a snapshot from archived webhook events: pass --from-events \
+                     (a snapshot of the whole account comes from `mrr pull`)",
+                ));
+            }
+            let summary = mrr::snapshot::from_events::run(&mrr::snapshot::from_events::FromEventsOptions {
+                data_dir: cli.global.data_dir.clone(),
+                base: args.base,
+                as_of: instant("--as-of", args.as_of)?,
+            })?;
+            let m = &summary.snapshot.manifest;
+            let changed: Vec<String> = summary.upserted.iter().map(|(t, n)| format!("{n} {t}")).collect();
+            tracing::info!(
+                "snapshot {} = {} + {} events ({} changed; {} deleted; {} already in the base, {} after --as-of)",
+                m.id,
+                summary.base,
+                summary.applied,
+                if changed.is_empty() { "nothing".to_string() } else { changed.join(", ") },
+                summary.deleted,
+                summary.already_in_base,
+                summary.after_as_of,
+            );
+            for (kind, n) in &summary.ignored_types {
+                tracing::info!("{n} {kind} events kept in `events` only (they change no table)");
+            }
+            println!("{}", m.id);
+            Ok(())
+        }
         Command::Archive(cmd) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(archive(&cli.global.data_dir, cmd))
@@ -236,6 +260,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A flag's instant (YYYY-MM-DD or RFC 3339), if given.
+fn instant(flag: &str, value: Option<String>) -> anyhow::Result<Option<i64>> {
+    value
+        .map(|t| {
+            mrr::calendar::parse_timestamp(&t)
+                .ok_or_else(|| bad_input(format!("{flag}: '{t}' is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")))
+        })
+        .transpose()
 }
 
 fn snapshots(data_dir: &std::path::Path, cmd: SnapshotsCommand) -> anyhow::Result<()> {

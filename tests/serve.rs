@@ -6,55 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use mrr::api::webhooks::sign;
 use mrr::simulate::Scenario;
 use serde_json::Value;
 
-const SECRET: &str = "whsec_test_5f1d9a";
-
-struct Serve {
-    child: Child,
-    port: u16,
-}
-
-impl Serve {
-    fn start(data_dir: &Path) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mrr"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["-q", "serve", "--port", "0"])
-            .env("STRIPE_WEBHOOK_SECRET", SECRET)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("{line:?}"));
-        Serve { child, port }
-    }
-
-    fn get(&self, path: &str) -> common::Raw {
-        common::get(self.port, path, None).unwrap()
-    }
-
-    fn deliver(&self, body: &[u8], signature: &str) -> common::Raw {
-        let header = format!("Stripe-Signature: {signature}");
-        common::send(self.port, "POST", "/webhooks/stripe", &[&header, "Content-Type: application/json"], body).unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Serve, SECRET};
 
 struct Fixture {
     acct: common::TempAccount,

@@ -8,8 +8,6 @@
 //! stopped and yields the same tables as an uninterrupted one. The snapshot appears by
 //! atomic rename only when complete. The API key is never written anywhere.
 
-mod extract;
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -24,8 +22,10 @@ use tokio::sync::Mutex;
 
 use crate::calendar::{format_rfc3339, DAY};
 use crate::error::bad_input;
-use crate::snapshot::schema::{self, Row, TABLES};
-use crate::snapshot::{self as snap, Manifest, Snapshot, TableEntry};
+use crate::snapshot::extract;
+use crate::snapshot::schema::{self, Row};
+use crate::snapshot::writer::{new_id, TableWriters};
+use crate::snapshot::{self as snap, Manifest, Snapshot};
 
 /// Stripe's page size ceiling.
 const PAGE: i64 = 100;
@@ -556,12 +556,7 @@ impl Governor {
 fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow::Result<Snapshot> {
     let pulled_at = crate::calendar::now();
     let root = snap::snapshots_dir(data_dir);
-    let mut id = crate::calendar::format_rfc3339(pulled_at).replace(['-', ':'], "");
-    let mut n = 1;
-    while root.join(&id).exists() {
-        n += 1;
-        id = format!("{}-{n}", crate::calendar::format_rfc3339(pulled_at).replace(['-', ':'], ""));
-    }
+    let id = new_id(data_dir, pulled_at);
     let out = work.join("snapshot");
     if out.exists() {
         std::fs::remove_dir_all(&out)?;
@@ -602,6 +597,7 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
         },
         events_since: format_rfc3339(cp.events_since),
         tables,
+        derived_from: None,
     };
     crate::simulate::write_json(&out.join(snap::MANIFEST), &manifest)?;
     let target = root.join(&id);
@@ -609,55 +605,4 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
     snap::set_latest(data_dir, &id)?;
     std::fs::remove_dir_all(work).with_context(|| format!("removing {}", work.display()))?;
     Snapshot::open(&target)
-}
-
-/// One streaming Parquet writer per table; memory stays bounded by the batch size.
-struct TableWriters {
-    dir: PathBuf,
-    writers: Vec<(parquet::arrow::ArrowWriter<std::fs::File>, Vec<Vec<schema::Cell>>, u64)>,
-}
-
-const BATCH: usize = 8192;
-
-impl TableWriters {
-    fn create(dir: &Path) -> anyhow::Result<Self> {
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3)?))
-            .set_max_row_group_row_count(Some(128 * 1024))
-            .build();
-        let mut writers = Vec::new();
-        for t in TABLES {
-            let file = std::fs::File::create(dir.join(format!("{}.parquet", t.name)))?;
-            let w = parquet::arrow::ArrowWriter::try_new(file, schema::arrow_schema(t), Some(props.clone()))?;
-            writers.push((w, Vec::new(), 0));
-        }
-        Ok(TableWriters { dir: dir.to_path_buf(), writers })
-    }
-
-    fn push(&mut self, row: Row) -> anyhow::Result<()> {
-        let i =
-            TABLES.iter().position(|t| t.name == row.table).with_context(|| format!("unknown table {}", row.table))?;
-        let (w, buf, n) = &mut self.writers[i];
-        buf.push(row.cells);
-        *n += 1;
-        if buf.len() >= BATCH {
-            w.write(&schema::to_batch(&TABLES[i], buf)?)?;
-            buf.clear();
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> anyhow::Result<Vec<TableEntry>> {
-        let mut out = Vec::new();
-        for (t, (mut w, buf, rows)) in TABLES.iter().zip(self.writers) {
-            if !buf.is_empty() {
-                w.write(&schema::to_batch(t, &buf)?)?;
-            }
-            w.close()?;
-            let file = format!("{}.parquet", t.name);
-            let (sha256, bytes) = snap::file_digest(&self.dir.join(&file))?;
-            out.push(TableEntry { name: t.name.to_string(), file, rows, bytes, sha256 });
-        }
-        Ok(out)
-    }
 }

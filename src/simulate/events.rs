@@ -15,6 +15,9 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
     let mut moments: Vec<(i64, Moment)> = vec![(c.created, Moment::CustomerCreated)];
     for (s, sub) in c.subscriptions.iter().enumerate() {
         moments.push((sub.start, Moment::SubCreated(s)));
+        if let Some(d) = &sub.discount {
+            moments.push((d.start, Moment::DiscountCreated(s)));
+        }
         let mut updates: Vec<i64> = sub.phases.iter().skip(1).map(|p| p.from).collect();
         updates.extend(sub.trial_end.filter(|_| sub.ends_at() != sub.trial_end));
         if let Some(f) = sub.failure {
@@ -28,6 +31,16 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
             updates.push(x.requested_at);
         }
         updates.extend(sub.discount_end(&acct.catalog));
+        // Each renewal moves the billing period and `latest_invoice`: Stripe sends an update.
+        updates.extend((1..).map(|k| sub.period_start(k)).take_while(|t| *t <= now));
+        // A failed payment and its outcome flip the customer's `delinquent`.
+        if let Some(f) = sub.failure {
+            moments.push((f.failed_at, Moment::CustomerUpdated));
+            let (FailureOutcome::Recovered(at) | FailureOutcome::Unpaid(at) | FailureOutcome::Canceled(at)) = f.outcome;
+            moments.push((at, Moment::CustomerUpdated));
+        }
+        updates.sort_unstable();
+        updates.dedup();
         let ends = sub.ends_at();
         for t in updates.into_iter().filter(|t| ends.is_none_or(|e| *t < e)) {
             moments.push((t, Moment::SubUpdated(s)));
@@ -54,19 +67,43 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
 
     let latest =
         |s: usize, t: i64| invoices.iter().rfind(|i| i.subscription == s && i.created <= t).map(|i| i.id.as_str());
-    let sub_at = |s: usize, t: i64| render::subscription(acct, c, &c.subscriptions[s], latest(s, t), t);
+    // Webhooks carry a subscription's discounts as ids, like an unexpanded API response;
+    // the discount objects arrive in their own `customer.discount.*` events.
+    let sub_at = |s: usize, t: i64| {
+        let mut sub = render::subscription(acct, c, &c.subscriptions[s], latest(s, t), t);
+        if let Some(list) = sub["discounts"].as_array_mut() {
+            for d in list.iter_mut() {
+                *d = d["id"].clone();
+            }
+        }
+        sub
+    };
+    let customer_at = |t: i64| render::customer(acct, c, invoices.iter().filter(|i| i.created <= t).count(), t);
     let mut out = Vec::new();
     for (n, (t, moment)) in moments.into_iter().enumerate() {
         if t < from || t > now {
             continue;
         }
         let id = stripe_id("evt", acct.seed, kind::EVENT, c.index * 65_536 + n as u64);
-        let invoice_count = invoices.iter().filter(|i| i.created <= t).count();
         let (kind, object, previous) = match moment {
-            Moment::CustomerCreated => ("customer.created", render::customer(acct, c, invoice_count, t), None),
+            Moment::CustomerCreated => ("customer.created", customer_at(t), None),
+            Moment::CustomerUpdated => {
+                let (before, after) = (customer_at(t - 1), customer_at(t));
+                if before == after {
+                    continue;
+                }
+                ("customer.updated", after.clone(), Some(changed_fields(&before, &after)))
+            }
             Moment::SubCreated(s) => ("customer.subscription.created", sub_at(s, t), None),
+            Moment::DiscountCreated(s) => {
+                let discount = render::discount(acct, c, &c.subscriptions[s]).expect("has a discount");
+                ("customer.discount.created", discount, None)
+            }
             Moment::SubUpdated(s) => {
                 let (before, after) = (sub_at(s, t - 1), sub_at(s, t));
+                if before == after {
+                    continue; // nothing Stripe would report changed
+                }
                 let previous = changed_fields(&before, &after);
                 ("customer.subscription.updated", after, Some(previous))
             }
@@ -80,7 +117,9 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
 
 enum Moment {
     CustomerCreated,
+    CustomerUpdated,
     SubCreated(usize),
+    DiscountCreated(usize),
     SubUpdated(usize),
     SubDeleted(usize),
     Invoice(usize, &'static str),

@@ -146,7 +146,7 @@ impl GroundTruth {
         while month <= self.last {
             let mut subs = 0;
             let mut scaled = 0i128;
-            for s in &c.subscriptions {
+            for s in c.subscriptions.iter().filter(|s| s.start <= now) {
                 let status = s.status_at(now);
                 let gone = s.ended_at(now).or(s.canceled_at(now));
                 let counts = matches!(status, Status::Active | Status::PastDue | Status::Canceled)

@@ -88,10 +88,11 @@ impl SimInvoice {
 /// Every invoice of a customer created at or before `now`, oldest first.
 pub fn customer_invoices(customer: &SimCustomer, catalog: &Catalog, seed: u64, now: i64) -> Vec<SimInvoice> {
     let mut out = Vec::new();
-    let mut lines = 0u64;
     for (s, sub) in customer.subscriptions.iter().enumerate() {
-        subscription_invoices(customer, s, sub, catalog, seed, now, &mut lines, &mut out);
+        subscription_invoices(customer, s, sub, catalog, seed, now, &mut out);
     }
+    // A subscription that starts after `now` (a later --horizon) has not opened its trial yet.
+    out.retain(|i| i.created <= now);
     out.sort_by_key(|i| i.created);
     for (n, inv) in out.iter_mut().enumerate() {
         inv.id = stripe_id("in", seed, kind::INVOICE, customer.index * 4096 + n as u64);
@@ -105,7 +106,6 @@ pub fn invoice_prefix(customer: &SimCustomer) -> String {
     format!("{:08X}", customer.index.wrapping_mul(2_654_435_761) & 0xFFFF_FFFF)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn subscription_invoices(
     customer: &SimCustomer,
     s: usize,
@@ -113,12 +113,15 @@ fn subscription_invoices(
     catalog: &Catalog,
     seed: u64,
     now: i64,
-    line_counter: &mut u64,
     out: &mut Vec<SimInvoice>,
 ) {
+    // Numbered per subscription, prorations apart from periods, so a line keeps its id
+    // however far the account has run (`--horizon`).
+    let line_id = |n: u64| stripe_id("il", seed, kind::LINE, customer.index * 65_536 + s as u64 * 4096 + n);
+    let mut period_lines = 0u64;
     let mut next_line_id = || {
-        *line_counter += 1;
-        stripe_id("il", seed, kind::LINE, customer.index * 65_536 + *line_counter)
+        period_lines += 1;
+        line_id(period_lines)
     };
     let stop = sub.ends_at().unwrap_or(i64::MAX).min(now + 1);
     let unpaid_from = match sub.failure.map(|f| f.outcome) {
@@ -193,6 +196,11 @@ fn subscription_invoices(
     }
 
     // Mid-period changes are prorated on an invoice of their own (proration_behavior=always_invoice).
+    let mut proration_lines = 2048u64;
+    let mut next_line_id = || {
+        proration_lines += 1;
+        line_id(proration_lines)
+    };
     for pair in sub.phases.windows(2) {
         let (old, new, at) = (&pair[0], &pair[1], pair[1].from);
         let k = sub.period_at(at);

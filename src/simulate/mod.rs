@@ -51,6 +51,10 @@ pub struct SimulateOptions {
     pub now: i64,
     /// Days of events to keep before `now` (Stripe keeps 30).
     pub event_days: u32,
+    /// The account's story is generated up to here and shown as of `now` (None: `now`).
+    /// Two accounts with the same seed, size and horizon are one timeline seen at two
+    /// instants: what tests of incremental snapshots need.
+    pub horizon: Option<i64>,
     pub out: PathBuf,
 }
 
@@ -69,6 +73,9 @@ pub struct AccountInfo {
     pub months: u32,
     pub first_month: String,
     pub event_days: u32,
+    /// The instant the story was generated up to (equal to `now` unless --horizon was given).
+    #[serde(default)]
+    pub horizon: Option<i64>,
     pub generated_by: String,
 }
 
@@ -111,8 +118,15 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
             "--scenario full needs --months 4 or more (its edge cases span four months)",
         ));
     }
+    let horizon = opts.horizon.unwrap_or(opts.now);
+    if horizon < opts.now {
+        return Err(crate::error::bad_input("--horizon must not lie before --now"));
+    }
     let last = Month::of(opts.now);
-    let first = last.plus(-(opts.months as i64 - 1));
+    let first = Month::of(horizon).plus(-(opts.months as i64 - 1));
+    if last < first {
+        return Err(crate::error::bad_input("--now lies before the first simulated month (--horizon minus --months)"));
+    }
     let seed = opts.seed;
     let catalog = Catalog::new(seed, first.start() - 30 * DAY);
     let clocks = (0..scenario::COHORTS)
@@ -125,7 +139,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     let acct = Account { seed, now: opts.now, catalog, clocks };
     let generator = scenario::Generator {
         seed,
-        now: opts.now,
+        now: horizon,
         first_month: first,
         months: opts.months,
         customers: opts.customers,
@@ -146,6 +160,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         months: opts.months,
         first_month: first.to_string(),
         event_days: opts.event_days,
+        horizon: opts.horizon,
         generated_by: format!("mrr {}", env!("CARGO_PKG_VERSION")),
     };
     write_json(&dir.path().join("account.json"), &info)?;
@@ -167,12 +182,15 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     let total = opts.customers + edge.len() as u64;
     let progress = crate::progress::bar(total, "simulating customers");
     let mut emit = |c: model::SimCustomer| -> anyhow::Result<()> {
+        if c.created > opts.now {
+            return Ok(()); // signs up after `now` (only with a later --horizon)
+        }
         let invoices = invoices::customer_invoices(&c, &acct.catalog, seed, opts.now);
         files.write("customers.jsonl", &render::customer(&acct, &c, invoices.len(), opts.now))?;
-        for (s, sub) in c.subscriptions.iter().enumerate() {
+        for (s, sub) in c.subscriptions.iter().enumerate().filter(|(_, sub)| sub.start <= opts.now) {
             let latest = invoices.iter().rfind(|i| i.subscription == s).map(|i| i.id.as_str());
             files.write("subscriptions.jsonl", &render::subscription(&acct, &c, sub, latest, opts.now))?;
-            if let Some(d) = &sub.discount {
+            if let Some(d) = sub.discount.as_ref().filter(|d| d.start <= opts.now) {
                 redeemed[d.coupon] += 1;
                 files.write(DISCOUNTS_FILE, &render::discount(&acct, &c, sub).expect("has a discount"))?;
             }
@@ -187,7 +205,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         let series = truth.add(&acct.catalog, &c);
         files.write_customer_truth(&c, &series, first)?;
         summary.customers += 1;
-        summary.subscriptions += c.subscriptions.len() as u64;
+        summary.subscriptions += c.subscriptions.iter().filter(|s| s.start <= opts.now).count() as u64;
         summary.invoices += invoices.len() as u64;
         summary.events += events.len() as u64;
         progress.inc(1);

@@ -3,7 +3,10 @@
 //! from, never the key). A snapshot appears by atomic rename and is never modified;
 //! later stages add results beside it under `results/`.
 
+pub mod extract;
+pub mod from_events;
 pub mod schema;
+pub mod writer;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,9 @@ pub struct Manifest {
     /// Events were pulled from this instant on.
     pub events_since: String,
     pub tables: Vec<TableEntry>,
+    /// Set when built by `mrr snapshot --from-events` rather than pulled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived_from: Option<from_events::DerivedFrom>,
 }
 
 /// Where the data came from (never the key).

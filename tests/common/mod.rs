@@ -21,6 +21,11 @@ pub struct TempAccount {
 
 /// Simulates an account with these settings.
 pub fn simulate(scenario: Scenario, customers: u64, seed: u64) -> TempAccount {
+    simulate_at(scenario, customers, seed, NOW, None)
+}
+
+/// Simulates the account of a story generated up to `horizon`, as it looks at `now`.
+pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, horizon: Option<&str>) -> TempAccount {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("account");
     mrr::simulate::run(&SimulateOptions {
@@ -28,8 +33,9 @@ pub fn simulate(scenario: Scenario, customers: u64, seed: u64) -> TempAccount {
         months: 6,
         seed,
         scenario,
-        now: mrr::calendar::parse_timestamp(NOW).unwrap(),
+        now: mrr::calendar::parse_timestamp(now).unwrap(),
         event_days: 30,
+        horizon: horizon.map(|h| mrr::calendar::parse_timestamp(h).unwrap()),
         out: dir.clone(),
     })
     .expect("simulate");
@@ -333,4 +339,47 @@ pub fn plant_one_cent(file: &Path, month: &str) {
     ))
     .unwrap();
     std::fs::rename(&tampered, file).unwrap();
+}
+
+/// The webhook signing secret the tests' `mrr serve` processes use.
+pub const SECRET: &str = "whsec_test_5f1d9a";
+
+/// A running `mrr serve` process on a free port, killed on drop.
+pub struct Serve {
+    child: Child,
+    pub port: u16,
+}
+
+impl Serve {
+    pub fn start(data_dir: &Path) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mrr"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["-q", "serve", "--port", "0"])
+            .env("STRIPE_WEBHOOK_SECRET", SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("{line:?}"));
+        Serve { child, port }
+    }
+
+    pub fn get(&self, path: &str) -> Raw {
+        get(self.port, path, None).unwrap()
+    }
+
+    pub fn deliver(&self, body: &[u8], signature: &str) -> Raw {
+        let header = format!("Stripe-Signature: {signature}");
+        send(self.port, "POST", "/webhooks/stripe", &[&header, "Content-Type: application/json"], body).unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

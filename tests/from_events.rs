@@ -1,0 +1,276 @@
+//! `mrr snapshot --from-events`: one simulated timeline seen at two instants. The older
+//! account is pulled; the newer account's events are delivered, signed, shuffled and partly
+//! twice, to a real `mrr serve`; the snapshot built from them must give the same metrics
+//! as a full pull of the newer account, and the same tables.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mrr::api::webhooks::sign;
+use mrr::metrics::MetricOptions;
+use mrr::simulate::Scenario;
+use mrr::snapshot::Snapshot;
+use serde_json::Value;
+
+/// The older instant (a month boundary lies between it and the newer, `common::NOW`).
+const EARLIER: &str = "2026-10-29T08:00:00Z";
+
+/// Every row of a table as sorted JSON text, without the columns events cannot refresh.
+fn table_rows(snapshot: &Snapshot, table: &str, skip: &[&str]) -> Vec<String> {
+    let file = std::fs::File::open(snapshot.table_path(table).unwrap()).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        for mut row in mrr::engine::results::to_rows(&batch.unwrap()).unwrap() {
+            for column in skip {
+                row.remove(*column);
+            }
+            out.push(serde_json::to_string(&row).unwrap());
+        }
+    }
+    out.sort();
+    out
+}
+
+type Report = BTreeMap<&'static str, Vec<serde_json::Map<String, Value>>>;
+
+fn report(snapshot: &Snapshot) -> Report {
+    mrr::engine::report_duckdb(snapshot, MetricOptions::default()).unwrap().into_iter().collect()
+}
+
+/// A query's rows as sorted JSON text (a query's row order is not part of its result).
+fn sorted(rows: &[serde_json::Map<String, Value>]) -> Vec<String> {
+    let mut out: Vec<String> = rows.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    out.sort();
+    out
+}
+
+/// Asserts two sorted row lists are equal, showing the first rows only one side has.
+fn assert_same_rows(what: &str, got: &[String], want: &[String]) {
+    let only_got: Vec<&String> = got.iter().filter(|r| want.binary_search(r).is_err()).take(3).collect();
+    let only_want: Vec<&String> = want.iter().filter(|r| got.binary_search(r).is_err()).take(3).collect();
+    assert!(
+        only_got.is_empty() && only_want.is_empty() && got.len() == want.len(),
+        "{what}: {} rows built vs {} pulled\nonly built: {only_got:#?}\nonly pulled: {only_want:#?}",
+        got.len(),
+        want.len()
+    );
+}
+
+/// The account's ground-truth MRR per (month, currency).
+fn truth_mrr(acct: &common::TempAccount) -> BTreeMap<(String, String), i64> {
+    let truth: Value = serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap();
+    truth["mrr_monthly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            ((r["month"].as_str().unwrap().into(), r["currency"].as_str().unwrap().into()), r["mrr"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+fn reported_mrr(rows: &[serde_json::Map<String, Value>]) -> BTreeMap<(String, String), i64> {
+    rows.iter()
+        .map(|r| {
+            ((r["month"].as_str().unwrap().into(), r["currency"].as_str().unwrap().into()), r["mrr"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull() {
+    let older = common::simulate_at(Scenario::Full, 80, 11, EARLIER, Some(common::NOW));
+    let newer = common::simulate(Scenario::Full, 80, 11);
+
+    // The older account is the same story: its own ground truth holds for its pull.
+    let data = tempfile::tempdir().unwrap();
+    let base = common::pull(&older, data.path(), &[], &[]);
+    let base_report = report(&base);
+    assert_eq!(reported_mrr(&base_report["mrr_monthly"]), truth_mrr(&older), "older account vs its ground truth");
+
+    // Stripe delivers the newer account's events out of order, some of them twice.
+    let text = std::fs::read_to_string(newer.dir.join("events.jsonl")).unwrap();
+    let mut events: Vec<(String, Vec<u8>)> = text
+        .lines()
+        .map(|l| (l, serde_json::from_str::<Value>(l).unwrap()))
+        .filter(|(_, v)| v["created"].as_i64().unwrap() > older.info.now)
+        .map(|(l, v)| (v["id"].as_str().unwrap().to_string(), l.as_bytes().to_vec()))
+        .collect();
+    let kinds: std::collections::BTreeSet<String> = events
+        .iter()
+        .map(|(_, b)| serde_json::from_slice::<Value>(b).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    for kind in [
+        "customer.created",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.paid",
+    ] {
+        assert!(kinds.contains(kind), "the replay exercises {kind} (got {kinds:?})");
+    }
+    events.sort_by_key(|(id, _)| mrr::snapshot::hex(&<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes())));
+    let server = common::Serve::start(data.path());
+    let now = mrr::calendar::now();
+    for (n, (id, body)) in events.iter().enumerate() {
+        let r = server.deliver(body, &sign(body, common::SECRET, now));
+        assert_eq!(r.status, 200, "{id}: {}", r.body);
+        if n % 7 == 0 {
+            let again = server.deliver(body, &sign(body, common::SECRET, now));
+            assert_eq!(again.json()["duplicate"], true, "{id} redelivered");
+        }
+    }
+    drop(server);
+
+    let (code, out, err) = common::mrr(data.path(), &["snapshot", "--from-events", "--as-of", common::NOW]);
+    assert_eq!(code, 0, "{err}");
+    let built = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+    let derived = built.manifest.derived_from.as_ref().expect("the manifest says where it came from");
+    assert_eq!(derived.base, base.manifest.id);
+    assert_eq!(derived.events_applied, events.len() as u64);
+    assert_eq!(built.manifest.as_of, newer.info.now_rfc3339);
+    assert!(mrr::snapshot::verify(&built).is_ok(), "checksums and row counts of the new snapshot");
+    assert_eq!(mrr::snapshot::resolve(data.path(), "latest").unwrap().manifest.id, built.manifest.id);
+    assert!(mrr::snapshot::verify(&base).is_ok(), "the base snapshot is untouched");
+
+    let full_data = tempfile::tempdir().unwrap();
+    let full = common::pull(&newer, full_data.path(), &[], &[]);
+
+    // Every query, every row, every cell: the same as the full pull, and the ground truth.
+    let (got, want) = (report(&built), report(&full));
+    for (query, rows) in &want {
+        assert_same_rows(query, &sorted(&got[query]), &sorted(rows));
+    }
+    assert_eq!(reported_mrr(&got["mrr_monthly"]), truth_mrr(&newer), "vs the newer ground truth");
+    assert_ne!(got["mrr_monthly"], base_report["mrr_monthly"], "the events changed the numbers");
+
+    // And the tables themselves. Not comparable: `events` (a pull keeps the last 30 days, the
+    // built snapshot keeps the base's and every event since), a coupon's `times_redeemed` and
+    // a test clock's `frozen_time` (Stripe sends no event when they change).
+    for t in mrr::snapshot::schema::TABLES.iter().filter(|t| t.name != "events") {
+        let skip: &[&str] = match t.name {
+            "coupons" => &["times_redeemed"],
+            "test_clocks" => &["frozen_time"],
+            _ => &[],
+        };
+        assert_same_rows(t.name, &table_rows(&built, t.name, skip), &table_rows(&full, t.name, skip));
+    }
+    let events_rows = table_rows(&built, "events", &[]).len();
+    assert_eq!(
+        events_rows as u64,
+        base.manifest.tables.iter().find(|t| t.name == "events").unwrap().rows + events.len() as u64
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_no_new_snapshot() {
+    let acct = common::simulate(Scenario::Default, 12, 5);
+    let data = tempfile::tempdir().unwrap();
+    let base = common::pull(&acct, data.path(), &[], &[]);
+    let snapshots = |d: &Path| mrr::snapshot::list(d).unwrap().len();
+
+    let (code, _, err) = common::mrr(data.path(), &["snapshot"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--from-events"), "{err}");
+
+    let (code, _, err) = common::mrr(data.path(), &["snapshot", "--from-events"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("events/events.jsonl") && err.contains("mrr serve"), "no archive yet: {err}");
+
+    let (code, _, err) = common::mrr(data.path(), &["snapshot", "--from-events", "--base", "20990101T000000Z"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--snapshot 20990101T000000Z") || err.contains("20990101T000000Z"), "{err}");
+
+    let (code, _, err) = common::mrr(data.path(), &["snapshot", "--from-events", "--as-of", "2020-01-01"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("lies before the base snapshot"), "{err}");
+
+    // An invoice whose lines go on beyond what the event carries cannot be built offline.
+    let invoice = common::objects(&acct.dir, "invoices.jsonl").into_iter().next().unwrap();
+    let mut invoice = invoice;
+    invoice["lines"]["has_more"] = Value::Bool(true);
+    let event = serde_json::json!({
+        "id": "evt_test_more_lines", "object": "event", "type": "invoice.updated", "api_version": acct.info.api_version,
+        "created": acct.info.now + 60, "livemode": false, "pending_webhooks": 0,
+        "request": {"id": null, "idempotency_key": null}, "data": {"object": invoice},
+    });
+    let archive = mrr::snapshot::from_events::archive_path(data.path());
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    std::fs::write(&archive, format!("{event}\n")).unwrap();
+    let later = mrr::calendar::format_rfc3339(acct.info.now + 3600);
+    let (code, _, err) = common::mrr(data.path(), &["snapshot", "--from-events", "--as-of", &later]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("evt_test_more_lines") && err.contains("more lines"), "{err}");
+
+    assert_eq!(snapshots(data.path()), 1, "no snapshot was added");
+    assert_eq!(mrr::snapshot::resolve(data.path(), "latest").unwrap().manifest.id, base.manifest.id);
+    let leftovers: Vec<_> = std::fs::read_dir(mrr::snapshot::snapshots_dir(data.path()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.contains("tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary folder left behind: {leftovers:?}");
+}
+
+#[test]
+fn a_discount_event_reduces_the_subscription_from_its_start() {
+    let acct = common::simulate(Scenario::Default, 40, 9);
+    let data = tempfile::tempdir().unwrap();
+    let base = common::pull(&acct, data.path(), &[], &[]);
+    let month = &acct.info.now_rfc3339[..7];
+    let by_customer = |s: &Snapshot| -> BTreeMap<String, i64> {
+        report(s)["mrr_by_customer"]
+            .iter()
+            .filter(|r| r["month"] == month)
+            .map(|r| (r["customer"].as_str().unwrap().to_string(), r["mrr"].as_i64().unwrap()))
+            .collect()
+    };
+    // A monthly subscriber paying this month (every plan price is a multiple of 4 cents).
+    let before = report(&base)["mrr_by_customer"].clone();
+    let subs = common::objects(&acct.dir, "subscriptions.jsonl");
+    let sub = subs
+        .iter()
+        .find(|s| {
+            s["status"] == "active"
+                && s["items"]["data"][0]["price"]["recurring"]["interval"] == "month"
+                && subs.iter().filter(|o| o["customer"] == s["customer"]).count() == 1
+        })
+        .expect("an active monthly subscription");
+    let customer = sub["customer"].as_str().unwrap();
+    let paying: i64 = before
+        .iter()
+        .filter(|r| r["customer"] == customer)
+        .max_by_key(|r| r["month"].as_str().unwrap().to_string())
+        .map(|r| r["mrr"].as_i64().unwrap())
+        .unwrap();
+
+    let at = acct.info.now + 60;
+    let discount = serde_json::json!({
+        "id": "di_test_late", "object": "discount", "checkout_session": null, "customer": customer,
+        "customer_account": null, "end": null, "invoice": null, "invoice_item": null, "promotion_code": null,
+        "source": {"coupon": "PCT25FOREVER", "type": "coupon"}, "start": at, "subscription": sub["id"],
+        "subscription_item": null,
+    });
+    let event = serde_json::json!({
+        "id": "evt_test_discount", "object": "event", "type": "customer.discount.created",
+        "api_version": acct.info.api_version, "created": at, "livemode": false, "pending_webhooks": 0,
+        "request": {"id": null, "idempotency_key": null}, "data": {"object": discount},
+    });
+    let archive = mrr::snapshot::from_events::archive_path(data.path());
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    std::fs::write(&archive, format!("{event}\n")).unwrap();
+    let later = mrr::calendar::format_rfc3339(acct.info.now + 3600);
+    let (code, out, err) = common::mrr(data.path(), &["snapshot", "--from-events", "--as-of", &later]);
+    assert_eq!(code, 0, "{err}");
+    let built = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+    assert!(common::column(&built, "discounts", "id").contains(&Some("di_test_late".to_string())));
+    let (old, new) = (by_customer(&base), by_customer(&built));
+    assert_eq!(new[customer], paying * 3 / 4, "25% off from the discount's start");
+    let others = |m: &BTreeMap<String, i64>| {
+        m.iter().filter(|(c, _)| *c != customer).map(|(c, v)| (c.clone(), *v)).collect::<Vec<_>>()
+    };
+    assert_eq!(others(&new), others(&old), "nobody else changed");
+}
