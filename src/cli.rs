@@ -193,7 +193,7 @@ pub struct ReportArgs {
     /// Snapshot id, `latest`, or a path to a snapshot folder.
     #[arg(long, default_value = "latest")]
     pub snapshot: String,
-    /// Query to print: mrr_monthly, mrr_by_customer or seed_mrr.
+    /// Query to print: mrr_monthly, mrr_by_customer, mrr_by_plan or seed_mrr.
     #[arg(long, default_value = "mrr_monthly")]
     pub query: String,
     #[arg(long, value_enum, default_value_t = Format::Table)]

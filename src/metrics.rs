@@ -87,6 +87,21 @@ pub struct SeedRow {
     pub mom_change: i64,
 }
 
+/// One row of `mrr_by_plan`: a plan (price) with a paying item at the end of a month.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanRow {
+    pub month: String,
+    pub currency: String,
+    pub product: String,
+    pub price: String,
+    /// The plan's items' values, rounded half to even once per plan and month.
+    pub mrr: i64,
+    /// Subscriptions with a paying item on the plan.
+    pub active_subscriptions: i64,
+    /// Customers with a paying item on the plan.
+    pub active_customers: i64,
+}
+
 /// A customer's MRR at the end of consecutive months.
 #[derive(Clone, Debug)]
 pub struct CustomerSeries {

@@ -128,10 +128,12 @@ pub const SEED_METRICS: [&str; 4] = ["active_subscriptions", "active_customers",
 
 /// How each query's result is compared: its key columns and compared columns.
 pub fn shape(query: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    const BY_PLAN: [&str; 4] = ["product", "mrr", "active_subscriptions", "active_customers"];
     const BY_CUSTOMER: [&str; 6] =
         ["currency", "mrr", "previous_mrr", "active_subscriptions", "previous_subscriptions", "movement"];
     match query {
         "mrr_by_customer" => (&["month", "customer"], &BY_CUSTOMER),
+        "mrr_by_plan" => (&["month", "currency", "price"], &BY_PLAN),
         "seed_mrr" => (&["month", "currency"], &SEED_METRICS),
         _ => (&["month", "currency"], &MONTHLY_METRICS),
     }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::OnceLock;
 
 use mrr::metrics::MetricOptions;
-use mrr::parity::{compare, MONTHLY_METRICS, SEED_METRICS};
+use mrr::parity::{compare, compare_by, MONTHLY_METRICS, SEED_METRICS};
 use mrr::simulate::Scenario;
 use serde_json::{Map, Value};
 
@@ -48,6 +48,27 @@ fn assert_exact(scenario: Scenario, customers: u64, seed: u64) {
         if options == MetricOptions::default() {
             let seed_check = compare(&rows(&truth["seed_mrr"]), &got("seed_mrr"), &SEED_METRICS, 0);
             assert!(seed_check.differences.is_empty(), "seed_mrr: {:?}", seed_check.differences);
+            let (keys, metrics) = mrr::parity::shape("mrr_by_plan");
+            let plans = got("mrr_by_plan");
+            let plan_check = compare_by(&rows(&truth["mrr_by_plan"]), &plans, keys, metrics, 0);
+            let diffs: Vec<String> = plan_check.differences.iter().take(10).map(|d| d.to_string()).collect();
+            assert!(
+                diffs.is_empty(),
+                "{scenario:?} seed {seed} mrr_by_plan: {} cells differ:\n{}",
+                plan_check.differences.len(),
+                diffs.join("\n")
+            );
+            assert!(!plans.is_empty());
+            // The plans of a month add up to its MRR, up to half a cent of rounding per plan
+            // row and per customer.
+            for m in &got("mrr_monthly") {
+                let of_month: Vec<_> =
+                    plans.iter().filter(|p| p["month"] == m["month"] && p["currency"] == m["currency"]).collect();
+                let mrr: i64 = of_month.iter().map(|p| p["mrr"].as_i64().unwrap()).sum();
+                let (total, customers) = (m["mrr"].as_i64().unwrap(), m["active_customers"].as_i64().unwrap());
+                let bound = (of_month.len() as i64 + customers + 1) / 2;
+                assert!((mrr - total).abs() <= bound, "{}: plans {mrr} vs mrr {total}", m["month"]);
+            }
         }
     }
 }
@@ -160,6 +181,7 @@ mod edge_case {
         past_due_then_canceled,
         past_due_then_unpaid,
         past_due_open,
+        coupon_amount_multi_item,
     );
 }
 

@@ -136,6 +136,8 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         // $15 off for 2 months from 07-08: ends 09-08.
         ("coupon_amount_repeating", [0, 18400, 18400, 19900, 19900, 19900]),
         ("coupon_amount_once", [0, 2900, 2900, 2900, 2900, 2900]),
+        // Pro 79 + 3 seats 30, $10 off forever from 07-11.
+        ("coupon_amount_multi_item", [0, 9900, 9900, 9900, 9900, 9900]),
         // Requested 08-10, ends at the period end 09-05.
         ("cancel_at_period_end_ended", [7900, 7900, 7900, 0, 0, 0]),
         ("cancel_at_period_end_pending", [7900, 7900, 7900, 7900, 7900, 7900]),

@@ -72,7 +72,7 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/metrics",
-        summary: "Rows of one query (mrr_monthly, mrr_by_customer, seed_mrr) as computed by DuckDB",
+        summary: "Rows of one query (mrr_monthly, mrr_by_customer, mrr_by_plan, seed_mrr) as computed by DuckDB",
         params: &[("query", "query name (default mrr_monthly)"), ("currency", "only this currency"), SNAPSHOT_PARAM],
     },
     RouteDoc {

@@ -28,7 +28,7 @@ impl Dialect {
 }
 
 /// Queries users can run and compare, in report order.
-pub const QUERIES: [&str; 3] = ["mrr_monthly", "mrr_by_customer", "seed_mrr"];
+pub const QUERIES: [&str; 4] = ["mrr_monthly", "mrr_by_customer", "mrr_by_plan", "seed_mrr"];
 
 macro_rules! sql_files {
     ($($dialect:literal / $name:literal),* $(,)?) => {
@@ -38,14 +38,18 @@ macro_rules! sql_files {
 
 /// Every SQL file: (dialect, name, text).
 const SQL: &[(&str, &str, &str)] = sql_files![
+    "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
     "duckdb" / "mrr_by_customer",
     "duckdb" / "mrr_monthly",
+    "duckdb" / "mrr_by_plan",
     "duckdb" / "seed_mrr",
     "duckdb" / "_round_half_even",
+    "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
     "bigquery" / "mrr_by_customer",
     "bigquery" / "mrr_monthly",
+    "bigquery" / "mrr_by_plan",
     "bigquery" / "seed_mrr",
     "bigquery" / "_round_half_even",
 ];

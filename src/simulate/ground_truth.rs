@@ -6,7 +6,9 @@ use serde::Serialize;
 use super::catalog::{Catalog, Duration, Off, Usage};
 use super::model::{SimCustomer, SimSubscription, Status};
 use crate::calendar::Month;
-use crate::metrics::{ChurnAt, CustomerSeries, DiscountRule, MetricOptions, MonthlyAggregator, MonthlyRow, SeedRow};
+use crate::metrics::{
+    ChurnAt, CustomerSeries, DiscountRule, MetricOptions, MonthlyAggregator, MonthlyRow, PlanRow, SeedRow,
+};
 use crate::money::{apply_percent_off, monthly_scaled, percent_to_hundredths, round_scaled_to_cents, SCALE};
 
 /// The instant a month's MRR is measured at: its last second, or `now` for the current month.
@@ -14,28 +16,40 @@ pub fn measured_at(month: Month, now: i64) -> i64 {
     (month.end() - 1).min(now)
 }
 
-/// A subscription's monthly-normalised value at instant `t`, times [`SCALE`].
+/// A subscription's monthly-normalised value at instant `t`, times [`SCALE`]: the sum of
+/// its items' (see [`item_values`]).
 pub fn contribution(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: MetricOptions) -> i128 {
+    item_values(catalog, sub, t, opts).iter().map(|(_, v)| v).sum()
+}
+
+/// Each licensed item's monthly-normalised value at instant `t`, times [`SCALE`], with the
+/// price it is on. A percent-off coupon reduces every item; an amount-off coupon (capped at
+/// what the subscription bills) is split across the items in proportion to what they bill,
+/// in whole minor units, the units left over going one each to the largest remainders
+/// (ties: item id), so the items always add up to the subscription's value.
+pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: MetricOptions) -> Vec<(usize, i128)> {
     if t < sub.start || sub.ended_at(t).is_some() {
-        return 0;
+        return Vec::new();
     }
     if opts.churn_at == ChurnAt::Cancel && sub.canceled_at(t).is_some() {
-        return 0;
+        return Vec::new();
     }
     if !matches!(sub.status_at(t), Status::Active | Status::PastDue) {
-        return 0;
+        return Vec::new();
     }
     let scaled = |amount: i64| {
         monthly_scaled(amount as i128, sub.interval, sub.interval_count).expect("simulated intervals are exact")
     };
-    let gross: i128 = sub
+    // (item id, price, amount billed per interval) of the licensed items.
+    let items: Vec<(&str, usize, i64)> = sub
         .phase_at(t)
         .items
         .iter()
         .filter(|i| catalog.prices[i.price].usage == Usage::Licensed)
-        .map(|i| scaled(catalog.prices[i.price].unit_amount * i.quantity as i64))
-        .sum();
-    let Some(d) = &sub.discount else { return gross };
+        .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].unit_amount * i.quantity as i64))
+        .collect();
+    let full: Vec<(usize, i128)> = items.iter().map(|(_, p, a)| (*p, scaled(*a))).collect();
+    let Some(d) = &sub.discount else { return full };
     let coupon = &catalog.coupons[d.coupon];
     let counts = match opts.discounts {
         DiscountRule::None => false,
@@ -44,12 +58,37 @@ pub fn contribution(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metr
     };
     let applies = counts && d.start <= t && sub.discount_end(catalog).is_none_or(|end| t < end);
     if !applies {
-        return gross;
+        return full;
     }
     match coupon.off {
-        Off::Percent(p) => apply_percent_off(gross, percent_to_hundredths(p)),
-        Off::Amount { amount, .. } => (gross - scaled(amount)).max(0),
+        Off::Percent(p) => {
+            full.into_iter().map(|(price, v)| (price, apply_percent_off(v, percent_to_hundredths(p)))).collect()
+        }
+        Off::Amount { amount, .. } => {
+            let gross: i64 = items.iter().map(|(_, _, a)| a).sum();
+            if gross == 0 {
+                return full;
+            }
+            let off = amount.min(gross) as i128;
+            let mut shares: Vec<(i128, i128)> = items
+                .iter()
+                .map(|(_, _, a)| (off * *a as i128 / gross as i128, off * *a as i128 % gross as i128))
+                .collect();
+            let left_over = off - shares.iter().map(|(s, _)| s).sum::<i128>();
+            let mut order: Vec<usize> = (0..items.len()).collect();
+            order.sort_by(|x, y| shares[*y].1.cmp(&shares[*x].1).then(items[*x].0.cmp(items[*y].0)));
+            for i in order.into_iter().take(left_over as usize) {
+                shares[i].0 += 1;
+            }
+            full.into_iter().zip(shares).map(|((price, v), (share, _))| (price, v - scaled(share as i64))).collect()
+        }
     }
+}
+
+/// The `mrr_by_plan` key of a customer's item on a price in a month.
+fn plan_key(catalog: &Catalog, month: Month, c: &SimCustomer, price: usize) -> (Month, String, String, String) {
+    let p = &catalog.prices[price];
+    (month, c.currency.to_string(), p.id.clone(), catalog.products[p.product].id.clone())
 }
 
 /// A customer's MRR series from the month before `first` through `last`.
@@ -81,6 +120,8 @@ pub struct GroundTruth {
     now: i64,
     variants: Vec<(MetricOptions, MonthlyAggregator)>,
     seed: std::collections::BTreeMap<(Month, String), SeedAcc>,
+    /// Per (month, currency, price id, product id): value, subscriptions, customers.
+    plans: std::collections::BTreeMap<(Month, String, String, String), (i128, i64, i64)>,
 }
 
 #[derive(Default)]
@@ -100,6 +141,8 @@ pub struct GroundTruthFile {
     pub options: MetricOptions,
     pub mrr_monthly: Vec<MonthlyRow>,
     pub seed_mrr: Vec<SeedRow>,
+    /// Default options only.
+    pub mrr_by_plan: Vec<PlanRow>,
     pub variants: Vec<Variant>,
 }
 
@@ -120,6 +163,7 @@ impl GroundTruth {
             now,
             variants: MetricOptions::all().into_iter().map(|o| (o, MonthlyAggregator::new(first, months))).collect(),
             seed: Default::default(),
+            plans: Default::default(),
         }
     }
 
@@ -134,7 +178,33 @@ impl GroundTruth {
             }
         }
         self.add_seed(catalog, c);
+        self.add_plans(catalog, c);
         default_series.expect("default options are among all()")
+    }
+
+    /// `mrr_by_plan` (default options): each month-end, the customer's items by plan.
+    fn add_plans(&mut self, catalog: &Catalog, c: &SimCustomer) {
+        let mut month = self.first;
+        while month <= self.last {
+            let t = measured_at(month, self.now);
+            let mut customer: std::collections::BTreeMap<usize, i128> = Default::default();
+            for s in &c.subscriptions {
+                let mut subscription: std::collections::BTreeMap<usize, i128> = Default::default();
+                for (price, v) in item_values(catalog, s, t, MetricOptions::default()) {
+                    *subscription.entry(price).or_default() += v;
+                }
+                for (price, v) in subscription {
+                    *customer.entry(price).or_default() += v;
+                    let acc = self.plans.entry(plan_key(catalog, month, c, price)).or_default();
+                    acc.0 += v;
+                    acc.1 += i64::from(v > 0);
+                }
+            }
+            for (price, v) in customer {
+                self.plans.entry(plan_key(catalog, month, c, price)).or_default().2 += i64::from(v > 0);
+            }
+            month = month.plus(1);
+        }
     }
 
     /// The original query: current status in (active, past_due, canceled), created by
@@ -188,6 +258,20 @@ impl GroundTruth {
 
     /// The finished file.
     pub fn finish(self) -> GroundTruthFile {
+        let mrr_by_plan = self
+            .plans
+            .iter()
+            .filter(|(_, (_, subscriptions, _))| *subscriptions > 0)
+            .map(|((month, currency, price, product), (scaled, subscriptions, customers))| PlanRow {
+                month: month.to_string(),
+                currency: currency.clone(),
+                product: product.clone(),
+                price: price.clone(),
+                mrr: round_scaled_to_cents(*scaled),
+                active_subscriptions: *subscriptions,
+                active_customers: *customers,
+            })
+            .collect();
         let mut seed_mrr = Vec::new();
         for ((month, currency), acc) in &self.seed {
             if *month < self.first {
@@ -216,7 +300,46 @@ impl GroundTruth {
             options: default.options,
             mrr_monthly: default.mrr_monthly,
             seed_mrr,
+            mrr_by_plan,
             variants,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::catalog::price;
+    use crate::simulate::model::{ItemState, Phase, SimDiscount, SimItem};
+
+    /// $10 off Pro + 3 seats, split by what each bills; the spare cent goes to the larger remainder.
+    #[test]
+    fn an_amount_off_coupon_splits_across_items_by_largest_remainder() {
+        let catalog = Catalog::new(1, 0);
+        let items = vec![
+            ItemState { slot: 0, price: price::monthly(1), quantity: 1 },
+            ItemState { slot: 1, price: price::SEAT_MONTHLY, quantity: 3 },
+        ];
+        let sub = SimSubscription {
+            id: "sub_1".into(),
+            start: 0,
+            trial_end: None,
+            interval: crate::money::Interval::Month,
+            interval_count: 1,
+            currency: "usd",
+            items: vec![SimItem { id: "si_a".into(), created: 0 }, SimItem { id: "si_b".into(), created: 0 }],
+            phases: vec![Phase { from: 0, items }],
+            discount: Some(SimDiscount { id: "di_1".into(), coupon: catalog.coupon("USD10FOREVER"), start: 0 }),
+            failure: None,
+            cancel: None,
+        };
+        let values = item_values(&catalog, &sub, 100, MetricOptions::default());
+        let cents: Vec<i64> = values.iter().map(|(_, v)| round_scaled_to_cents(*v)).collect();
+        assert_eq!(cents, [7900 - 725, 3000 - 275]);
+        assert_eq!(
+            values.iter().map(|(_, v)| v).sum::<i128>(),
+            contribution(&catalog, &sub, 100, MetricOptions::default())
+        );
+        assert_eq!(round_scaled_to_cents(contribution(&catalog, &sub, 100, MetricOptions::default())), 9900);
     }
 }

@@ -284,6 +284,17 @@ impl Generator<'_> {
             }
             c.subscriptions.push(s);
         });
+        add("coupon_amount_multi_item", "usd", &|g, c| {
+            // $10 off Pro + 3 seats: split 724.77 / 275.23 by what each bills, the spare cent to Pro.
+            let start = at(1, 11);
+            let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+            s.discount = Some(SimDiscount {
+                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
+                coupon: g.catalog.coupon("USD10FOREVER"),
+                start,
+            });
+            c.subscriptions.push(s);
+        });
         out
     }
 

@@ -1,0 +1,151 @@
+-- item_values: every item's monthly-normalised value at every instant (up to {{as_of}}) at
+-- which something about its subscription may change: the one place the contract's rules of
+-- when a subscription counts, how a price becomes monthly and what a coupon takes off live.
+-- Values are exact integers: MRR x 86 486 400 000 (12 x 720720 x 10000, see docs/metrics.md).
+-- A subscription's value is the sum of its items' (subscription_changes); plans read the items
+-- (mrr_by_plan). Rows with a NULL item are instants at which a subscription has no item.
+--
+-- Columns: subscription, customer, currency, instant, item, price, value_scaled (exact integer)
+--
+-- DuckDB port of sql/bigquery/item_values.sql. Dialect changes:
+--   HUGEINT instead of INT64 (wider: no overflow bound); `a // b` and `a % b` instead of DIV(a, b)
+--   and MOD(a, b); `UNION` instead of `UNION DISTINCT`; "end" instead of `end`.
+WITH
+subs AS (
+  SELECT id AS subscription, customer, currency, start_date, status, trial_start, trial_end,
+         ended_at, canceled_at
+  FROM {{subscriptions}}
+  WHERE status NOT IN ('incomplete', 'incomplete_expired', 'paused')
+),
+-- A subscription marked unpaid stops counting when its failed invoice was marked uncollectible.
+unpaid AS (
+  SELECT i.subscription, MAX(i.marked_uncollectible_at) AS unpaid_at
+  FROM {{invoices}} i JOIN subs s ON s.subscription = i.subscription
+  WHERE s.status = 'unpaid'
+  GROUP BY 1
+),
+-- Item history from invoice lines: each line says which price and quantity an item had from
+-- the start of its period; a proration credit with no matching charge removes the item.
+line_events AS (
+  SELECT l.subscription, l.subscription_item AS item, l.period_start AS effective_at,
+         CASE WHEN l.proration AND l.amount < 0 THEN NULL ELSE l.price END AS price,
+         CASE WHEN l.proration AND l.amount < 0 THEN NULL ELSE l.quantity END AS quantity,
+         ROW_NUMBER() OVER (PARTITION BY l.subscription_item, l.period_start
+                            ORDER BY CASE WHEN l.proration AND l.amount < 0 THEN 1 ELSE 0 END, l.invoice, l.line_index) AS pick
+  FROM {{invoice_lines}} l
+  WHERE l.parent_type = 'subscription_item_details' AND l.subscription IS NOT NULL
+),
+-- Subscriptions without any invoice line fall back to their current items from the start.
+item_events AS (
+  SELECT subscription, item, effective_at, price, quantity FROM line_events WHERE pick = 1
+  UNION ALL
+  SELECT si.subscription, si.id, s.start_date, si.price, si.quantity
+  FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
+  WHERE si.subscription NOT IN (SELECT subscription FROM line_events WHERE subscription IS NOT NULL)
+),
+priced AS (
+  SELECT e.subscription, e.item, e.effective_at, e.price,
+         -- A far-future end rather than NULL keeps the joins below equality joins (an OR on NULL
+         -- made DuckDB fall back to a nested loop: 4.4 s instead of milliseconds at 10k customers).
+         LEAD(e.effective_at, 1, TIMESTAMPTZ '9999-12-31 00:00:00+00') OVER (PARTITION BY e.item ORDER BY e.effective_at) AS until,
+         p.recurring_interval, p.recurring_interval_count,
+         -- monthly value x scale: amount x (12, 1, 52 or 365 per year) x scale / 12 / interval_count
+         CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
+           CAST(p.unit_amount AS HUGEINT) * COALESCE(e.quantity, 0)
+             * CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
+             * (7207200000 // p.recurring_interval_count)
+         ELSE 0 END AS value_scaled,
+         -- what the item bills per interval, minor units: the weight an amount-off coupon is split by
+         CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
+           CAST(p.unit_amount AS HUGEINT) * COALESCE(e.quantity, 0) ELSE 0 END AS amount
+  FROM item_events e LEFT JOIN {{prices}} p ON p.id = e.price
+),
+-- A subscription bills on one interval; amount-off coupons are spread over it.
+sub_interval AS (
+  SELECT subscription, ANY_VALUE(recurring_interval) AS recurring_interval, ANY_VALUE(recurring_interval_count) AS recurring_interval_count
+  FROM priced WHERE recurring_interval IS NOT NULL GROUP BY 1
+),
+first_period_end AS (
+  SELECT l.subscription, d.id AS discount, MIN(l.period_end) AS once_until
+  FROM {{invoice_lines}} l JOIN {{discounts}} d ON d.subscription = l.subscription
+  WHERE NOT l.proration AND l.period_end > d.start
+  GROUP BY 1, 2
+),
+-- The window in which each coupon reduces MRR, by the `discounts` option.
+discount_windows AS (
+  SELECT d.subscription, d.start AS from_at,
+         COALESCE(CASE c.duration WHEN 'repeating' THEN d."end" WHEN 'once' THEN f.once_until END, TIMESTAMPTZ '9999-12-31 00:00:00+00') AS until,
+         c.percent_off_hundredths, CAST(c.amount_off AS HUGEINT) AS amount_off,
+         -- the scaled monthly value of one minor unit per billing interval
+         CAST(CASE si.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS HUGEINT)
+           * (7207200000 // si.recurring_interval_count) AS unit_scaled
+  FROM {{discounts}} d
+  JOIN {{coupons}} c ON c.id = d.coupon
+  JOIN sub_interval si ON si.subscription = d.subscription
+  LEFT JOIN first_period_end f ON f.subscription = d.subscription AND f.discount = d.id
+  WHERE d.subscription IS NOT NULL
+    AND ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
+),
+-- Every instant at which something about a subscription's value may change.
+breakpoints AS (
+  SELECT subscription, effective_at AS instant FROM priced
+  UNION SELECT subscription, start_date FROM subs
+  UNION SELECT subscription, trial_end FROM subs WHERE trial_end IS NOT NULL
+  UNION SELECT subscription, ended_at FROM subs WHERE ended_at IS NOT NULL
+  UNION SELECT subscription, canceled_at FROM subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
+  UNION SELECT subscription, unpaid_at FROM unpaid WHERE unpaid_at IS NOT NULL
+  UNION SELECT subscription, from_at FROM discount_windows
+  UNION SELECT subscription, until FROM discount_windows
+),
+-- Each item active at each instant, with its subscription's billed total at that instant.
+item_at AS (
+  SELECT b.subscription, b.instant, p.item, p.price, p.value_scaled, p.amount,
+         SUM(p.amount) OVER (PARTITION BY b.subscription, b.instant) AS gross_amount
+  FROM breakpoints b
+  LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
+  WHERE b.instant <= {{as_of}}
+),
+-- The rules of when a subscription counts, and its coupon. An amount-off coupon (capped at the
+-- billed total) is split across the items in proportion to what they bill, in whole minor
+-- units, the units left over going one each to the largest remainders (ties: item id).
+ruled AS (
+  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.value_scaled, i.amount, i.gross_amount,
+    CASE
+      WHEN i.item IS NULL THEN 'none'
+      WHEN i.instant < s.start_date THEN 'none'
+      WHEN s.trial_start IS NOT NULL AND i.instant >= s.trial_start AND i.instant < s.trial_end THEN 'none'
+      WHEN s.ended_at IS NOT NULL AND i.instant >= s.ended_at THEN 'none'
+      WHEN '{{churn_at}}' = 'cancel' AND s.canceled_at IS NOT NULL AND i.instant >= s.canceled_at THEN 'none'
+      WHEN u.unpaid_at IS NOT NULL AND i.instant >= u.unpaid_at THEN 'none'
+      WHEN d.subscription IS NULL THEN 'full'
+      WHEN d.percent_off_hundredths IS NOT NULL THEN 'percent'
+      WHEN i.gross_amount = 0 THEN 'full'
+      ELSE 'amount'
+    END AS rule,
+    d.percent_off_hundredths, d.unit_scaled,
+    LEAST(d.amount_off, i.gross_amount) AS off
+  FROM item_at i
+  JOIN subs s ON s.subscription = i.subscription
+  LEFT JOIN unpaid u ON u.subscription = i.subscription
+  LEFT JOIN discount_windows d ON d.subscription = i.subscription AND d.from_at <= i.instant AND i.instant < d.until
+),
+shares AS (
+  SELECT *,
+         CASE WHEN rule = 'amount' THEN (off * amount) // gross_amount ELSE 0 END AS share,
+         CASE WHEN rule = 'amount' THEN (off * amount) % gross_amount ELSE 0 END AS share_remainder
+  FROM ruled
+),
+ranked AS (
+  SELECT *,
+         off - SUM(share) OVER (PARTITION BY subscription, instant) AS left_over,
+         ROW_NUMBER() OVER (PARTITION BY subscription, instant ORDER BY share_remainder DESC, item) AS remainder_rank
+  FROM shares
+)
+SELECT subscription, customer, currency, instant, item, price,
+  CASE rule
+    WHEN 'none' THEN 0
+    WHEN 'full' THEN value_scaled
+    WHEN 'percent' THEN (value_scaled) // 10000 * (10000 - percent_off_hundredths)
+    ELSE value_scaled - unit_scaled * (share + CASE WHEN remainder_rank <= left_over THEN 1 ELSE 0 END)
+  END AS value_scaled
+FROM ranked
