@@ -86,7 +86,7 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
 }
 
 /// The `mrr_by_plan` key of a customer's item on a price in a month.
-fn plan_key(catalog: &Catalog, month: Month, c: &SimCustomer, price: usize) -> (Month, String, String, String) {
+fn plan_key(catalog: &Catalog, month: Month, c: &SimCustomer, price: usize) -> PlanKey {
     let p = &catalog.prices[price];
     (month, c.currency.to_string(), p.id.clone(), catalog.products[p.product].id.clone())
 }
@@ -120,9 +120,14 @@ pub struct GroundTruth {
     now: i64,
     variants: Vec<(MetricOptions, MonthlyAggregator)>,
     seed: std::collections::BTreeMap<(Month, String), SeedAcc>,
-    /// Per (month, currency, price id, product id): value, subscriptions, customers.
-    plans: std::collections::BTreeMap<(Month, String, String, String), (i128, i64, i64)>,
+    plans: std::collections::BTreeMap<PlanKey, PlanAcc>,
 }
+
+/// (month, currency, price id, product id) of an `mrr_by_plan` row.
+type PlanKey = (Month, String, String, String);
+
+/// An `mrr_by_plan` row being summed: scaled value, subscriptions, customers.
+type PlanAcc = (i128, i64, i64);
 
 #[derive(Default)]
 struct SeedAcc {
