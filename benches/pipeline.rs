@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-const MRR: &str = env!("CARGO_BIN_EXE_mrr");
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-const PYTHON_PACKAGES: [&str; 3] = ["stripe==16.1.0", "pandas==3.1.1", "pyarrow==26.0.1"];
+mod common;
+
+use common::{ensure_venv, output, run, MRR, REPO};
 
 fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let python = ensure_venv()?;
     let mut table = vec![
-        "| customers | objects | `mrr pull` objects/s | peak RSS | stripe-python objects/s | ratio | at `--rate-limit 100`: req/s | share of ceiling | `mrr report` (3 queries) | pandas seed query | ratio |".to_string(),
+        "| customers | objects | `mrr pull` objects/s | peak RSS | stripe-python objects/s | ratio | at `--rate-limit 100`: req/s | share of ceiling | `mrr report` (4 queries) | pandas seed query | ratio |".to_string(),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|".to_string(),
     ];
     for customers in sizes {
@@ -65,35 +65,8 @@ fn main() -> anyhow::Result<()> {
         let rps = lrequests as f64 / lsecs;
         let share = 100.0 * rps / 100.0; // percent of the 100 req/s ceiling
 
-        // Engine: every query with DuckDB vs the pandas port of the seed query (best of 3 each).
-        let mut ours = f64::MAX;
-        let mut theirs = f64::MAX;
-        for _ in 0..3 {
-            let started = Instant::now();
-            run(Command::new(MRR)
-                .arg("--data-dir")
-                .arg(&data)
-                .args(["-q", "report", "--format", "csv"])
-                .stdout(Stdio::null()))?;
-            ours = ours.min(started.elapsed().as_secs_f64());
-            let out = output(
-                Command::new(&python)
-                    .arg(Path::new(REPO).join("benches/baselines/pandas_seed.py"))
-                    .arg(&snapshot.dir)
-                    .arg(&snapshot.manifest.as_of),
-            )?;
-            let parsed: serde_json::Value = serde_json::from_str(out.trim())?;
-            theirs = theirs.min(parsed["seconds"].as_f64().unwrap_or(f64::MAX));
-            let duck = mrr::engine::results::load(&snapshot.dir.join("results/duckdb/seed_mrr.parquet"))?;
-            let pandas_rows: Vec<serde_json::Map<String, serde_json::Value>> =
-                parsed["rows"].as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect();
-            let check = mrr::parity::compare(&duck, &pandas_rows, &mrr::parity::SEED_METRICS, 0);
-            anyhow::ensure!(
-                check.differences.is_empty(),
-                "the pandas baseline disagrees with DuckDB: {:?}",
-                check.differences
-            );
-        }
+        // Engine: every query with DuckDB vs the pandas port of the seed query.
+        let (ours, theirs) = common::engine_race(&python, &snapshot)?;
         table.push(format!(
             "| {customers} | {objects} | {our_rate:.0} | {:.0} MiB | {py_rate:.0} | {:.1}x | {rps:.1} | {:.0}% | {ours:.2} s | {theirs:.2} s | {:.1}x |",
             rss as f64 / 1024.0,
@@ -143,36 +116,6 @@ fn timed_pull(
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
     Ok((secs, rss, requests))
-}
-
-/// `.venv/bin/python` with the baselines' packages, created on first use.
-fn ensure_venv() -> anyhow::Result<PathBuf> {
-    let venv = Path::new(REPO).join(".venv");
-    let python = venv.join("bin/python");
-    let ready = python.exists()
-        && Command::new(&python)
-            .args(["-c", "import stripe, pandas, pyarrow"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    if !ready {
-        eprintln!("==> installing the Python baselines into {} ({})", venv.display(), PYTHON_PACKAGES.join(", "));
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(PYTHON_PACKAGES))?;
-    }
-    Ok(python)
-}
-
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd.status()?;
-    anyhow::ensure!(status.success(), "{cmd:?} failed");
-    Ok(())
-}
-
-fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.stderr(Stdio::inherit()).output()?;
-    anyhow::ensure!(out.status.success(), "{cmd:?} failed");
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// A `mrr stripe-server` process, killed on drop.

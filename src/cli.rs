@@ -466,6 +466,11 @@ pub struct SimulateArgs {
     /// (how `mrr snapshot --from-events` is tested) [default: --now].
     #[arg(long)]
     pub horizon: Option<String>,
+    /// Write the objects as a Parquet snapshot in OUT/snapshot/ (what `mrr pull` would make of
+    /// the account; read it with `mrr report --snapshot OUT/snapshot`) instead of JSON Lines:
+    /// for accounts too large to serve and pull, such as the engine benchmark's.
+    #[arg(long)]
+    pub parquet_snapshot: bool,
     /// Folder to create (must not exist).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -47,6 +47,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             now: crate::calendar::parse_timestamp("2026-11-20T12:00:00Z").expect("valid"),
             event_days: 30,
             horizon: None,
+            parquet_snapshot: false,
             out: account.clone(),
         })?;
         eprintln!(

@@ -53,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 now,
                 event_days: args.event_days,
                 horizon,
+                parquet_snapshot: args.parquet_snapshot,
                 out: args.out,
             })?;
             tracing::info!(

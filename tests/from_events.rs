@@ -17,23 +17,6 @@ use serde_json::Value;
 /// The older instant (a month boundary lies between it and the newer, `common::NOW`).
 const EARLIER: &str = "2026-10-29T08:00:00Z";
 
-/// Every row of a table as sorted JSON text, without the columns events cannot refresh.
-fn table_rows(snapshot: &Snapshot, table: &str, skip: &[&str]) -> Vec<String> {
-    let file = std::fs::File::open(snapshot.table_path(table).unwrap()).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
-    let mut out = Vec::new();
-    for batch in reader {
-        for mut row in mrr::engine::results::to_rows(&batch.unwrap()).unwrap() {
-            for column in skip {
-                row.remove(*column);
-            }
-            out.push(serde_json::to_string(&row).unwrap());
-        }
-    }
-    out.sort();
-    out
-}
-
 type Report = BTreeMap<&'static str, Vec<serde_json::Map<String, Value>>>;
 
 fn report(snapshot: &Snapshot) -> Report {
@@ -156,9 +139,13 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
             "test_clocks" => &["frozen_time"],
             _ => &[],
         };
-        assert_same_rows(t.name, &table_rows(&built, t.name, skip), &table_rows(&full, t.name, skip));
+        assert_same_rows(
+            t.name,
+            &common::sorted_table_rows(&built, t.name, skip),
+            &common::sorted_table_rows(&full, t.name, skip),
+        );
     }
-    let events_rows = table_rows(&built, "events", &[]).len();
+    let events_rows = common::sorted_table_rows(&built, "events", &[]).len();
     assert_eq!(
         events_rows as u64,
         base.manifest.tables.iter().find(|t| t.name == "events").unwrap().rows + events.len() as u64

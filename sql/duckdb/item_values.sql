@@ -43,6 +43,19 @@ item_events AS (
   FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
   WHERE si.subscription NOT IN (SELECT subscription FROM line_events WHERE subscription IS NOT NULL)
 ),
+-- Only the instants at which an item's price or quantity changes: a renewal line repeats
+-- the item as it was, and keeping every one made the range join below quadratic in the
+-- number of billing periods (60 monthly periods: 60 x 60 rows per item).
+item_changes AS (
+  SELECT subscription, item, effective_at, price, quantity
+  FROM (
+    SELECT *, LAG(price) OVER w AS previous_price, LAG(quantity) OVER w AS previous_quantity,
+           ROW_NUMBER() OVER w AS n
+    FROM item_events
+    WINDOW w AS (PARTITION BY item ORDER BY effective_at)
+  )
+  WHERE n = 1 OR price IS DISTINCT FROM previous_price OR quantity IS DISTINCT FROM previous_quantity
+),
 priced AS (
   SELECT e.subscription, e.item, e.effective_at, e.price,
          -- A far-future end rather than NULL keeps the joins below equality joins (an OR on NULL
@@ -58,7 +71,7 @@ priced AS (
          -- what the item bills per interval, minor units: the weight an amount-off coupon is split by
          CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
            CAST(p.unit_amount AS HUGEINT) * COALESCE(e.quantity, 0) ELSE 0 END AS amount
-  FROM item_events e LEFT JOIN {{prices}} p ON p.id = e.price
+  FROM item_changes e LEFT JOIN {{prices}} p ON p.id = e.price
 ),
 -- A subscription bills on one interval; amount-off coupons are spread over it.
 sub_interval AS (

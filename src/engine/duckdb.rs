@@ -2,7 +2,7 @@
 
 use arrow::array::RecordBatch;
 
-use super::{render, Dialect, QueryParams};
+use super::{render_with, Dialect, QueryParams, QUERIES};
 use crate::error::bad_input;
 use crate::snapshot::Snapshot;
 
@@ -25,6 +25,16 @@ pub fn resolved_sql(
 }
 
 fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<String> {
+    render_reusing(snapshot, query, params, &[])
+}
+
+/// Renders a query, reading the bases in `materialized` from temporary tables of the same name.
+fn render_reusing(
+    snapshot: &Snapshot,
+    query: &str,
+    params: &QueryParams,
+    materialized: &[&str],
+) -> anyhow::Result<String> {
     let missing = std::cell::RefCell::new(None);
     let table_ref = |table: &str| match snapshot.table_path(table) {
         Ok(path) => format!("read_parquet('{}')", path.display().to_string().replace('\'', "''")),
@@ -33,20 +43,38 @@ fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow:
             "missing".into()
         }
     };
-    let sql = render(Dialect::DuckDb, query, params, &table_ref)?;
+    let reuse = |q: &str| materialized.contains(&q).then(|| q.to_string());
+    let sql = render_with(Dialect::DuckDb, query, params, &table_ref, &reuse)?;
     match missing.take() {
         Some(e) => Err(e),
         None => Ok(sql),
     }
 }
 
-/// Runs one query of `sql/duckdb/` over a snapshot.
-pub fn run(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<Vec<RecordBatch>> {
-    let sql = render_for(snapshot, query, params)?;
+/// The queries other queries read, computed once per report in this order: every valuation
+/// (item_values) feeds customers, months and plans; customers feed months.
+const SHARED_BASES: [&str; 2] = ["item_values", "mrr_by_customer"];
+
+/// Runs every query of [`QUERIES`] in one connection, computing each shared base once.
+pub fn run_all(snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<Vec<(&'static str, Vec<RecordBatch>)>> {
     let conn = open()?;
-    let mut stmt =
-        conn.prepare(&sql).map_err(|e| bad_input(format!("sql/duckdb/{query}.sql failed in DuckDB: {e}")))?;
-    let batches =
-        stmt.query_arrow([]).map_err(|e| bad_input(format!("sql/duckdb/{query}.sql failed in DuckDB: {e}")))?.collect();
-    Ok(batches)
+    let failed = |query: &str, e: duckdb::Error| bad_input(format!("sql/duckdb/{query}.sql failed in DuckDB: {e}"));
+    let mut done: Vec<&str> = Vec::new();
+    for base in SHARED_BASES {
+        let sql = render_reusing(snapshot, base, params, &done)?;
+        conn.execute_batch(&format!("CREATE TEMP TABLE {base} AS {sql}")).map_err(|e| failed(base, e))?;
+        done.push(base);
+    }
+    let mut out = Vec::new();
+    for query in QUERIES {
+        let sql = if done.contains(&query) {
+            format!("SELECT * FROM {query}")
+        } else {
+            render_reusing(snapshot, query, params, &done)?
+        };
+        let mut stmt = conn.prepare(&sql).map_err(|e| failed(query, e))?;
+        let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(|e| failed(query, e))?.collect();
+        out.push((query, batches));
+    }
+    Ok(out)
 }

@@ -74,6 +74,18 @@ pub fn render(
     params: &QueryParams,
     table_ref: &dyn Fn(&str) -> String,
 ) -> anyhow::Result<String> {
+    render_with(dialect, name, params, table_ref, &|_| None)
+}
+
+/// Like [`render`]; `materialized` names a table already holding a query's rows, used
+/// instead of inlining that query again.
+pub fn render_with(
+    dialect: Dialect,
+    name: &str,
+    params: &QueryParams,
+    table_ref: &dyn Fn(&str) -> String,
+    materialized: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
     let file = format!("sql/{}/{name}.sql", dialect.name());
     let text = sql_text(dialect, name)
         .ok_or_else(|| crate::error::bad_input(format!("unknown query `{name}` (known: {})", QUERIES.join(", "))))?;
@@ -84,7 +96,7 @@ pub fn render(
         let end =
             rest[start..].find("}}").map(|e| start + e).ok_or_else(|| anyhow::anyhow!("{file}: unclosed {{{{"))?;
         let key = &rest[start + 2..end];
-        out.push_str(&expand(dialect, &file, key, params, table_ref)?);
+        out.push_str(&expand(dialect, &file, key, params, table_ref, materialized)?);
         rest = &rest[end + 2..];
     }
     out.push_str(rest);
@@ -97,6 +109,7 @@ fn expand(
     key: &str,
     params: &QueryParams,
     table_ref: &dyn Fn(&str) -> String,
+    materialized: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<String> {
     if let Some(args) = key.strip_prefix("rhe:") {
         let (n, d) =
@@ -119,7 +132,10 @@ fn expand(
         }
         .into(),
         k if TABLES.iter().any(|t| t.name == k) => table_ref(k),
-        k if sql_text(dialect, k).is_some() => format!("(\n{}\n)", render(dialect, k, params, table_ref)?),
+        k if sql_text(dialect, k).is_some() => match materialized(k) {
+            Some(table) => table,
+            None => format!("(\n{}\n)", render_with(dialect, k, params, table_ref, materialized)?),
+        },
         k => anyhow::bail!("{file}: unknown placeholder {{{{{k}}}}}"),
     })
 }
@@ -142,8 +158,7 @@ pub fn report_duckdb(
     let as_of = snapshot.as_of()?;
     let params = QueryParams { as_of, options };
     let mut out = Vec::new();
-    for query in QUERIES {
-        let batches = duckdb::run(snapshot, query, &params)?;
+    for (query, batches) in duckdb::run_all(snapshot, &params)? {
         let schema = match batches.first() {
             Some(b) => b.schema(),
             None => std::sync::Arc::new(arrow::datatypes::Schema::empty()),
@@ -185,7 +200,7 @@ mod tests {
     #[test]
     fn unknown_placeholders_name_the_file() {
         let params = QueryParams { as_of: 0, options: MetricOptions::default() };
-        let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into()).unwrap_err();
+        let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into(), &|_| None).unwrap_err();
         assert!(err.to_string().contains("sql/duckdb/x.sql: unknown placeholder {{nope}}"), "{err}");
     }
 }

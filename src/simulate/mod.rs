@@ -55,6 +55,9 @@ pub struct SimulateOptions {
     /// Two accounts with the same seed, size and horizon are one timeline seen at two
     /// instants: what tests of incremental snapshots need.
     pub horizon: Option<i64>,
+    /// Write the objects as a Parquet snapshot (`<out>/snapshot/`, what `mrr pull` would make
+    /// of the account) instead of JSON Lines: for accounts too large to serve and pull.
+    pub parquet_snapshot: bool,
     pub out: PathBuf,
 }
 
@@ -147,7 +150,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     };
 
     let dir = crate::atomic_dir::AtomicDir::create(&opts.out)?;
-    let mut files = Files::create(dir.path())?;
+    let mut files = Files::create(dir.path(), opts.parquet_snapshot)?;
     let info = AccountInfo {
         account_id: rng::stripe_id("acct", seed, 0, 0),
         api_key: format!("sk_test_{}", rng::token(seed, 24)),
@@ -221,7 +224,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     for (coupon, count) in acct.catalog.coupons.iter().zip(&redeemed) {
         files.write("coupons.jsonl", &render::coupon(coupon, *count))?;
     }
-    files.finish()?;
+    files.finish(&info, event_from)?;
     let truth = truth.finish();
     let violations = crate::metrics::invariant_violations(&truth.mrr_monthly);
     anyhow::ensure!(violations.is_empty(), "ground truth breaks the movement invariant in {violations:?}");
@@ -237,25 +240,59 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Buffered JSON Lines writers, one per file.
+/// Buffered JSON Lines writers, one per file; or, with `--parquet-snapshot`, one snapshot
+/// the objects go straight into, through the pull's own extractors.
 struct Files {
     dir: PathBuf,
     open: std::collections::BTreeMap<&'static str, BufWriter<std::fs::File>>,
+    snapshot: Option<SnapshotSink>,
 }
 
+/// The tables of `<account>/snapshot/`, and the discounts already written (a discount is
+/// listed on its own and expanded on its subscription: one row).
+struct SnapshotSink {
+    writers: crate::snapshot::writer::TableWriters,
+    discounts: std::collections::HashSet<String>,
+}
+
+/// Where `--parquet-snapshot` writes the snapshot, inside the account folder.
+pub const SNAPSHOT_DIR: &str = "snapshot";
+
 impl Files {
-    fn create(dir: &Path) -> anyhow::Result<Self> {
+    fn create(dir: &Path, parquet: bool) -> anyhow::Result<Self> {
         let mut open = std::collections::BTreeMap::new();
+        if parquet {
+            let out = dir.join(SNAPSHOT_DIR);
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let writers = crate::snapshot::writer::TableWriters::create(&out)?;
+            let snapshot = Some(SnapshotSink { writers, discounts: Default::default() });
+            return Ok(Files { dir: dir.to_path_buf(), open, snapshot });
+        }
         let names = OBJECT_FILES.iter().map(|(_, f)| *f).chain([DISCOUNTS_FILE, "ground_truth_customers.jsonl"]);
         for name in names {
             let path = dir.join(name);
             let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
             open.insert(name, BufWriter::with_capacity(1 << 20, file));
         }
-        Ok(Files { dir: dir.to_path_buf(), open })
+        Ok(Files { dir: dir.to_path_buf(), open, snapshot: None })
     }
 
     fn write(&mut self, name: &'static str, value: &serde_json::Value) -> anyhow::Result<()> {
+        if let Some(sink) = &mut self.snapshot {
+            if name == "ground_truth_customers.jsonl" {
+                return Ok(()); // a debugging aid sized like the account: not for snapshots
+            }
+            for row in crate::snapshot::extract::json_rows(value)? {
+                if row.table == "discounts" {
+                    let Some(crate::snapshot::schema::Cell::Str(id)) = row.cells.first() else { continue };
+                    if !sink.discounts.insert(id.clone()) {
+                        continue;
+                    }
+                }
+                sink.writers.push(row)?;
+            }
+            return Ok(());
+        }
         let w = self.open.get_mut(name).expect("known file");
         serde_json::to_writer(&mut *w, value)?;
         w.write_all(b"\n").with_context(|| format!("writing {}", self.dir.join(name).display()))
@@ -278,7 +315,28 @@ impl Files {
         Ok(())
     }
 
-    fn finish(mut self) -> anyhow::Result<()> {
+    /// Flushes every file; a snapshot gets its manifest (`info` says what it describes).
+    fn finish(mut self, info: &AccountInfo, events_since: i64) -> anyhow::Result<()> {
+        if let Some(sink) = self.snapshot.take() {
+            let tables = sink.writers.finish()?;
+            let manifest = crate::snapshot::Manifest {
+                id: format!("simulated-{}", info.account_id),
+                schema_version: crate::snapshot::schema::SCHEMA_VERSION,
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                pulled_at: format_rfc3339(crate::calendar::now()),
+                as_of: info.now_rfc3339.clone(),
+                source: crate::snapshot::Source {
+                    api_base: "mrr simulate --parquet-snapshot".to_string(),
+                    account_id: Some(info.account_id.clone()),
+                    api_version: info.api_version.clone(),
+                    livemode: false,
+                },
+                events_since: format_rfc3339(events_since),
+                tables,
+                derived_from: None,
+            };
+            write_json(&self.dir.join(SNAPSHOT_DIR).join(crate::snapshot::MANIFEST), &manifest)?;
+        }
         for (name, w) in &mut self.open {
             w.flush().with_context(|| format!("writing {}", self.dir.join(name).display()))?;
         }

@@ -226,3 +226,42 @@ pub fn event(e: &Event) -> Vec<Row> {
 pub fn test_clock(c: &TestHelpersTestClock) -> Vec<Row> {
     vec![row!("test_clocks", s(&c.id), c.name.clone(), c.created, c.frozen_time, s(&c.status))]
 }
+
+/// Snapshot rows of one Stripe object given as JSON (its `object` field says which), through
+/// the same extractors a pull uses: for objects that arrive outside a list call (webhook
+/// events, the simulator writing a snapshot directly).
+pub fn json_rows(object: &serde_json::Value) -> anyhow::Result<Vec<Row>> {
+    fn parse<T: miniserde::Deserialize>(object: &serde_json::Value, what: &str) -> anyhow::Result<T> {
+        let text = serde_json::to_string(object)?;
+        miniserde::json::from_str(&text).map_err(|_| {
+            crate::error::bad_input(format!("not a Stripe {what} of API version {}", stripe_shared::version::VERSION))
+        })
+    }
+    let kind = object["object"].as_str().unwrap_or_default();
+    Ok(match kind {
+        "customer" => customer(&parse(object, kind)?),
+        "subscription" => subscription(&parse(object, kind)?),
+        "product" => product(&parse(object, kind)?),
+        "price" => price(&parse(object, kind)?),
+        "coupon" => coupon(&parse(object, kind)?),
+        "discount" => vec![discount(&parse(object, kind)?)],
+        "test_helpers.test_clock" => test_clock(&parse(object, "test clock")?),
+        "event" => event(&parse(object, kind)?),
+        "invoice" => {
+            let inv: Invoice = parse(object, kind)?;
+            let id =
+                inv.id.as_ref().map(|i| i.to_string()).ok_or_else(|| anyhow::anyhow!("an invoice without an id"))?;
+            if inv.lines.has_more {
+                // Lines beyond the first page need the API: never write a partial invoice.
+                return Err(crate::error::bad_input(format!(
+                    "invoice {id} has more lines than the object carries ({}); run a full `mrr pull` instead",
+                    inv.lines.data.len()
+                )));
+            }
+            let mut rows = invoice(&inv);
+            rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| invoice_line(&id, n, l)));
+            rows
+        }
+        other => return Err(crate::error::bad_input(format!("data.object of type {other:?} has no snapshot table"))),
+    })
+}

@@ -202,7 +202,7 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
         };
         *upserted.entry(kind.table()).or_default() += 1;
         let where_ = || format!("{}:{}: event {} ({})", archive.display(), e.line, e.id, e.kind);
-        let new_rows = object_rows(kind, &object).with_context(where_)?;
+        let new_rows = extract::json_rows(&object).with_context(where_)?;
         for r in &new_rows {
             if r.table == "discounts" {
                 if let Some(super::schema::Cell::Str(d)) = r.cells.first() {
@@ -285,39 +285,6 @@ fn read_archive(path: &Path) -> anyhow::Result<Vec<Archived>> {
         }
     }
     Ok(out)
-}
-
-/// Snapshot rows of one object state, through the same extractors a pull uses.
-fn object_rows(kind: Kind, object: &Value) -> anyhow::Result<Vec<Row>> {
-    fn parse<T: miniserde::Deserialize>(object: &Value, what: &str) -> anyhow::Result<T> {
-        let text = serde_json::to_string(object)?;
-        miniserde::json::from_str(&text).map_err(|_| {
-            bad_input(format!("data.object is not a Stripe {what} of API version {}", stripe_shared::version::VERSION))
-        })
-    }
-    Ok(match kind {
-        Kind::Customer => extract::customer(&parse(object, "customer")?),
-        Kind::Subscription => extract::subscription(&parse(object, "subscription")?),
-        Kind::Product => extract::product(&parse(object, "product")?),
-        Kind::Price => extract::price(&parse(object, "price")?),
-        Kind::Coupon => extract::coupon(&parse(object, "coupon")?),
-        Kind::Discount => vec![extract::discount(&parse(object, "discount")?)],
-        Kind::TestClock => extract::test_clock(&parse(object, "test clock")?),
-        Kind::Invoice => {
-            let inv: stripe_shared::Invoice = parse(object, "invoice")?;
-            let id = inv.id.as_ref().map(|i| i.to_string()).context("an invoice without an id")?;
-            if inv.lines.has_more {
-                // Lines beyond the event's first page need the API: never write a partial invoice.
-                return Err(bad_input(format!(
-                    "invoice {id} has more lines than the event carries ({}); run a full `mrr pull` instead",
-                    inv.lines.data.len()
-                )));
-            }
-            let mut rows = extract::invoice(&inv);
-            rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| extract::invoice_line(&id, n, l)));
-            rows
-        }
-    })
 }
 
 /// The column that ties a table's rows to the objects events replace.

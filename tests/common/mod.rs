@@ -36,6 +36,7 @@ pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, hor
         now: mrr::calendar::parse_timestamp(now).unwrap(),
         event_days: 30,
         horizon: horizon.map(|h| mrr::calendar::parse_timestamp(h).unwrap()),
+        parquet_snapshot: false,
         out: dir.clone(),
     })
     .expect("simulate");
@@ -204,6 +205,23 @@ pub fn pull(
     let (code, out, err) = mrr(data_dir, &args);
     assert_eq!(code, 0, "pull failed: {err}");
     mrr::snapshot::resolve(data_dir, out.trim()).expect("the printed id resolves")
+}
+
+/// Every row of a snapshot table as sorted JSON text, without the `skip` columns.
+pub fn sorted_table_rows(snapshot: &mrr::snapshot::Snapshot, table: &str, skip: &[&str]) -> Vec<String> {
+    let file = std::fs::File::open(snapshot.table_path(table).unwrap()).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        for mut row in mrr::engine::results::to_rows(&batch.unwrap()).unwrap() {
+            for column in skip {
+                row.remove(*column);
+            }
+            out.push(serde_json::to_string(&row).unwrap());
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Every value of one column of a snapshot table, read with the parquet crate.

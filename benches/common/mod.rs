@@ -1,0 +1,75 @@
+//! Helpers shared by the benchmarks: the project-local Python baselines and the engine
+//! race (`mrr report` against the pandas port of the seed query, checked equal first).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+pub const MRR: &str = env!("CARGO_BIN_EXE_mrr");
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const PYTHON_PACKAGES: [&str; 3] = ["stripe==16.1.0", "pandas==3.1.1", "pyarrow==26.0.1"];
+
+/// `.venv/bin/python` with the baselines' packages, created on first use.
+pub fn ensure_venv() -> anyhow::Result<PathBuf> {
+    let venv = Path::new(REPO).join(".venv");
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import stripe, pandas, pyarrow"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ready {
+        eprintln!("==> installing the Python baselines into {} ({})", venv.display(), PYTHON_PACKAGES.join(", "));
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(PYTHON_PACKAGES))?;
+    }
+    Ok(python)
+}
+
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed");
+    Ok(())
+}
+
+pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.stderr(Stdio::inherit()).output()?;
+    anyhow::ensure!(out.status.success(), "{cmd:?} failed");
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Best of 3 of `mrr report` (process start, every query with DuckDB over the Parquet files,
+/// results saved) and of the pandas seed query on the same snapshot; before timing counts,
+/// the pandas rows must equal DuckDB's `seed_mrr` cell for cell. Returns (ours, theirs) seconds.
+pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow::Result<(f64, f64)> {
+    let mut ours = f64::MAX;
+    let mut theirs = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        run(Command::new(MRR)
+            .args(["-q", "report", "--format", "csv", "--snapshot"])
+            .arg(&snapshot.dir)
+            .stdout(Stdio::null()))?;
+        ours = ours.min(started.elapsed().as_secs_f64());
+        let out = output(
+            Command::new(python)
+                .arg(Path::new(REPO).join("benches/baselines/pandas_seed.py"))
+                .arg(&snapshot.dir)
+                .arg(&snapshot.manifest.as_of),
+        )?;
+        let parsed: serde_json::Value = serde_json::from_str(out.trim())?;
+        theirs = theirs.min(parsed["seconds"].as_f64().unwrap_or(f64::MAX));
+        let duck = mrr::engine::results::load(&snapshot.dir.join("results/duckdb/seed_mrr.parquet"))?;
+        let pandas_rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            parsed["rows"].as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect();
+        let check = mrr::parity::compare(&duck, &pandas_rows, &mrr::parity::SEED_METRICS, 0);
+        anyhow::ensure!(
+            check.differences.is_empty(),
+            "the pandas baseline disagrees with DuckDB: {:?}",
+            check.differences
+        );
+    }
+    Ok((ours, theirs))
+}
