@@ -96,10 +96,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let summary = runtime.block_on(mrr::pull::run(&opts))?;
             let m = &summary.snapshot.manifest;
             tracing::info!(
-                "snapshot {} written to {} ({} requests, {} retries)",
+                "snapshot {} written to {} ({} requests in {:.2} s of requesting, {:.1} req/s; {} retries)",
                 m.id,
                 summary.snapshot.dir.display(),
                 summary.requests,
+                summary.request_secs,
+                summary.requests as f64 / summary.request_secs.max(1e-9),
                 summary.retries
             );
             println!("{}", m.id);

@@ -30,31 +30,37 @@ line_events AS (
   SELECT l.subscription, l.subscription_item AS item, l.period_start AS effective_at,
          CASE WHEN l.proration AND l.amount < 0 THEN NULL ELSE l.price END AS price,
          CASE WHEN l.proration AND l.amount < 0 THEN NULL ELSE l.quantity END AS quantity,
-         ROW_NUMBER() OVER (PARTITION BY l.subscription_item, l.period_start
-                            ORDER BY CASE WHEN l.proration AND l.amount < 0 THEN 1 ELSE 0 END, l.invoice, l.line_index) AS pick
+         CASE WHEN l.proration AND l.amount < 0 THEN 1 ELSE 0 END AS credit, l.invoice, l.line_index
   FROM {{invoice_lines}} l
   WHERE l.parent_type = 'subscription_item_details' AND l.subscription IS NOT NULL
 ),
+-- One window pass: of the lines starting at one instant the first counts (charges before
+-- credits), and only when it changes the item's price or quantity (or follows an instant with
+-- several lines, where the previous row may not be that instant's first). A renewal repeats
+-- the item as it was; keeping every one made the range join below quadratic in the number of
+-- billing periods (60 monthly periods: 60 x 60 rows per item).
+line_changes AS (
+  SELECT subscription, item, effective_at, price, quantity
+  FROM (
+    SELECT *,
+           LAG(effective_at) OVER w AS previous_at,
+           LAG(effective_at, 2) OVER w AS before_previous_at,
+           LAG(price) OVER w AS previous_price,
+           LAG(quantity) OVER w AS previous_quantity
+    FROM line_events
+    WINDOW w AS (PARTITION BY item ORDER BY effective_at, credit, invoice, line_index)
+  )
+  WHERE previous_at IS DISTINCT FROM effective_at
+    AND (previous_at IS NULL OR price IS DISTINCT FROM previous_price OR quantity IS DISTINCT FROM previous_quantity
+         OR before_previous_at IS NOT DISTINCT FROM previous_at)
+),
 -- Subscriptions without any invoice line fall back to their current items from the start.
-item_events AS (
-  SELECT subscription, item, effective_at, price, quantity FROM line_events WHERE pick = 1
+item_changes AS (
+  SELECT subscription, item, effective_at, price, quantity FROM line_changes
   UNION ALL
   SELECT si.subscription, si.id, s.start_date, si.price, si.quantity
   FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
   WHERE si.subscription NOT IN (SELECT subscription FROM line_events WHERE subscription IS NOT NULL)
-),
--- Only the instants at which an item's price or quantity changes: a renewal line repeats
--- the item as it was, and keeping every one made the range join below quadratic in the
--- number of billing periods (60 monthly periods: 60 x 60 rows per item).
-item_changes AS (
-  SELECT subscription, item, effective_at, price, quantity
-  FROM (
-    SELECT *, LAG(price) OVER w AS previous_price, LAG(quantity) OVER w AS previous_quantity,
-           ROW_NUMBER() OVER w AS n
-    FROM item_events
-    WINDOW w AS (PARTITION BY item ORDER BY effective_at)
-  )
-  WHERE n = 1 OR price IS DISTINCT FROM previous_price OR quantity IS DISTINCT FROM previous_quantity
 ),
 priced AS (
   SELECT e.subscription, e.item, e.effective_at, e.price,

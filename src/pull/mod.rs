@@ -144,6 +144,9 @@ pub struct PullSummary {
     pub snapshot: Snapshot,
     pub requests: u64,
     pub retries: u64,
+    /// Wall time spent requesting (planning and paging, not writing Parquet): the request
+    /// rate over it is what a rate-limit ceiling bounds.
+    pub request_secs: f64,
 }
 
 /// Runs a pull and returns the new snapshot.
@@ -172,6 +175,7 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
         stats: Default::default(),
     };
 
+    let mut request_secs = 0.0;
     let checkpoint = if work.join("checkpoint.json").exists() {
         if !opts.resume {
             return Err(bad_input(format!(
@@ -193,19 +197,29 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
         let started_at = crate::calendar::now();
         let as_of = opts.as_of.unwrap_or(started_at);
         let events_since = opts.events_since.unwrap_or(as_of - 30 * DAY);
+        let planning = std::time::Instant::now();
         let account_id = account_id(&fetcher).await;
         let slices = plan(&fetcher, opts.slices_per_type.max(1), events_since).await?;
+        request_secs += planning.elapsed().as_secs_f64();
+        tracing::info!("planned {} slices in {:.2?}", slices.len(), planning.elapsed());
         std::fs::create_dir_all(work.join("staging")).with_context(|| format!("creating {}", work.display()))?;
         let cp = Checkpoint { api_base: base.clone(), account_id, started_at, as_of, events_since, slices };
         save_checkpoint(&work, &cp)?;
         cp
     };
 
+    let fetching = std::time::Instant::now();
+    let before = fetcher.stats.lock().await.0;
     fetch_all(&fetcher, &work, checkpoint.clone(), opts.concurrency.max(1)).await?;
+    let (requests, secs) = (fetcher.stats.lock().await.0 - before, fetching.elapsed().as_secs_f64());
+    request_secs += secs;
+    tracing::info!("fetched in {secs:.2} s: {requests} requests, {:.1} req/s (ceiling {rps})", requests as f64 / secs);
+    let writing = std::time::Instant::now();
     let checkpoint: Checkpoint = serde_json::from_slice(&std::fs::read(work.join("checkpoint.json"))?)?;
     let snapshot = finalize(&opts.data_dir, &work, &checkpoint, live)?;
+    tracing::info!("wrote the Parquet tables in {:.2?}", writing.elapsed());
     let stats = fetcher.stats.lock().await;
-    Ok(PullSummary { snapshot, requests: stats.0, retries: stats.1 })
+    Ok(PullSummary { snapshot, requests: stats.0, retries: stats.1, request_secs })
 }
 
 fn save_checkpoint(work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
