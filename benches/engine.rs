@@ -23,11 +23,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(()); // `cargo test --benches` probes with --list; nothing to list
     }
-    let sizes: Vec<u64> = std::env::var("MRR_BENCH_ENGINE_CUSTOMERS")
-        .unwrap_or_else(|_| "100000".into())
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let sizes = common::sizes("MRR_BENCH_ENGINE_CUSTOMERS", "100000")?;
     let python = ensure_venv()?;
     let mut table = vec![
         "| subscriptions | months | invoice lines | snapshot | simulate → Parquet | `mrr report` (4 queries) | pandas seed query | ratio |".to_string(),

@@ -19,11 +19,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(()); // `cargo test --benches` probes with --list; nothing to list
     }
-    let sizes: Vec<u64> = std::env::var("MRR_BENCH_CUSTOMERS")
-        .unwrap_or_else(|_| "10000".into())
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
+    let sizes = common::sizes("MRR_BENCH_CUSTOMERS", "10000")?;
     let python = ensure_venv()?;
     let mut table = vec![
         "| customers | objects | `mrr pull` objects/s | peak RSS | stripe-python objects/s | ratio | at `--rate-limit 100`: req/s while requesting | share of ceiling | end to end req/s | `mrr report` (4 queries) | pandas seed query | ratio |".to_string(),

@@ -152,6 +152,27 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
     );
 }
 
+/// Archives one event a minute after the account's `now` (as `mrr serve` would) and builds a
+/// snapshot from it as of an hour after; returns (exit code, stdout, stderr).
+fn build_from_one_event(
+    data: &Path,
+    acct: &common::TempAccount,
+    id: &str,
+    kind: &str,
+    object: Value,
+) -> (i32, String, String) {
+    let event = serde_json::json!({
+        "id": id, "object": "event", "type": kind, "api_version": acct.info.api_version,
+        "created": acct.info.now + 60, "livemode": false, "pending_webhooks": 0,
+        "request": {"id": null, "idempotency_key": null}, "data": {"object": object},
+    });
+    let archive = mrr::snapshot::from_events::archive_path(data);
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    std::fs::write(&archive, format!("{event}\n")).unwrap();
+    let later = mrr::calendar::format_rfc3339(acct.info.now + 3600);
+    common::mrr(data, &["snapshot", "--from-events", "--as-of", &later])
+}
+
 #[test]
 fn bad_input_is_refused_with_no_new_snapshot() {
     let acct = common::simulate(Scenario::Default, 12, 5);
@@ -179,16 +200,7 @@ fn bad_input_is_refused_with_no_new_snapshot() {
     let invoice = common::objects(&acct.dir, "invoices.jsonl").into_iter().next().unwrap();
     let mut invoice = invoice;
     invoice["lines"]["has_more"] = Value::Bool(true);
-    let event = serde_json::json!({
-        "id": "evt_test_more_lines", "object": "event", "type": "invoice.updated", "api_version": acct.info.api_version,
-        "created": acct.info.now + 60, "livemode": false, "pending_webhooks": 0,
-        "request": {"id": null, "idempotency_key": null}, "data": {"object": invoice},
-    });
-    let archive = mrr::snapshot::from_events::archive_path(data.path());
-    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
-    std::fs::write(&archive, format!("{event}\n")).unwrap();
-    let later = mrr::calendar::format_rfc3339(acct.info.now + 3600);
-    let (code, _, err) = common::mrr(data.path(), &["snapshot", "--from-events", "--as-of", &later]);
+    let (code, _, err) = build_from_one_event(data.path(), &acct, "evt_test_more_lines", "invoice.updated", invoice);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("evt_test_more_lines") && err.contains("more lines"), "{err}");
 
@@ -234,23 +246,15 @@ fn a_discount_event_reduces_the_subscription_from_its_start() {
         .map(|r| r["mrr"].as_i64().unwrap())
         .unwrap();
 
-    let at = acct.info.now + 60;
+    let at = acct.info.now + 60; // when build_from_one_event archives it
     let discount = serde_json::json!({
         "id": "di_test_late", "object": "discount", "checkout_session": null, "customer": customer,
         "customer_account": null, "end": null, "invoice": null, "invoice_item": null, "promotion_code": null,
         "source": {"coupon": "PCT25FOREVER", "type": "coupon"}, "start": at, "subscription": sub["id"],
         "subscription_item": null,
     });
-    let event = serde_json::json!({
-        "id": "evt_test_discount", "object": "event", "type": "customer.discount.created",
-        "api_version": acct.info.api_version, "created": at, "livemode": false, "pending_webhooks": 0,
-        "request": {"id": null, "idempotency_key": null}, "data": {"object": discount},
-    });
-    let archive = mrr::snapshot::from_events::archive_path(data.path());
-    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
-    std::fs::write(&archive, format!("{event}\n")).unwrap();
-    let later = mrr::calendar::format_rfc3339(acct.info.now + 3600);
-    let (code, out, err) = common::mrr(data.path(), &["snapshot", "--from-events", "--as-of", &later]);
+    let (code, out, err) =
+        build_from_one_event(data.path(), &acct, "evt_test_discount", "customer.discount.created", discount);
     assert_eq!(code, 0, "{err}");
     let built = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
     assert!(common::column(&built, "discounts", "id").contains(&Some("di_test_late".to_string())));

@@ -73,3 +73,9 @@ pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow:
     }
     Ok((ours, theirs))
 }
+
+/// Sizes to run, from a comma-separated environment variable (`default` when unset).
+pub fn sizes(variable: &str, default: &str) -> anyhow::Result<Vec<u64>> {
+    let text = std::env::var(variable).unwrap_or_else(|_| default.into());
+    text.split(',').map(|s| s.trim().parse().map_err(|e| anyhow::anyhow!("{variable}={text}: {e}"))).collect()
+}
