@@ -120,6 +120,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     );
     let monthly = &results.iter().find(|(q, _)| *q == "mrr_monthly").expect("computed").1;
     let seed = &results.iter().find(|(q, _)| *q == "seed_mrr").expect("computed").1;
+    let plans = &results.iter().find(|(q, _)| *q == "mrr_by_plan").expect("computed").1;
 
     stage("5/8", "check every cell against the simulator's independent ground truth");
     let truth: Value = serde_json::from_slice(&std::fs::read(account.join("ground_truth.json"))?)?;
@@ -129,9 +130,16 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     let monthly_check =
         crate::parity::compare(&as_rows(&truth["mrr_monthly"]), monthly, &crate::parity::MONTHLY_METRICS, 0);
     let seed_check = crate::parity::compare(&as_rows(&truth["seed_mrr"]), seed, &crate::parity::SEED_METRICS, 0);
-    let ground_truth_diffs: Vec<String> =
-        monthly_check.differences.iter().chain(&seed_check.differences).map(|d| d.to_string()).collect();
-    let truth_cells = monthly_check.cells_compared + seed_check.cells_compared;
+    let (plan_keys, plan_metrics) = crate::parity::shape("mrr_by_plan");
+    let plan_check = crate::parity::compare_by(&as_rows(&truth["mrr_by_plan"]), plans, plan_keys, plan_metrics, 0);
+    let ground_truth_diffs: Vec<String> = monthly_check
+        .differences
+        .iter()
+        .chain(&seed_check.differences)
+        .chain(&plan_check.differences)
+        .map(|d| d.to_string())
+        .collect();
+    let truth_cells = monthly_check.cells_compared + seed_check.cells_compared + plan_check.cells_compared;
     eprintln!("    {} of {truth_cells} cells identical", truth_cells - ground_truth_diffs.len());
 
     let parity = if opts.skip_bigquery {
