@@ -68,8 +68,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 30,
-        "150 random + 30 edge-case customers"
+        150 + 31,
+        "150 random + 31 edge-case customers"
     );
     let manifest_text = std::fs::read_to_string(snap.dir.join("manifest.json")).unwrap();
     assert!(!manifest_text.contains(&acct.info.api_key));
