@@ -118,9 +118,10 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         started.elapsed(),
         snapshot.dir.join("results/duckdb").display()
     );
-    let monthly = &results.iter().find(|(q, _)| *q == "mrr_monthly").expect("computed").1;
-    let seed = &results.iter().find(|(q, _)| *q == "seed_mrr").expect("computed").1;
-    let plans = &results.iter().find(|(q, _)| *q == "mrr_by_plan").expect("computed").1;
+    let rows_of = |query: &str| {
+        crate::engine::results::batches_to_rows(&results.iter().find(|(q, _)| *q == query).expect("computed").1)
+    };
+    let (monthly, seed, plans) = (&rows_of("mrr_monthly")?, &rows_of("seed_mrr")?, &rows_of("mrr_by_plan")?);
 
     stage("5/8", "check every cell against the simulator's independent ground truth");
     let truth: Value = serde_json::from_slice(&std::fs::read(account.join("ground_truth.json"))?)?;

@@ -122,8 +122,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let results = mrr::engine::report_duckdb(&snapshot, options)?;
-            let (_, rows) = results.into_iter().find(|(q, _)| *q == args.query).expect("known query");
-            let rows: Vec<_> = rows
+            let (_, batches) = results.into_iter().find(|(q, _)| *q == args.query).expect("known query");
+            let rows: Vec<_> = mrr::engine::results::batches_to_rows(&batches)?
                 .into_iter()
                 .filter(|r| {
                     args.currency.as_deref().is_none_or(|c| r.get("currency").and_then(|v| v.as_str()) == Some(c))

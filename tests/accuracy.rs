@@ -30,7 +30,7 @@ fn assert_exact(scenario: Scenario, customers: u64, seed: u64) {
     let variants = std::iter::once(&truth).chain(truth["variants"].as_array().unwrap());
     for v in variants {
         let options: MetricOptions = serde_json::from_value(v["options"].clone()).unwrap();
-        let results = mrr::engine::report_duckdb(&snap, options).unwrap();
+        let results = common::report_rows(&snap, options);
         let got = |q: &str| results.iter().find(|(n, _)| *n == q).unwrap().1.clone();
         let monthly = got("mrr_monthly");
         let check = compare(&rows(&v["mrr_monthly"]), &monthly, &MONTHLY_METRICS, 0);
@@ -97,7 +97,7 @@ fn full() -> &'static (common::TempAccount, tempfile::TempDir, Rows) {
         let acct = common::simulate(Scenario::Full, 75, 42);
         let data = tempfile::tempdir().unwrap();
         let snap = common::pull(&acct, data.path(), &[], &[]);
-        let results = mrr::engine::report_duckdb(&snap, MetricOptions::default()).unwrap();
+        let results = common::report_rows(&snap, MetricOptions::default());
         let by_customer = results.into_iter().find(|(q, _)| *q == "mrr_by_customer").unwrap().1;
         (acct, data, by_customer)
     })

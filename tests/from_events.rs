@@ -20,7 +20,7 @@ const EARLIER: &str = "2026-10-29T08:00:00Z";
 type Report = BTreeMap<&'static str, Vec<serde_json::Map<String, Value>>>;
 
 fn report(snapshot: &Snapshot) -> Report {
-    mrr::engine::report_duckdb(snapshot, MetricOptions::default()).unwrap().into_iter().collect()
+    common::report_rows(snapshot, MetricOptions::default()).into_iter().collect()
 }
 
 /// A query's rows as sorted JSON text (a query's row order is not part of its result).

@@ -150,25 +150,21 @@ pub fn timestamp_literal(dialect: Dialect, ts: i64) -> String {
 }
 
 /// Runs every query with DuckDB over a snapshot, saves each under `results/duckdb/`, and
-/// returns the rows of each, by query.
+/// returns the batches of each, by query (turned into rows only where they are shown:
+/// `mrr_by_customer` has a row per customer and month).
 pub fn report_duckdb(
     snapshot: &crate::snapshot::Snapshot,
     options: MetricOptions,
-) -> anyhow::Result<Vec<(&'static str, results::Rows)>> {
+) -> anyhow::Result<Vec<(&'static str, Vec<arrow::array::RecordBatch>)>> {
     let as_of = snapshot.as_of()?;
     let params = QueryParams { as_of, options };
-    let mut out = Vec::new();
-    for (query, batches) in duckdb::run_all(snapshot, &params)? {
+    let out = duckdb::run_all(snapshot, &params)?;
+    for (query, batches) in &out {
         let schema = match batches.first() {
             Some(b) => b.schema(),
             None => std::sync::Arc::new(arrow::datatypes::Schema::empty()),
         };
-        results::save(&results::path(snapshot, Dialect::DuckDb, query, &options), &batches, schema, &params)?;
-        let mut rows = Vec::new();
-        for b in &batches {
-            rows.extend(results::to_rows(b)?);
-        }
-        out.push((query, rows));
+        results::save(&results::path(snapshot, Dialect::DuckDb, query, &options), batches, schema, &params)?;
     }
     Ok(out)
 }

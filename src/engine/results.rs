@@ -69,9 +69,15 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Map<String, Value>>> {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
         .build()?;
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>()?;
+    batches_to_rows(&batches)
+}
+
+/// Every row of a query's batches, in order.
+pub fn batches_to_rows(batches: &[RecordBatch]) -> anyhow::Result<Rows> {
     let mut rows = Vec::new();
-    for batch in reader {
-        rows.extend(to_rows(&batch?)?);
+    for batch in batches {
+        rows.extend(to_rows(batch)?);
     }
     Ok(rows)
 }

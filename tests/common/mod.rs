@@ -207,6 +207,15 @@ pub fn pull(
     mrr::snapshot::resolve(data_dir, out.trim()).expect("the printed id resolves")
 }
 
+/// `mrr report`'s DuckDB results as rows, by query.
+pub fn report_rows(
+    snapshot: &mrr::snapshot::Snapshot,
+    options: mrr::metrics::MetricOptions,
+) -> Vec<(&'static str, mrr::engine::results::Rows)> {
+    let results = mrr::engine::report_duckdb(snapshot, options).unwrap();
+    results.into_iter().map(|(q, batches)| (q, mrr::engine::results::batches_to_rows(&batches).unwrap())).collect()
+}
+
 /// Every row of a snapshot table as sorted JSON text, without the `skip` columns.
 pub fn sorted_table_rows(snapshot: &mrr::snapshot::Snapshot, table: &str, skip: &[&str]) -> Vec<String> {
     let file = std::fs::File::open(snapshot.table_path(table).unwrap()).unwrap();
