@@ -51,10 +51,15 @@ item_lines AS (
 -- follows an instant with several lines, where the previous row may not be that instant's
 -- first). A renewal repeats the item as it was; keeping every one made the range join below
 -- quadratic in the number of billing periods (60 monthly periods: 60 x 60 rows per item).
+-- Each version of an item holds until the next; the last (and an item that never changes)
+-- until a far-future instant rather than NULL, which keeps the joins below equality joins (an
+-- OR on NULL made DuckDB fall back to a nested loop: 4.4 s instead of milliseconds at 10k).
 line_changes AS (
-  SELECT subscription, item, first_at AS effective_at, price, quantity FROM item_lines WHERE NOT changes
+  SELECT subscription, item, first_at AS effective_at, TIMESTAMPTZ '9999-12-31 00:00:00+00' AS until, price, quantity
+  FROM item_lines WHERE NOT changes
   UNION ALL
-  SELECT subscription, item, effective_at, price, quantity
+  SELECT subscription, item, effective_at,
+         LEAD(effective_at, 1, TIMESTAMPTZ '9999-12-31 00:00:00+00') OVER (PARTITION BY item ORDER BY effective_at) AS until, price, quantity
   FROM (
     SELECT *,
            LAG(effective_at) OVER w AS previous_at,
@@ -71,17 +76,14 @@ line_changes AS (
 ),
 -- Subscriptions without any invoice line fall back to their current items from the start.
 item_changes AS (
-  SELECT subscription, item, effective_at, price, quantity FROM line_changes
+  SELECT subscription, item, effective_at, until, price, quantity FROM line_changes
   UNION ALL
-  SELECT si.subscription, si.id, s.start_date, si.price, si.quantity
+  SELECT si.subscription, si.id, s.start_date, TIMESTAMPTZ '9999-12-31 00:00:00+00', si.price, si.quantity
   FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
   WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
 ),
 priced AS (
-  SELECT e.subscription, e.item, e.effective_at, e.price,
-         -- A far-future end rather than NULL keeps the joins below equality joins (an OR on NULL
-         -- made DuckDB fall back to a nested loop: 4.4 s instead of milliseconds at 10k customers).
-         LEAD(e.effective_at, 1, TIMESTAMPTZ '9999-12-31 00:00:00+00') OVER (PARTITION BY e.item ORDER BY e.effective_at) AS until,
+  SELECT e.subscription, e.item, e.effective_at, e.until, e.price,
          p.recurring_interval, p.recurring_interval_count,
          -- monthly value x scale: amount x (12, 1, 52 or 365 per year) x scale / 12 / interval_count
          CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
@@ -131,19 +133,16 @@ breakpoints AS (
   UNION SELECT subscription, from_at FROM discount_windows
   UNION SELECT subscription, until FROM discount_windows
 ),
--- Each item active at each instant, with its subscription's billed total at that instant.
+-- Each item active at each instant.
 item_at AS (
-  SELECT b.subscription, b.instant, p.item, p.price, p.value_scaled, p.amount,
-         SUM(p.amount) OVER (PARTITION BY b.subscription, b.instant) AS gross_amount
+  SELECT b.subscription, b.instant, p.item, p.price, p.value_scaled, p.amount
   FROM breakpoints b
   LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
   WHERE b.instant <= {{as_of}}
 ),
--- The rules of when a subscription counts, and its coupon. An amount-off coupon (capped at the
--- billed total) is split across the items in proportion to what they bill, in whole minor
--- units, the units left over going one each to the largest remainders (ties: item id).
+-- The rules of when a subscription counts, and its coupon.
 ruled AS (
-  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.value_scaled, i.amount, i.gross_amount,
+  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.value_scaled, i.amount,
     CASE
       WHEN i.item IS NULL THEN 'none'
       WHEN i.instant < s.start_date THEN 'none'
@@ -153,21 +152,26 @@ ruled AS (
       WHEN u.unpaid_at IS NOT NULL AND i.instant >= u.unpaid_at THEN 'none'
       WHEN d.subscription IS NULL THEN 'full'
       WHEN d.percent_off_hundredths IS NOT NULL THEN 'percent'
-      WHEN i.gross_amount = 0 THEN 'full'
       ELSE 'amount'
     END AS rule,
-    d.percent_off_hundredths, d.unit_scaled,
-    LEAST(d.amount_off, i.gross_amount) AS off
+    d.percent_off_hundredths, d.unit_scaled, d.amount_off
   FROM item_at i
   JOIN subs s ON s.subscription = i.subscription
   LEFT JOIN unpaid u ON u.subscription = i.subscription
   LEFT JOIN discount_windows d ON d.subscription = i.subscription AND d.from_at <= i.instant AND i.instant < d.until
 ),
+-- An amount-off coupon (capped at the billed total) is split across the items in proportion to
+-- what they bill, in whole minor units, the units left over going one each to the largest
+-- remainders (ties: item id). Only these rows need their subscription's other items.
+amount_rows AS (
+  SELECT *, LEAST(amount_off, gross_amount) AS off
+  FROM (SELECT *, SUM(amount) OVER (PARTITION BY subscription, instant) AS gross_amount FROM ruled WHERE rule = 'amount')
+),
 shares AS (
   SELECT *,
-         CASE WHEN rule = 'amount' THEN (off * amount) // gross_amount ELSE 0 END AS share,
-         CASE WHEN rule = 'amount' THEN (off * amount) % gross_amount ELSE 0 END AS share_remainder
-  FROM ruled
+         CASE WHEN gross_amount = 0 THEN 0 ELSE (off * amount) // gross_amount END AS share,
+         CASE WHEN gross_amount = 0 THEN 0 ELSE (off * amount) % gross_amount END AS share_remainder
+  FROM amount_rows
 ),
 ranked AS (
   SELECT *,
@@ -179,7 +183,14 @@ SELECT subscription, customer, currency, instant, item, price,
   CASE rule
     WHEN 'none' THEN 0
     WHEN 'full' THEN value_scaled
-    WHEN 'percent' THEN (value_scaled) // 10000 * (10000 - percent_off_hundredths)
+    ELSE (value_scaled) // 10000 * (10000 - percent_off_hundredths)
+  END AS value_scaled
+FROM ruled
+WHERE rule <> 'amount'
+UNION ALL
+SELECT subscription, customer, currency, instant, item, price,
+  -- nothing billed, nothing to take off
+  CASE WHEN gross_amount = 0 THEN value_scaled
     ELSE value_scaled - unit_scaled * (share + CASE WHEN remainder_rank <= left_over THEN 1 ELSE 0 END)
   END AS value_scaled
 FROM ranked

@@ -32,29 +32,32 @@ by_subscription AS (
   FROM deltas
   GROUP BY 1, 2, 3, 4, 5
 ),
--- Month by month, whether a subscription (and a customer) holds a paying item of the plan.
+-- Month by month, whether a subscription (and a customer) holds a paying item of the plan; its
+-- value before a month is the running value less that month's change.
 subscription_values AS (
-  SELECT currency, price, month_start, delta_scaled,
-         SUM(delta_scaled) OVER (PARTITION BY subscription, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS value_scaled,
-         subscription AS holder
-  FROM by_subscription
+  SELECT currency, price, month_start, delta_scaled, value_scaled, value_scaled - delta_scaled AS previous_value
+  FROM (
+    SELECT *, SUM(delta_scaled) OVER (PARTITION BY subscription, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS value_scaled
+    FROM by_subscription
+  )
 ),
 customer_values AS (
-  SELECT currency, price, month_start,
-         SUM(delta_scaled) OVER (PARTITION BY customer, currency, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS value_scaled,
-         customer AS holder
-  FROM (SELECT customer, currency, price, month_start, SUM(delta_scaled) AS delta_scaled FROM by_subscription GROUP BY 1, 2, 3, 4)
+  SELECT currency, price, month_start, value_scaled, value_scaled - delta_scaled AS previous_value
+  FROM (
+    SELECT *, SUM(delta_scaled) OVER (PARTITION BY customer, currency, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS value_scaled
+    FROM (SELECT customer, currency, price, month_start, SUM(delta_scaled) AS delta_scaled FROM by_subscription GROUP BY 1, 2, 3, 4)
+  )
 ),
 plan_deltas AS (
   SELECT currency, price, month_start, SUM(delta_scaled) AS delta_scaled,
-         SUM(CAST(value_scaled > 0 AS INTEGER) - COALESCE(CAST(previous_value > 0 AS INTEGER), 0)) AS delta_subscriptions,
+         SUM(CAST(value_scaled > 0 AS INTEGER) - CAST(previous_value > 0 AS INTEGER)) AS delta_subscriptions,
          0 AS delta_customers
-  FROM (SELECT *, LAG(value_scaled) OVER (PARTITION BY holder, price ORDER BY month_start) AS previous_value FROM subscription_values)
+  FROM subscription_values
   GROUP BY 1, 2, 3
   UNION ALL
   SELECT currency, price, month_start, 0, 0,
-         SUM(CAST(value_scaled > 0 AS INTEGER) - COALESCE(CAST(previous_value > 0 AS INTEGER), 0))
-  FROM (SELECT *, LAG(value_scaled) OVER (PARTITION BY holder, currency, price ORDER BY month_start) AS previous_value FROM customer_values)
+         SUM(CAST(value_scaled > 0 AS INTEGER) - CAST(previous_value > 0 AS INTEGER))
+  FROM customer_values
   GROUP BY 1, 2, 3
 ),
 months AS (
