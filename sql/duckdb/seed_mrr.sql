@@ -8,7 +8,9 @@
 -- Columns: month, currency, active_subscriptions, active_customers, mrr_amount, mom_change
 --
 -- DuckDB port of sql/bigquery/seed_mrr.sql. Dialect changes: generate_series, strftime,
--- HUGEINT, `//` in the rounding, date_trunc on `::TIMESTAMP` (UTC without the ICU extension).
+-- HUGEINT, `//` in the rounding, date_trunc on `::TIMESTAMP` (UTC without the ICU extension)
+-- and `+ INTERVAL 1 MONTH` on it instead of DATE_TRUNC / DATE_ADD on DATEs, CAST(bool AS
+-- INTEGER) instead of INT64.
 WITH
 subs AS (
   SELECT id, customer, currency, created, COALESCE(ended_at, canceled_at) AS gone_at
