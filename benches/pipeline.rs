@@ -109,15 +109,10 @@ fn timed_pull(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     // "... (934 requests in 9.49 s of requesting, ...)"
-    let requests = err
-        .split(" requests in ")
+    let mut halves = err.split(" requests in ");
+    let requests = halves.next().and_then(|s| s.rsplit('(').next()).and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let request_secs = halves
         .next()
-        .and_then(|s| s.rsplit('(').next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    let request_secs = err
-        .split(" requests in ")
-        .nth(1)
         .and_then(|s| s.split(" s of requesting").next())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(secs);

@@ -118,9 +118,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         started.elapsed(),
         snapshot.dir.join("results/duckdb").display()
     );
-    let rows_of = |query: &str| {
-        crate::engine::results::batches_to_rows(&results.iter().find(|(q, _)| *q == query).expect("computed").1)
-    };
+    let rows_of = |query| crate::engine::rows_of(&results, query);
     let (monthly, seed, plans) = (&rows_of("mrr_monthly")?, &rows_of("seed_mrr")?, &rows_of("mrr_by_plan")?);
 
     stage("5/8", "check every cell against the simulator's independent ground truth");

@@ -122,8 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let results = mrr::engine::report_duckdb(&snapshot, options)?;
-            let (_, batches) = results.into_iter().find(|(q, _)| *q == args.query).expect("known query");
-            let rows: Vec<_> = mrr::engine::results::batches_to_rows(&batches)?
+            let rows: Vec<_> = mrr::engine::rows_of(&results, &args.query)?
                 .into_iter()
                 .filter(|r| {
                     args.currency.as_deref().is_none_or(|c| r.get("currency").and_then(|v| v.as_str()) == Some(c))

@@ -55,14 +55,13 @@ item_lines AS (
 -- first). A renewal repeats the item as it was; keeping every one made the range join below
 -- quadratic in the number of billing periods (60 monthly periods: 60 x 60 rows per item).
 -- Each version of an item holds until the next; the last (and an item that never changes)
--- until a far-future instant rather than NULL, which keeps the joins below equality joins (an
--- OR on NULL made DuckDB fall back to a nested loop: 4.4 s instead of milliseconds at 10k).
+-- until {{end_of_time}}, not NULL, which keeps the joins below equality joins.
 line_changes AS (
-  SELECT subscription, item, first_at AS effective_at, TIMESTAMP '9999-12-31 00:00:00+00' AS until, price, quantity
+  SELECT subscription, item, first_at AS effective_at, {{end_of_time}} AS until, price, quantity
   FROM item_lines WHERE NOT changes
   UNION ALL
   SELECT subscription, item, effective_at,
-         LEAD(effective_at, 1, TIMESTAMP '9999-12-31 00:00:00+00') OVER (PARTITION BY item ORDER BY effective_at) AS until, price, quantity
+         LEAD(effective_at, 1, {{end_of_time}}) OVER (PARTITION BY item ORDER BY effective_at) AS until, price, quantity
   FROM (
     SELECT *,
            LAG(effective_at) OVER w AS previous_at,
@@ -81,7 +80,7 @@ line_changes AS (
 item_changes AS (
   SELECT subscription, item, effective_at, until, price, quantity FROM line_changes
   UNION ALL
-  SELECT si.subscription, si.id, s.start_date, TIMESTAMP '9999-12-31 00:00:00+00', si.price, si.quantity
+  SELECT si.subscription, si.id, s.start_date, {{end_of_time}}, si.price, si.quantity
   FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
   WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
 ),
@@ -113,7 +112,7 @@ first_period_end AS (
 -- The window in which each coupon reduces MRR, by the `discounts` option.
 discount_windows AS (
   SELECT d.subscription, d.start AS from_at,
-         COALESCE(CASE c.duration WHEN 'repeating' THEN d.`end` WHEN 'once' THEN f.once_until END, TIMESTAMP '9999-12-31 00:00:00+00') AS until,
+         COALESCE(CASE c.duration WHEN 'repeating' THEN d.`end` WHEN 'once' THEN f.once_until END, {{end_of_time}}) AS until,
          c.percent_off_hundredths, c.amount_off,
          -- the scaled monthly value of one minor unit per billing interval
          CASE si.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
