@@ -55,14 +55,17 @@ impl AtomicDir {
     }
 }
 
-/// Writes a JSON file that appears complete or not at all (temp file, fsync, rename).
+/// Writes a pretty JSON file, newline-terminated, that appears complete or not at all (temp
+/// file, fsync, rename).
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing into {}", dir.display()))?;
-    serde_json::to_writer_pretty(tmp.as_file(), value)?;
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    std::io::Write::write_all(&mut tmp.as_file(), &bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).with_context(|| format!("saving {}", path.display()))?;
     Ok(())

@@ -30,6 +30,10 @@ pub struct GlobalArgs {
     /// Only errors on stderr, no progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Settings file (default: ./mrr.toml when it exists): BigQuery project, dataset,
+    /// location and byte limit, metric options, data folder. Flags and environment override it.
+    #[arg(long, global = true, env = "MRR_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 /// Output format of commands that print results.
@@ -74,10 +78,13 @@ pub enum Command {
     StripeServer(StripeServerArgs),
     /// Pull a Stripe account into a new immutable Parquet snapshot.
     ///
-    /// Pulls customers, products, prices, coupons, subscriptions (all statuses, items and
-    /// discounts), invoices with every line, test clocks, and recent events, in parallel
-    /// `created` slices under one request-rate ceiling. Retries 429s, 5xx and dropped
-    /// connections. Interrupted? `mrr pull --resume` continues where it stopped. The
+    /// Pulls customers, products, prices (active, archived and inline), coupons, subscriptions
+    /// (all statuses, every item and discount), invoices with every line, test clocks and the
+    /// customers and subscriptions on them (test mode), and recent events, in parallel
+    /// `created` slices under one request-rate ceiling. Retries 409, 424, 429, 5xx and dropped
+    /// connections. A restricted key without permission for events or test clocks gets a
+    /// warning (in the log and the manifest); without permission for anything the metrics
+    /// need, an error naming the permission. Interrupted? `mrr pull --resume` continues where it stopped. The
     /// snapshot lands in DATA_DIR/snapshots/<id>/ and becomes `latest`.
     Pull(PullArgs),
     /// Compute the metrics of a snapshot locally with DuckDB (no import step).
@@ -150,6 +157,10 @@ pub struct PullArgs {
     /// API base URL: Stripe itself, or `mrr stripe-server`'s URL.
     #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
     pub api_base: String,
+    /// Pull this connected account (acct_…) through the platform's key (Stripe Connect's
+    /// `Stripe-Account` header) instead of the key's own account.
+    #[arg(long, value_name = "ACCT")]
+    pub account: Option<String>,
     /// Request-rate ceiling across all workers [default: 25 for test keys, 100 for live keys].
     #[arg(long, value_name = "RPS")]
     pub max_rps: Option<f64>,
@@ -169,7 +180,8 @@ pub struct PullArgs {
     /// account use its `now` (account.json).
     #[arg(long)]
     pub as_of: Option<String>,
-    /// Pull events created from this instant on [default: 30 days before --as-of].
+    /// Pull events created from this instant on [default: 30 days before --as-of]. Stripe keeps
+    /// events for 30 days: an earlier instant is moved up to that, with a warning.
     #[arg(long)]
     pub events_since: Option<String>,
 }
@@ -212,10 +224,10 @@ pub struct ReportArgs {
 #[derive(Args, Debug, Clone, Copy)]
 pub struct MetricArgs {
     /// Which coupons reduce MRR.
-    #[arg(long, value_enum, default_value_t = crate::metrics::DiscountRule::Recurring)]
+    #[arg(long, value_enum, env = "MRR_DISCOUNTS", default_value_t = crate::metrics::DiscountRule::Recurring)]
     pub discounts: crate::metrics::DiscountRule,
     /// When a canceled subscription stops counting.
-    #[arg(long, value_enum, default_value_t = crate::metrics::ChurnAt::End)]
+    #[arg(long, value_enum, env = "MRR_CHURN_AT", default_value_t = crate::metrics::ChurnAt::End)]
     pub churn_at: crate::metrics::ChurnAt,
 }
 
@@ -232,16 +244,22 @@ pub struct BigQueryArgs {
     #[arg(long, env = "GOOGLE_CLOUD_PROJECT")]
     pub project: String,
     /// Dataset to load the snapshot into (created if missing).
-    #[arg(long, default_value = "mrr")]
+    #[arg(long, env = "MRR_BIGQUERY_DATASET", default_value = "mrr")]
     pub dataset: String,
     /// Dataset location for a new dataset and for jobs.
-    #[arg(long, default_value = "US")]
+    #[arg(long, env = "MRR_BIGQUERY_LOCATION", default_value = "US")]
     pub location: String,
     /// REST root of a BigQuery emulator (e.g. http://127.0.0.1:9050); no credentials are
     /// used then. Without it: Google's BigQuery with GOOGLE_APPLICATION_CREDENTIALS or
     /// application default credentials.
     #[arg(long, env = "BIGQUERY_EMULATOR_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// Fail any query that would bill more than this many bytes (BigQuery's
+    /// maximumBytesBilled; 10 GB costs a few cents on demand).
+    #[arg(long, value_name = "BYTES", env = "MRR_MAXIMUM_BYTES_BILLED",
+          default_value_t = crate::bigquery::DEFAULT_MAXIMUM_BYTES_BILLED,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub maximum_bytes_billed: i64,
 }
 
 impl BigQueryArgs {
@@ -251,6 +269,7 @@ impl BigQueryArgs {
             dataset: self.dataset.clone(),
             location: self.location.clone(),
             endpoint: self.endpoint.clone(),
+            maximum_bytes_billed: self.maximum_bytes_billed,
         }
     }
 }
@@ -269,6 +288,11 @@ pub struct PushArgs {
     /// Only load the tables; do not run the queries.
     #[arg(long)]
     pub no_queries: bool,
+    /// Load nothing and run nothing: print what each table's load would send and, through
+    /// BigQuery's free dry runs over the tables the dataset already has, the bytes each query
+    /// would scan.
+    #[arg(long, conflicts_with = "stage")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub metric: MetricArgs,
 }
@@ -499,4 +523,12 @@ pub struct StripeServerArgs {
     /// Seed of the fault pattern.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Status of the --fail-rate failures: 500 or 503 (api_error), 409 (lock_timeout), 424, or
+    /// 502/504 answered with a proxy's HTML page instead of Stripe's JSON.
+    #[arg(long, default_value_t = 500)]
+    pub fail_status: u16,
+    /// Answer these lists (comma-separated: events, test_clocks, customers, ...) with Stripe's
+    /// 403, as for a restricted key without the permission to read them.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub forbid: Vec<String>,
 }

@@ -71,6 +71,8 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             drop_rate: 0.0,
             latency_ms: 0,
             seed: 1,
+            fail_status: 500,
+            forbid: Vec::new(),
         })
         .await?;
         let base = format!("http://{}", server.local_addr()?);
@@ -82,6 +84,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         let pulled = crate::pull::run(&crate::pull::PullOptions {
             api_key: info.api_key.clone(),
             api_base: base,
+            connected_account: None,
             data_dir: opts.data_dir.clone(),
             max_rps: None,
             concurrency: 8,
@@ -229,6 +232,7 @@ fn mirror(
                 dataset: "mrr".into(),
                 location: "US".into(),
                 endpoint: Some(emulator.endpoint.clone()),
+                maximum_bytes_billed: crate::bigquery::DEFAULT_MAXIMUM_BYTES_BILLED,
             };
             _emulator = Some(emulator);
             (target, "local emulator".to_string())

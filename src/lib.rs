@@ -23,6 +23,7 @@ pub mod output;
 pub mod parity;
 pub mod progress;
 pub mod pull;
+pub mod settings;
 pub mod simulate;
 pub mod snapshot;
 pub mod stripe_server;

@@ -5,11 +5,23 @@ use mrr::cli::{ArchiveCommand, Cli, Command, SnapshotsCommand};
 use mrr::error::{bad_input, exit_code};
 
 fn main() {
+    // The settings file first: its values become the flags' environment defaults.
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let settings = match mrr::settings::apply(&args) {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(exit_code(&err));
+        }
+    };
     let cli = Cli::parse();
     let verbosity = if cli.global.quiet { -1 } else { cli.global.verbose as i8 };
     mrr::logging::init(verbosity);
     mrr::progress::set_quiet(cli.global.quiet);
     mrr::install_crypto_provider();
+    if let Some(file) = settings {
+        tracing::debug!("settings from {}", file.display());
+    }
     if let Err(err) = run(cli) {
         eprintln!("error: {err:#}");
         std::process::exit(exit_code(&err));
@@ -30,12 +42,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     dataset: args.bigquery_dataset.clone(),
                     location: args.bigquery_location.clone(),
                     endpoint: None,
+                    maximum_bytes_billed: mrr::bigquery::DEFAULT_MAXIMUM_BYTES_BILLED,
                 }),
                 (None, Some(endpoint)) => Some(mrr::bigquery::Target {
                     project: "mrr-demo".into(),
                     dataset: args.bigquery_dataset.clone(),
                     location: args.bigquery_location.clone(),
                     endpoint: Some(endpoint.clone()),
+                    maximum_bytes_billed: mrr::bigquery::DEFAULT_MAXIMUM_BYTES_BILLED,
                 }),
                 (None, None) => None,
             },
@@ -75,6 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 drop_rate: args.drop_rate,
                 latency_ms: args.latency_ms,
                 seed: args.seed,
+                fail_status: args.fail_status,
+                forbid: args.forbid,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(mrr::stripe_server::serve(&opts))
@@ -83,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = mrr::pull::PullOptions {
                 api_key: args.api_key.unwrap_or_default(),
                 api_base: args.api_base,
+                connected_account: args.account,
                 data_dir: cli.global.data_dir.clone(),
                 max_rps: args.max_rps,
                 concurrency: args.concurrency,
@@ -136,6 +153,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
                 let bq = mrr::bigquery::BigQuery::connect(args.bigquery.target()).await?;
+                if args.dry_run {
+                    return mrr::bigquery::push::dry_run(&bq, &snapshot, args.metric.options()).await;
+                }
                 let record = mrr::bigquery::push::push(&bq, &snapshot, args.stage.as_deref()).await?;
                 let rows: Vec<serde_json::Value> = record
                     .tables

@@ -23,10 +23,14 @@ fn truth(acct: &common::TempAccount) -> Value {
 
 /// Pulls an account and reports it with DuckDB under every option; asserts 0 differences.
 fn assert_exact(scenario: Scenario, customers: u64, seed: u64) {
-    let acct = common::simulate(scenario, customers, seed);
+    assert_exact_account(&common::simulate(scenario, customers, seed), &format!("{scenario:?} seed {seed}"));
+}
+
+/// [`assert_exact`] for an account already simulated (and perhaps changed), named `label`.
+fn assert_exact_account(acct: &common::TempAccount, label: &str) {
     let data = tempfile::tempdir().unwrap();
-    let snap = common::pull(&acct, data.path(), &[], &[]);
-    let truth = truth(&acct);
+    let snap = common::pull(acct, data.path(), &[], &[]);
+    let truth = truth(acct);
     let variants = std::iter::once(&truth).chain(truth["variants"].as_array().unwrap());
     for v in variants {
         let options: MetricOptions = serde_json::from_value(v["options"].clone()).unwrap();
@@ -35,12 +39,7 @@ fn assert_exact(scenario: Scenario, customers: u64, seed: u64) {
         let monthly = got("mrr_monthly");
         let check = compare(&rows(&v["mrr_monthly"]), &monthly, &MONTHLY_METRICS, 0);
         let diffs: Vec<String> = check.differences.iter().map(|d| d.to_string()).collect();
-        assert!(
-            diffs.is_empty(),
-            "{scenario:?} seed {seed} {options:?}: {} cells differ:\n{}",
-            diffs.len(),
-            diffs.join("\n")
-        );
+        assert!(diffs.is_empty(), "{label} {options:?}: {} cells differ:\n{}", diffs.len(), diffs.join("\n"));
         assert!(check.cells_compared >= 6 * MONTHLY_METRICS.len());
         let parsed: Vec<mrr::metrics::MonthlyRow> =
             serde_json::from_value(Value::Array(monthly.into_iter().map(Value::Object).collect())).unwrap();
@@ -54,7 +53,7 @@ fn assert_exact(scenario: Scenario, customers: u64, seed: u64) {
             let diffs: Vec<String> = plan_check.differences.iter().take(10).map(|d| d.to_string()).collect();
             assert!(
                 diffs.is_empty(),
-                "{scenario:?} seed {seed} mrr_by_plan: {} cells differ:\n{}",
+                "{label} mrr_by_plan: {} cells differ:\n{}",
                 plan_check.differences.len(),
                 diffs.join("\n")
             );
@@ -76,6 +75,16 @@ fn assert_exact(scenario: Scenario, customers: u64, seed: u64) {
 #[test]
 fn default_scenario_is_exact_to_the_cent() {
     assert_exact(Scenario::Default, 75, 42);
+}
+
+/// Stripe's list rules hide every customer and subscription of this account (all are on test
+/// clocks) and, once archived, its most-used price: the pull still gets them all, and every
+/// number stays exact.
+#[test]
+fn default_scenario_with_its_most_used_price_archived_is_exact_to_the_cent() {
+    let acct = common::simulate(Scenario::Default, 75, 42);
+    let archived = common::archive_most_used_price(&acct.dir);
+    assert_exact_account(&acct, &format!("default seed 42, {archived} archived"));
 }
 
 #[test]
@@ -182,6 +191,8 @@ mod edge_case {
         past_due_then_unpaid,
         past_due_open,
         coupon_amount_multi_item,
+        legacy_archived_plan,
+        transform_quantity_packs,
     );
 }
 

@@ -20,7 +20,13 @@ fn emulator(name: &str) -> Emulator {
 }
 
 fn target(endpoint: &str, dataset: &str) -> Target {
-    Target { project: PROJECT.into(), dataset: dataset.into(), location: "US".into(), endpoint: Some(endpoint.into()) }
+    Target {
+        project: PROJECT.into(),
+        dataset: dataset.into(),
+        location: "US".into(),
+        endpoint: Some(endpoint.into()),
+        maximum_bytes_billed: mrr::bigquery::DEFAULT_MAXIMUM_BYTES_BILLED,
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -215,8 +221,8 @@ fn bad_sql_missing_tables_and_unreachable_endpoints_fail_clearly() {
         ],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("sql/bigquery/mrr_monthly.sql failed in BigQuery"), "{err}");
-    assert!(err.to_lowercase().contains("nothing_here"), "names the missing dataset/table: {err}");
+    assert!(err.contains("was never pushed by mrr"), "{err}");
+    assert!(err.contains("nothing_here"), "names the dataset: {err}");
 
     // Nothing listens on port 9.
     let (code, _, err) = common::mrr(
@@ -233,4 +239,130 @@ fn bad_sql_missing_tables_and_unreachable_endpoints_fail_clearly() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("--dataset \"bad-name\""), "{err}");
+}
+
+/// More result rows than one page holds (10 000): every page arrives (`pageToken`), and
+/// BigQuery's rows equal DuckDB's.
+#[test]
+fn results_longer_than_one_page_arrive_whole_and_match_duckdb() {
+    let root = tempfile::tempdir().unwrap();
+    let account = root.path().join("account");
+    mrr::simulate::run(&mrr::simulate::SimulateOptions {
+        customers: 10_000,
+        months: 6,
+        seed: 11,
+        scenario: Scenario::Default,
+        now: mrr::calendar::parse_timestamp(common::NOW).unwrap(),
+        event_days: 30,
+        horizon: None,
+        parquet_snapshot: true,
+        out: account.clone(),
+    })
+    .unwrap();
+    let snapshot = account.join(mrr::simulate::SNAPSHOT_DIR);
+    let snap = snapshot.to_str().unwrap();
+    let data = root.path().join("data");
+    let (code, _, err) = common::mrr(&data, &["report", "--snapshot", snap]);
+    assert_eq!(code, 0, "{err}");
+    let opened = mrr::snapshot::Snapshot::open(&snapshot).unwrap();
+    let path =
+        mrr::engine::results::path(&opened, mrr::engine::Dialect::DuckDb, "mrr_by_customer", &Default::default());
+    let rows = mrr::engine::results::load(&path).unwrap().len();
+    assert!(rows > 10_000, "mrr_by_customer has {rows} rows: more than one page");
+    let emu = emulator("pages");
+    let (code, _, err) = common::mrr(
+        &data,
+        &["push", "--snapshot", snap, "--project", PROJECT, "--dataset", "pages", "--endpoint", &emu.endpoint],
+    );
+    assert_eq!(code, 0, "push failed: {err}\n(emulator log: {})", emu.log.display());
+    let bq =
+        mrr::engine::results::path(&opened, mrr::engine::Dialect::BigQuery, "mrr_by_customer", &Default::default());
+    assert_eq!(mrr::engine::results::load(&bq).unwrap().len(), rows, "every page arrived");
+    let (code, out, err) = common::mrr(&data, &["parity", "--snapshot", snap]);
+    assert_eq!(code, 0, "parity failed:\n{out}\n{err}");
+}
+
+/// A dataset holds one snapshot, provably: `bq-report` refuses one that holds another
+/// snapshot or an unfinished push, naming both; a failed push says what it left.
+#[test]
+fn a_dataset_holds_one_snapshot_and_bq_report_refuses_any_other() {
+    let emu = emulator("marker");
+    let data = tempfile::tempdir().unwrap();
+    let pulled = |seed: u64| {
+        let acct = common::simulate(Scenario::Default, 20, seed);
+        let snap = common::pull(&acct, data.path(), &[], &[]);
+        (acct, snap)
+    };
+    let (_a, first) = pulled(1);
+    let (_b, second) = pulled(2);
+    let push = |snap: &str, dataset: &str| {
+        common::mrr(
+            data.path(),
+            &["push", "--snapshot", snap, "--project", PROJECT, "--dataset", dataset, "--endpoint", &emu.endpoint],
+        )
+    };
+    let bq_report = |snap: &str, dataset: &str| {
+        common::mrr(
+            data.path(),
+            &["bq-report", "--snapshot", snap, "--project", PROJECT, "--dataset", dataset, "--endpoint", &emu.endpoint],
+        )
+    };
+    let (a, b) = (first.manifest.id.as_str(), second.manifest.id.as_str());
+    let (code, _, err) = push(a, "shared");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = bq_report(a, "shared");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = push(b, "shared");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = bq_report(a, "shared");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("holds snapshot {b}, not {a}")), "{err}");
+
+    // --dry-run loads and runs nothing: the loads it would make, and each query's scan.
+    let dry = |location: &str| {
+        common::mrr(
+            data.path(),
+            &[
+                "push",
+                "--snapshot",
+                a,
+                "--project",
+                PROJECT,
+                "--dataset",
+                "shared",
+                "--endpoint",
+                &emu.endpoint,
+                "--location",
+                location,
+                "--dry-run",
+            ],
+        )
+    };
+    let (code, out, err) = dry("US");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("load `{PROJECT}.shared.invoice_lines`")), "{out}");
+    assert!(out.contains("query sql/bigquery/mrr_by_customer.sql"), "{out}");
+    let (code, _, err) = bq_report(b, "shared");
+    assert_eq!(code, 0, "the dry run changed nothing: {err}");
+    // A dataset in another location than --location is refused before any load.
+    let (code, _, err) = dry("EU");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is in US, not in --location EU"), "{err}");
+
+    // A push whose load fails: the dataset is marked unfinished, and says so.
+    let broken = data.path().join("broken");
+    common::copy_dir(&second.dir, &broken);
+    let lines = broken.join("invoice_lines.parquet");
+    let mut bytes = std::fs::read(&lines).unwrap();
+    let middle = bytes.len() / 3;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&lines, bytes).unwrap();
+    let (code, _, err) = push(broken.to_str().unwrap(), "shared");
+    assert_ne!(code, 0, "a damaged file fails the push");
+    assert!(err.contains("marked as holding an unfinished push"), "{err}");
+    let (code, _, err) = bq_report(b, "shared");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unfinished push"), "{err}");
 }

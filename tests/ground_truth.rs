@@ -153,6 +153,10 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("past_due_then_canceled", [2900, 0, 0, 0, 0, 0]),
         ("past_due_then_unpaid", [2900, 2900, 0, 0, 0, 0]),
         ("past_due_open", [7900, 7900, 7900, 7900, 7900, 7900]),
+        // On Pro's archived $69 price since 06-03: valued like any price.
+        ("legacy_archived_plan", [6900, 6900, 6900, 6900, 6900, 6900]),
+        // Pro $79 + 7 seats in packs of 4 at $10 a pack, rounded up: 2 packs.
+        ("transform_quantity_packs", [0, 9900, 9900, 9900, 9900, 9900]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

@@ -68,8 +68,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 31,
-        "150 random + 31 edge-case customers"
+        150 + 33,
+        "150 random + 33 edge-case customers"
     );
     let manifest_text = std::fs::read_to_string(snap.dir.join("manifest.json")).unwrap();
     assert!(!manifest_text.contains(&acct.info.api_key));
@@ -193,4 +193,142 @@ fn verify_catches_a_corrupted_table_and_names_the_file() {
     let (code, _, err) = mrr(data.path(), &["snapshots", "verify", "--snapshot", &snap.manifest.id]);
     assert_eq!(code, 1, "a failed check exits 1");
     assert!(err.contains("invoices.parquet"), "{err}");
+}
+
+/// A pull through the given server flags that must fail: (stderr), after checking exit 2 and
+/// that no snapshot, not even a partial one, is listed.
+fn failed_pull(acct: &common::TempAccount, server_flags: &[&str], pull_flags: &[&str]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&acct.dir, server_flags);
+    let mut args = pull_args(acct, &server.base);
+    args.extend(pull_flags.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = mrr(data.path(), &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(mrr::snapshot::list(data.path()).unwrap().is_empty(), "no snapshot after a failed pull");
+    err
+}
+
+#[test]
+fn customers_and_subscriptions_on_test_clocks_and_archived_prices_are_all_pulled() {
+    // The original generator's account: every customer on one of 5 test clocks, which
+    // Stripe's plain lists leave out; and its most-used price archived.
+    let acct = simulate(Scenario::Default, 75, 42);
+    let archived = common::archive_most_used_price(&acct.dir);
+    let data = tempfile::tempdir().unwrap();
+    let snap = pull(&acct, data.path(), &[], &[]);
+    for (file, table) in [
+        ("customers.jsonl", "customers"),
+        ("subscriptions.jsonl", "subscriptions"),
+        ("prices.jsonl", "prices"),
+        ("test_clocks.jsonl", "test_clocks"),
+    ] {
+        assert_eq!(table_ids(&snap, table), ids(&acct, file), "{table}");
+    }
+    assert_eq!(table_ids(&snap, "customers").len(), 75);
+    let active = column(&snap, "prices", "active");
+    let at = table_ids(&snap, "prices").iter().position(|p| *p == archived).unwrap();
+    let by_id: BTreeMap<String, Option<String>> =
+        column(&snap, "prices", "id").into_iter().map(Option::unwrap).zip(active).collect();
+    assert_eq!(by_id[&archived].as_deref(), Some("false"), "the archived price ({at}) keeps active=false");
+    assert!(snap.manifest.warnings.is_empty(), "{:?}", snap.manifest.warnings);
+}
+
+#[test]
+fn a_key_without_permission_for_events_or_test_clocks_pulls_the_rest_with_a_warning() {
+    let acct = simulate(Scenario::Full, 20, 3);
+    let data = tempfile::tempdir().unwrap();
+    let snap = pull(&acct, data.path(), &["--forbid", "events"], &[]);
+    assert_eq!(snap.manifest.tables.iter().find(|t| t.name == "events").unwrap().rows, 0);
+    assert_eq!(table_ids(&snap, "customers"), ids(&acct, "customers.jsonl"), "everything else is complete");
+    assert_eq!(snap.manifest.warnings.len(), 1, "{:?}", snap.manifest.warnings);
+    assert!(snap.manifest.warnings[0].contains("rak_event_read"), "{:?}", snap.manifest.warnings);
+
+    // Without test clocks the customers on them cannot be listed: said, not hidden.
+    let data = tempfile::tempdir().unwrap();
+    let snap = pull(&acct, data.path(), &["--forbid", "test_clocks"], &[]);
+    let warnings = snap.manifest.warnings.join("\n");
+    assert!(warnings.contains("customers and subscriptions on test clocks are not in this snapshot"), "{warnings}");
+}
+
+#[test]
+fn a_key_without_permission_for_subscriptions_is_an_error_naming_the_permission() {
+    let acct = simulate(Scenario::Default, 10, 1);
+    let err = failed_pull(&acct, &["--forbid", "subscriptions"], &[]);
+    assert!(err.contains("rak_subscription_read"), "{err}");
+    assert!(err.contains("403"), "{err}");
+    assert!(!err.contains(&acct.info.api_key), "{err}");
+}
+
+#[test]
+fn conflicts_and_proxy_error_pages_are_retried_to_identical_tables() {
+    let acct = simulate(Scenario::Full, 40, 5);
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = pull(&acct, clean_dir.path(), &[], &[]);
+    for status in ["409", "424", "502"] {
+        let dir = tempfile::tempdir().unwrap();
+        let noisy = pull(
+            &acct,
+            dir.path(),
+            &["--fail-rate", "0.1", "--fail-status", status, "--seed", "4"],
+            &["--max-rps", "200"],
+        );
+        assert_eq!(checksums(&noisy), checksums(&clean), "--fail-status {status}");
+    }
+}
+
+#[test]
+fn every_item_of_a_subscription_with_25_is_pulled() {
+    let acct = simulate(Scenario::Default, 5, 2);
+    let sub = common::with_many_items(&acct.dir, 25);
+    let data = tempfile::tempdir().unwrap();
+    let snap = pull(&acct, data.path(), &[], &[]);
+    let items = column(&snap, "subscription_items", "subscription");
+    assert_eq!(items.iter().filter(|s| s.as_deref() == Some(sub.as_str())).count(), 25);
+}
+
+#[test]
+fn a_price_that_cannot_be_obtained_is_an_error_naming_it() {
+    // Starter monthly, named by invoice lines, is gone from every list and from retrieve.
+    let acct = simulate(Scenario::Full, 20, 3);
+    let mut gone = String::new();
+    common::rewrite_objects(&acct.dir, "prices.jsonl", |prices| {
+        gone = prices[0]["id"].as_str().unwrap().to_string();
+        prices.remove(0);
+    });
+    common::rewrite_objects(&acct.dir, "subscriptions.jsonl", |subs| {
+        subs.retain(|s| s["items"]["data"].as_array().unwrap().iter().all(|i| i["price"]["id"] != gone.as_str()));
+    });
+    let err = failed_pull(&acct, &[], &[]);
+    assert!(err.contains(&format!("price {gone} (named by invoice line il_")), "{err}");
+    assert!(err.contains("No such price"), "{err}");
+}
+
+#[test]
+fn a_connected_account_is_pulled_with_stripe_account_and_another_is_refused() {
+    let acct = simulate(Scenario::Default, 10, 1);
+    let data = tempfile::tempdir().unwrap();
+    let snap = pull(&acct, data.path(), &[], &["--account", &acct.info.account_id]);
+    assert_eq!(snap.manifest.source.account_id.as_deref(), Some(acct.info.account_id.as_str()));
+    let err = failed_pull(&acct, &[], &["--account", "acct_notaplatformsaccount"]);
+    assert!(err.contains("Only Stripe Connect platforms"), "{err}");
+    let err = failed_pull(&acct, &[], &["--account", "cus_123"]);
+    assert!(err.contains("--account cus_123"), "{err}");
+}
+
+#[test]
+fn events_older_than_stripe_keeps_are_not_asked_for_and_the_manifest_says_so() {
+    let acct = simulate(Scenario::Default, 10, 1);
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&acct.dir, &[]);
+    let mut args = pull_args(&acct, &server.base);
+    let at = args.iter().position(|a| a == "--events-since").unwrap();
+    args[at + 1] = mrr::calendar::format_rfc3339(acct.info.now - 90 * 86_400);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = mrr(data.path(), &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Stripe keeps events for 30 days"), "said in the log: {err}");
+    let snap = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+    assert_eq!(snap.manifest.events_since, mrr::calendar::format_rfc3339(acct.info.now - 30 * 86_400));
+    assert!(snap.manifest.warnings.iter().any(|w| w.contains("Stripe keeps events for 30 days")));
 }

@@ -16,9 +16,20 @@ fn client(server: &Server, key: &str) -> stripe::Client {
 }
 
 fn ids_in_file(dir: &std::path::Path, file: &str) -> Vec<String> {
-    let mut ids: Vec<String> = objects(dir, file).iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
+    ids_in_file_where(dir, file, |_| true)
+}
+
+/// Ids of the objects of a file that `keep` accepts, sorted.
+fn ids_in_file_where(dir: &std::path::Path, file: &str, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
+    let mut ids: Vec<String> =
+        objects(dir, file).iter().filter(|o| keep(o)).map(|o| o["id"].as_str().unwrap().to_string()).collect();
     ids.sort();
     ids
+}
+
+/// Objects on no test clock: what Stripe's plain customer and subscription lists return.
+fn unclocked(o: &serde_json::Value) -> bool {
+    o["test_clock"].is_null()
 }
 
 /// Asserts every id appears exactly once.
@@ -39,25 +50,33 @@ async fn async_stripe_lists_every_object_exactly_once_at_every_page_size() {
     let server = Server::start(&acct.dir, &[]);
     let c = client(&server, &acct.info.api_key);
     let d = &acct.dir;
-    // Lists every object of a request through async-stripe's paginator and checks the ids.
+    // Lists every object of a request through async-stripe's paginator and checks the ids
+    // against the account's objects that `keep` accepts.
     macro_rules! check {
-        ($name:literal, $limit:expr, $req:expr, $file:literal) => {{
+        ($name:literal, $limit:expr, $req:expr, $file:literal) => {
+            check!($name, $limit, $req, $file, |_: &serde_json::Value| true)
+        };
+        ($name:literal, $limit:expr, $req:expr, $file:literal, $keep:expr) => {{
             let all: Vec<_> = $req.paginate().stream(&c).try_collect().await.unwrap();
             let ids = all.iter().map(|x| x.id.to_string()).collect();
-            assert_exactly_once($name, $limit, ids, &ids_in_file(d, $file));
+            assert_exactly_once($name, $limit, ids, &ids_in_file_where(d, $file, $keep));
         }};
     }
+    let subscriptions = || {
+        stripe_billing::subscription::ListSubscription::new()
+            .status(stripe_billing::subscription::ListSubscriptionStatus::All)
+            .expand(vec!["data.discounts".to_string(), "data.items.data.price".to_string()])
+    };
     for limit in [1i64, 7, 10, 100] {
-        check!("customers", limit, stripe_core::customer::ListCustomer::new().limit(limit), "customers.jsonl");
+        // Plain lists leave out customers and subscriptions on test clocks, as Stripe's do.
         check!(
-            "subscriptions",
+            "customers",
             limit,
-            stripe_billing::subscription::ListSubscription::new()
-                .limit(limit)
-                .status(stripe_billing::subscription::ListSubscriptionStatus::All)
-                .expand(vec!["data.discounts".to_string(), "data.items.data.price".to_string()]),
-            "subscriptions.jsonl"
+            stripe_core::customer::ListCustomer::new().limit(limit),
+            "customers.jsonl",
+            unclocked
         );
+        check!("subscriptions", limit, subscriptions().limit(limit), "subscriptions.jsonl", unclocked);
         let invoices: Vec<stripe_shared::Invoice> =
             stripe_billing::invoice::ListInvoice::new().limit(limit).paginate().stream(&c).try_collect().await.unwrap();
         let invoice_ids = invoices.iter().map(|x| x.id.as_ref().unwrap().to_string()).collect();
@@ -65,7 +84,16 @@ async fn async_stripe_lists_every_object_exactly_once_at_every_page_size() {
         check!("events", limit, stripe_core::event::ListEvent::new().limit(limit), "events.jsonl");
     }
     check!("products", 2, stripe_product::product::ListProduct::new().limit(2), "products.jsonl");
-    check!("prices", 5, stripe_product::price::ListPrice::new().limit(5), "prices.jsonl");
+    // Plain price lists return active prices; `active=false` the archived ones.
+    let active = |o: &serde_json::Value| o["active"] == true;
+    check!("prices", 5, stripe_product::price::ListPrice::new().limit(5), "prices.jsonl", active);
+    check!(
+        "inactive prices",
+        5,
+        stripe_product::price::ListPrice::new().limit(5).active(false),
+        "prices.jsonl",
+        |o: &serde_json::Value| o["active"] == false
+    );
     check!("coupons", 3, stripe_product::coupon::ListCoupon::new().limit(3), "coupons.jsonl");
     check!(
         "test clocks",
@@ -73,6 +101,99 @@ async fn async_stripe_lists_every_object_exactly_once_at_every_page_size() {
         stripe_billing::test_helpers_test_clock::ListTestHelpersTestClock::new(),
         "test_clocks.jsonl"
     );
+    // Each clock's customers and subscriptions through `test_clock=`: with the plain lists,
+    // every object exactly once.
+    let (mut customers, mut subs) = (Vec::new(), Vec::new());
+    for clock in ids_in_file(d, "test_clocks.jsonl") {
+        let listed: Vec<stripe_shared::Customer> = stripe_core::customer::ListCustomer::new()
+            .test_clock(clock.clone())
+            .paginate()
+            .stream(&c)
+            .try_collect()
+            .await
+            .unwrap();
+        customers.extend(listed.iter().map(|x| x.id.to_string()));
+        let listed: Vec<stripe_shared::Subscription> =
+            subscriptions().test_clock(clock).paginate().stream(&c).try_collect().await.unwrap();
+        subs.extend(listed.iter().map(|x| x.id.to_string()));
+    }
+    customers.extend(ids_in_file_where(d, "customers.jsonl", unclocked));
+    subs.extend(ids_in_file_where(d, "subscriptions.jsonl", unclocked));
+    assert_exactly_once("customers, plain and per clock", 10, customers, &ids_in_file(d, "customers.jsonl"));
+    assert_exactly_once("subscriptions, plain and per clock", 10, subs, &ids_in_file(d, "subscriptions.jsonl"));
+}
+
+#[test]
+fn test_clock_objects_are_hidden_from_plain_lists_but_not_from_a_customer_filter_or_retrieve() {
+    let acct = simulate(Scenario::Default, 20, 3);
+    let server = Server::start(&acct.dir, &[]);
+    let key = Some(acct.info.api_key.as_str());
+    let list = |path: &str| {
+        let r = get(server.port, path, key).unwrap();
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.json()["data"].as_array().unwrap().len()
+    };
+    let subs = objects(&acct.dir, "subscriptions.jsonl");
+    assert!(subs.iter().all(|s| !s["test_clock"].is_null()), "the original generator puts everyone on a clock");
+    assert_eq!(list("/v1/customers?limit=100"), 0, "plain customer list");
+    assert_eq!(list("/v1/subscriptions?limit=100&status=all"), 0, "plain subscription list");
+    let sub = &subs[0];
+    let customer = sub["customer"].as_str().unwrap();
+    assert_eq!(list(&format!("/v1/subscriptions?status=all&customer={customer}")), 1, "customer= shows it");
+    let r = get(server.port, &format!("/v1/customers/{customer}"), key).unwrap();
+    assert_eq!(r.status, 200, "retrieve by id always works");
+    let r = get(server.port, "/v1/prices?active=maybe", key).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "active");
+}
+
+#[test]
+fn embedded_items_stop_at_ten_and_the_rest_page_through_subscription_items() {
+    let acct = simulate(Scenario::Default, 5, 2);
+    let sub_id = common::with_many_items(&acct.dir, 25);
+    let server = Server::start(&acct.dir, &[]);
+    let key = Some(acct.info.api_key.as_str());
+    let served = get(server.port, &format!("/v1/subscriptions/{sub_id}"), key).unwrap().json();
+    assert_eq!(served["items"]["data"].as_array().unwrap().len(), 10);
+    assert_eq!(served["items"]["has_more"], true);
+    let last = served["items"]["data"][9]["id"].as_str().unwrap().to_string();
+    let rest =
+        get(server.port, &format!("/v1/subscription_items?subscription={sub_id}&limit=100&starting_after={last}"), key)
+            .unwrap()
+            .json();
+    assert_eq!(rest["data"].as_array().unwrap().len(), 15);
+    assert_eq!(rest["has_more"], false);
+    let missing = get(server.port, "/v1/subscription_items", key).unwrap();
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.json()["error"]["param"], "subscription");
+}
+
+#[test]
+fn a_restricted_key_without_a_permission_gets_stripes_403_naming_it() {
+    let acct = simulate(Scenario::Default, 5, 1);
+    let server = Server::start(&acct.dir, &["--forbid", "events,test_clocks"]);
+    let key = Some(acct.info.api_key.as_str());
+    let r = get(server.port, "/v1/events", key).unwrap();
+    assert_eq!(r.status, 403);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("Having the 'rak_event_read' permission"), "{message}");
+    assert!(!message.contains(&acct.info.api_key), "the key is never echoed whole");
+    assert_eq!(get(server.port, "/v1/test_helpers/test_clocks", key).unwrap().status, 403);
+    assert_eq!(get(server.port, "/v1/customers", key).unwrap().status, 200);
+}
+
+#[test]
+fn stripe_account_must_name_this_account() {
+    let acct = simulate(Scenario::Default, 5, 1);
+    let server = Server::start(&acct.dir, &[]);
+    let auth = format!("Authorization: Bearer {}", acct.info.api_key);
+    let own = format!("Stripe-Account: {}", acct.info.account_id);
+    let r = common::send(server.port, "GET", "/v1/products", &[&auth, &own], b"").unwrap();
+    assert_eq!(r.status, 200);
+    let r =
+        common::send(server.port, "GET", "/v1/products", &[&auth, "Stripe-Account: acct_someoneelse"], b"").unwrap();
+    assert_eq!(r.status, 403);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("Only Stripe Connect platforms"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,13 +201,19 @@ async fn default_subscription_listing_hides_canceled_like_stripe() {
     let acct = simulate(Scenario::Default, 75, 42);
     let server = Server::start(&acct.dir, &[]);
     let c = client(&server, &acct.info.api_key);
-    let listed: Vec<stripe_shared::Subscription> = stripe_billing::subscription::ListSubscription::new()
-        .limit(100)
-        .paginate()
-        .stream(&c)
-        .try_collect()
-        .await
-        .unwrap();
+    // Everyone is on a test clock here, so the subscriptions are listed clock by clock.
+    let mut listed: Vec<stripe_shared::Subscription> = Vec::new();
+    for clock in ids_in_file(&acct.dir, "test_clocks.jsonl") {
+        let page: Vec<stripe_shared::Subscription> = stripe_billing::subscription::ListSubscription::new()
+            .limit(100)
+            .test_clock(clock)
+            .paginate()
+            .stream(&c)
+            .try_collect()
+            .await
+            .unwrap();
+        listed.extend(page);
+    }
     let not_canceled = objects(&acct.dir, "subscriptions.jsonl").iter().filter(|s| s["status"] != "canceled").count();
     assert!(not_canceled < 75, "the default account has churned subscriptions");
     assert_eq!(listed.len(), not_canceled);
@@ -241,6 +368,14 @@ fn fault_knobs_fail_and_drop_deterministically_under_a_seed() {
     let r = get(server.port, "/v1/prices", Some(&key)).unwrap();
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["error"]["type"], "api_error");
+    let server = Server::start(&acct.dir, &["--fail-rate", "1", "--fail-status", "409"]);
+    let r = get(server.port, "/v1/prices", Some(&key)).unwrap();
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["error"]["code"], "lock_timeout");
+    let server = Server::start(&acct.dir, &["--fail-rate", "1", "--fail-status", "502"]);
+    let r = get(server.port, "/v1/prices", Some(&key)).unwrap();
+    assert_eq!(r.status, 502);
+    assert!(r.body.starts_with("<html>"), "a proxy's page, not JSON: {}", r.body);
     let server = Server::start(&acct.dir, &["--drop-rate", "1"]);
     assert!(get(server.port, "/v1/prices", Some(&key)).is_err(), "the connection closes with no response");
 }
@@ -257,7 +392,12 @@ fn latency_knob_delays_answers() {
 #[test]
 fn bad_server_flags_exit_2_naming_the_flag() {
     let acct = simulate(Scenario::Default, 5, 1);
-    for (args, needle) in [(vec!["--fail-rate", "1.5"], "--fail-rate"), (vec!["--rate-limit", "0"], "--rate-limit")] {
+    for (args, needle) in [
+        (vec!["--fail-rate", "1.5"], "--fail-rate"),
+        (vec!["--rate-limit", "0"], "--rate-limit"),
+        (vec!["--fail-status", "418"], "--fail-status"),
+        (vec!["--forbid", "unicorns"], "--forbid unicorns"),
+    ] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_mrr"))
             .args(["stripe-server", "--port", "0", "--account"])
             .arg(&acct.dir)

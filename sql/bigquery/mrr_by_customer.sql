@@ -8,7 +8,7 @@
 -- BigQuery Standard SQL; the source that sql/duckdb/mrr_by_customer.sql ports.
 WITH
 per_month AS (
-  SELECT customer, currency, TIMESTAMP_TRUNC(changed_at, MONTH) AS month_start,
+  SELECT customer, currency, TIMESTAMP_TRUNC(changed_at, MONTH, 'UTC') AS month_start,
          SUM(delta_scaled) AS delta_scaled, SUM(delta_counting) AS delta_counting
   FROM {{subscription_changes}}
   GROUP BY 1, 2, 3
@@ -32,7 +32,7 @@ history AS (
            PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS paid_before
   FROM rounded
 )
-SELECT FORMAT_TIMESTAMP('%Y-%m', month_start) AS month, customer, currency,
+SELECT FORMAT_TIMESTAMP('%Y-%m', month_start, 'UTC') AS month, customer, currency,
        CAST(mrr AS INT64) AS mrr,
        CAST(previous_mrr AS INT64) AS previous_mrr,
        CAST(active_subscriptions AS INT64) AS active_subscriptions,

@@ -26,7 +26,7 @@ deltas AS (
   SELECT subscription, customer, currency, instant, previous_price, -previous_value FROM changed WHERE previous_value <> 0
 ),
 by_subscription AS (
-  SELECT subscription, customer, currency, price, TIMESTAMP_TRUNC(instant, MONTH) AS month_start, SUM(delta_scaled) AS delta_scaled
+  SELECT subscription, customer, currency, price, TIMESTAMP_TRUNC(instant, MONTH, 'UTC') AS month_start, SUM(delta_scaled) AS delta_scaled
   FROM deltas
   GROUP BY 1, 2, 3, 4, 5
 ),
@@ -59,9 +59,9 @@ plan_deltas AS (
   GROUP BY 1, 2, 3
 ),
 months AS (
-  SELECT TIMESTAMP(m) AS month_start
+  SELECT TIMESTAMP(m, 'UTC') AS month_start
   FROM (SELECT MIN(month_start) AS first_month FROM plan_deltas) b,
-       UNNEST(GENERATE_DATE_ARRAY(DATE(b.first_month), DATE_TRUNC(DATE({{as_of}}), MONTH), INTERVAL 1 MONTH)) AS m
+       UNNEST(GENERATE_DATE_ARRAY(DATE(b.first_month, 'UTC'), DATE_TRUNC(DATE({{as_of}}, 'UTC'), MONTH), INTERVAL 1 MONTH)) AS m
 ),
 plans AS (SELECT DISTINCT currency, price FROM plan_deltas),
 filled AS (
@@ -77,7 +77,7 @@ filled AS (
   ) d ON d.month_start = m.month_start AND d.currency = p.currency AND d.price = p.price
   WINDOW w AS (PARTITION BY p.currency, p.price ORDER BY m.month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
-SELECT FORMAT_TIMESTAMP('%Y-%m', f.month_start) AS month, f.currency, pr.product, f.price,
+SELECT FORMAT_TIMESTAMP('%Y-%m', f.month_start, 'UTC') AS month, f.currency, pr.product, f.price,
        CAST({{rhe:f.mrr_scaled|86486400000}} AS INT64) AS mrr,
        CAST(f.active_subscriptions AS INT64) AS active_subscriptions,
        CAST(f.active_customers AS INT64) AS active_customers

@@ -13,7 +13,7 @@ currencies AS (SELECT DISTINCT currency FROM {{subscriptions}}),
 months AS (
   SELECT FORMAT_DATE('%Y-%m', m) AS month
   FROM (SELECT MIN(month) AS first_month FROM customers) b,
-       UNNEST(GENERATE_DATE_ARRAY(PARSE_DATE('%Y-%m-%d', CONCAT(b.first_month, '-01')), DATE_TRUNC(DATE({{as_of}}), MONTH), INTERVAL 1 MONTH)) AS m
+       UNNEST(GENERATE_DATE_ARRAY(PARSE_DATE('%Y-%m-%d', CONCAT(b.first_month, '-01')), DATE_TRUNC(DATE({{as_of}}, 'UTC'), MONTH), INTERVAL 1 MONTH)) AS m
 ),
 per_month AS (
   SELECT month, currency,

@@ -24,8 +24,8 @@ amounts AS (
 currencies AS (SELECT DISTINCT currency FROM {{subscriptions}}),
 months AS (
   SELECT m AS month_start
-  FROM (SELECT DATE(TIMESTAMP_TRUNC(MIN(created), MONTH)) AS first_start FROM {{subscriptions}}) b,
-       UNNEST(GENERATE_DATE_ARRAY(b.first_start, DATE_TRUNC(DATE({{as_of}}), MONTH), INTERVAL 1 MONTH)) AS m
+  FROM (SELECT DATE(TIMESTAMP_TRUNC(MIN(created), MONTH, 'UTC'), 'UTC') AS first_start FROM {{subscriptions}}) b,
+       UNNEST(GENERATE_DATE_ARRAY(b.first_start, DATE_TRUNC(DATE({{as_of}}, 'UTC'), MONTH), INTERVAL 1 MONTH)) AS m
 ),
 -- The spine's two conditions make a subscription count from the month it was created through
 -- the month it ended, so it changes the totals twice: where it starts counting and the month
@@ -33,8 +33,8 @@ months AS (
 -- subscriptions grid (60 M rows at 1 M subscriptions over 60 months).
 spans AS (
   SELECT s.customer, s.currency, COALESCE(a.amount_x12, 0) AS amount_x12,
-         DATE_TRUNC(DATE(s.created), MONTH) AS from_month,
-         DATE_ADD(DATE_TRUNC(DATE(s.gone_at), MONTH), INTERVAL 1 MONTH) AS until_month
+         DATE_TRUNC(DATE(s.created, 'UTC'), MONTH) AS from_month,
+         DATE_ADD(DATE_TRUNC(DATE(s.gone_at, 'UTC'), MONTH), INTERVAL 1 MONTH) AS until_month
   FROM subs s LEFT JOIN amounts a ON a.subscription = s.id
 ),
 changes AS (

@@ -83,18 +83,27 @@ item_changes AS (
   WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
 ),
 priced AS (
-  SELECT e.subscription, e.item, e.effective_at, e.until, e.price,
-         p.recurring_interval, p.recurring_interval_count,
+  SELECT subscription, item, effective_at, until, price, recurring_interval, recurring_interval_count,
          -- monthly value x scale: amount x (12, 1, 52 or 365 per year) x scale / 12 / interval_count
-         CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
-           CAST(p.unit_amount AS HUGEINT) * COALESCE(e.quantity, 0)
-             * CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
-             * (7207200000 // p.recurring_interval_count)
-         ELSE 0 END AS value_scaled,
-         -- what the item bills per interval, minor units: the weight an amount-off coupon is split by
-         CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
-           CAST(p.unit_amount AS HUGEINT) * COALESCE(e.quantity, 0) ELSE 0 END AS amount
-  FROM item_changes e LEFT JOIN {{prices}} p ON p.id = e.price
+         COALESCE(amount
+           * CASE recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
+           * (7207200000 // recurring_interval_count), 0) AS value_scaled,
+         amount
+  FROM (
+    SELECT e.subscription, e.item, e.effective_at, e.until, e.price,
+           p.recurring_interval, p.recurring_interval_count,
+           -- what the item bills per interval, minor units (also the weight an amount-off coupon is
+           -- split by): the unit amount times the billed quantity, which transform_quantity divides
+           -- and rounds up or down (Stripe's rule, docs/metrics.md)
+           CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
+             CAST(p.unit_amount AS HUGEINT) * CASE
+               WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
+               WHEN p.transform_quantity_round = 'up'
+                 THEN (COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1) // p.transform_quantity_divide_by
+               ELSE COALESCE(e.quantity, 0) // p.transform_quantity_divide_by END
+           ELSE 0 END AS amount
+    FROM item_changes e LEFT JOIN {{prices}} p ON p.id = e.price
+  )
 ),
 -- A subscription bills on one interval; amount-off coupons are spread over it.
 sub_interval AS (

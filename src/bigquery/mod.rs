@@ -3,6 +3,7 @@
 //! DuckDB's for parity. Talks to real BigQuery (application default credentials) or, with
 //! an endpoint, to an emulator (no credentials); `emulator` starts a local one.
 
+pub mod credentials;
 pub mod emulator;
 pub mod push;
 pub mod query;
@@ -20,7 +21,6 @@ use crate::error::bad_input;
 
 /// Google's BigQuery REST root (without `/bigquery/v2`).
 pub const GOOGLE_ENDPOINT: &str = "https://bigquery.googleapis.com";
-const SCOPE: &str = "https://www.googleapis.com/auth/bigquery";
 
 /// Where the mirror lives.
 #[derive(Clone, Debug)]
@@ -30,7 +30,14 @@ pub struct Target {
     pub location: String,
     /// REST root of an emulator (e.g. `http://127.0.0.1:9050`); `None` is Google itself.
     pub endpoint: Option<String>,
+    /// Every query fails rather than bill more than this many bytes (BigQuery's
+    /// `maximumBytesBilled`).
+    pub maximum_bytes_billed: i64,
 }
+
+/// The byte limit of every query unless `--maximum-bytes-billed` says otherwise: 10 GB,
+/// a few cents on demand, far above what the metric suite scans on any real account.
+pub const DEFAULT_MAXIMUM_BYTES_BILLED: i64 = 10_000_000_000;
 
 impl Target {
     /// Checks names the way BigQuery does, so a typo fails before any request.
@@ -74,15 +81,14 @@ pub struct BigQuery {
 }
 
 impl BigQuery {
-    /// Connects: no credentials for an emulator endpoint; otherwise
-    /// `GOOGLE_APPLICATION_CREDENTIALS` (service account or authorized user), gcloud's
-    /// application default credentials file, or the metadata server.
+    /// Connects: no credentials for an emulator endpoint; otherwise Application Default
+    /// Credentials as Google's client libraries resolve them (`credentials`).
     pub async fn connect(target: Target) -> anyhow::Result<Self> {
         target.validate()?;
         crate::install_crypto_provider();
         let auth: Arc<dyn Authenticator> = match &target.endpoint {
             Some(_) => Arc::new(NoCredentials),
-            None => Arc::new(GoogleAuth::from_environment().await?),
+            None => Arc::new(credentials::GoogleAuth::from_environment().await?),
         };
         let root = target.endpoint.clone().unwrap_or_else(|| GOOGLE_ENDPOINT.into()).trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
@@ -111,63 +117,6 @@ struct NoCredentials;
 impl Authenticator for NoCredentials {
     async fn access_token(&self) -> Result<String, BQError> {
         Ok("emulator".into())
-    }
-}
-
-/// Google credentials found the usual way.
-#[derive(Clone)]
-struct GoogleAuth {
-    inner: gcp_bigquery_client::yup_oauth2::authenticator::DefaultAuthenticator,
-}
-
-impl GoogleAuth {
-    async fn from_environment() -> anyhow::Result<Self> {
-        let explicit = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").map(std::path::PathBuf::from);
-        let gcloud = std::env::var_os("HOME")
-            .map(|h| std::path::PathBuf::from(h).join(".config/gcloud/application_default_credentials.json"))
-            .filter(|p| p.exists());
-        let inner = match explicit.or(gcloud) {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| bad_input(format!("credentials file {}: {e}", path.display())))?;
-                let kind = serde_json::from_str::<serde_json::Value>(&text)
-                    .map_err(|e| bad_input(format!("credentials file {}: not JSON ({e})", path.display())))?["type"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let unreadable = |e: std::io::Error| bad_input(format!("credentials file {}: {e}", path.display()));
-                if kind == "authorized_user" {
-                    let secret = gcp_bigquery_client::yup_oauth2::read_authorized_user_secret(&path)
-                        .await
-                        .map_err(unreadable)?;
-                    gcp_bigquery_client::yup_oauth2::AuthorizedUserAuthenticator::builder(secret).build().await?
-                } else {
-                    let key =
-                        gcp_bigquery_client::yup_oauth2::read_service_account_key(&path).await.map_err(unreadable)?;
-                    gcp_bigquery_client::yup_oauth2::ServiceAccountAuthenticator::builder(key).build().await?
-                }
-            }
-            None => {
-                let opts = gcp_bigquery_client::yup_oauth2::ApplicationDefaultCredentialsFlowOpts::default();
-                match gcp_bigquery_client::yup_oauth2::ApplicationDefaultCredentialsAuthenticator::builder(opts).await {
-                    gcp_bigquery_client::yup_oauth2::authenticator::ApplicationDefaultCredentialsTypes::InstanceMetadata(a) => {
-                        a.build().await?
-                    }
-                    gcp_bigquery_client::yup_oauth2::authenticator::ApplicationDefaultCredentialsTypes::ServiceAccount(a) => {
-                        a.build().await?
-                    }
-                }
-            }
-        };
-        Ok(GoogleAuth { inner })
-    }
-}
-
-#[async_trait::async_trait]
-impl Authenticator for GoogleAuth {
-    async fn access_token(&self) -> Result<String, BQError> {
-        let token = self.inner.token(&[SCOPE]).await?;
-        Ok(token.token().ok_or(BQError::NoToken)?.to_string())
     }
 }
 

@@ -2,6 +2,12 @@
 //! table (WRITE_TRUNCATE, explicit schema, month partitions on the large tables), every job
 //! checked for `errorResult`, row counts read back and compared with the manifest, and the
 //! whole record written into the snapshot as `bigquery.json`.
+//!
+//! A dataset holds one snapshot, provably: its marker table (`_mrr_snapshot`) names the
+//! snapshot and says `loading` before the first load and `complete` only after every load
+//! and row count succeeded. `mrr bq-report` refuses a dataset whose marker names another
+//! snapshot or an unfinished push. A failed push cancels the load jobs it started and says
+//! what the dataset is left holding.
 
 use std::path::Path;
 
@@ -66,10 +72,168 @@ impl PushRecord {
     }
 }
 
+/// The marker table naming the snapshot a dataset holds.
+pub const MARKER: &str = "_mrr_snapshot";
+
+/// What a dataset's marker says: the snapshot it holds and whether its push finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetHolds {
+    pub snapshot: String,
+    pub complete: bool,
+}
+
+/// Sets the marker (one row: snapshot, state, when).
+async fn mark(bq: &BigQuery, snapshot: &str, state: &str) -> anyhow::Result<()> {
+    let sql = format!(
+        "CREATE OR REPLACE TABLE {} AS SELECT '{snapshot}' AS snapshot, '{state}' AS state, \
+         CURRENT_TIMESTAMP() AS updated_at",
+        bq.target.table_ref(MARKER)
+    );
+    super::query::run_sql(bq, &sql, &format!("marking the dataset as holding snapshot {snapshot} ({state})")).await?;
+    Ok(())
+}
+
+/// What the dataset's marker says, or `None` when it has none (never pushed by `mrr`).
+pub async fn dataset_holds(bq: &BigQuery) -> anyhow::Result<Option<DatasetHolds>> {
+    let t = &bq.target;
+    match bq.client.table().get(&t.project, &t.dataset, MARKER, None).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(api_error(t, "reading which snapshot the dataset holds", e)),
+    }
+    let sql = format!("SELECT snapshot, state FROM {}", t.table_ref(MARKER));
+    let rows =
+        crate::engine::results::to_rows(&super::query::run_sql(bq, &sql, "reading the dataset's marker").await?)?;
+    Ok(rows.first().map(|r| DatasetHolds {
+        snapshot: r["snapshot"].as_str().unwrap_or_default().to_string(),
+        complete: r["state"] == "complete",
+    }))
+}
+
+/// Refuses a dataset that does not hold this snapshot, completely pushed: naming both.
+pub async fn check_dataset_holds(bq: &BigQuery, snapshot: &Snapshot) -> anyhow::Result<()> {
+    let id = &snapshot.manifest.id;
+    let t = bq.target.describe();
+    match dataset_holds(bq).await? {
+        Some(DatasetHolds { snapshot: held, complete: true }) if held == *id => Ok(()),
+        Some(DatasetHolds { snapshot: held, complete: true }) => Err(Failure::BadInput(format!(
+            "dataset {t} holds snapshot {held}, not {id}: run `mrr push --snapshot {id}` first, or pass the dataset \
+             it was pushed to (--dataset)"
+        ))
+        .into()),
+        Some(DatasetHolds { snapshot: held, complete: false }) => Err(Failure::BadInput(format!(
+            "dataset {t} holds an unfinished push of snapshot {held} (a push failed or is still running): run \
+             `mrr push --snapshot {id}` again"
+        ))
+        .into()),
+        None => Err(Failure::BadInput(format!(
+            "dataset {t} was never pushed by mrr (no {MARKER} table): run `mrr push --snapshot {id}` first"
+        ))
+        .into()),
+    }
+}
+
 /// Loads every table of the snapshot into the target dataset.
 pub async fn push(bq: &BigQuery, snapshot: &Snapshot, stage: Option<&str>) -> anyhow::Result<PushRecord> {
     let target = &bq.target;
     ensure_dataset(bq).await?;
+    let id = &snapshot.manifest.id;
+    mark(bq, id, "loading").await?;
+    let started = std::sync::Mutex::new(Vec::<String>::new());
+    let record = match load_all(bq, snapshot, stage, &started).await {
+        Ok(record) => record,
+        Err(e) => {
+            let started = started.into_inner().unwrap_or_default();
+            let cancelled = cancel_unfinished(bq, &started).await;
+            return Err(e.context(format!(
+                "the push of snapshot {id} to {} failed; {cancelled} of its {} load jobs were still running and \
+                 are cancelled; the dataset is marked as holding an unfinished push of {id} (`mrr bq-report` \
+                 refuses it until a push succeeds)",
+                target.describe(),
+                started.len()
+            )));
+        }
+    };
+    mark(bq, id, "complete").await?;
+    crate::atomic_dir::write_json(&snapshot.dir.join(RECORD), &record)?;
+    Ok(record)
+}
+
+/// `mrr push --dry-run`: loads nothing and runs nothing. Prints what each table's load would
+/// send, checks the dataset's location, and, when the dataset already holds tables pushed by
+/// `mrr`, the bytes each query would scan there (BigQuery's dry runs, which are free).
+pub async fn dry_run(bq: &BigQuery, snapshot: &Snapshot, options: crate::metrics::MetricOptions) -> anyhow::Result<()> {
+    let t = &bq.target;
+    let exists = match bq.client.dataset().get(&t.project, &t.dataset).await {
+        Ok(_) => {
+            ensure_dataset(bq).await?; // the location check
+            true
+        }
+        Err(e) if is_not_found(&e) => false,
+        Err(e) => return Err(api_error(t, "looking up the dataset", e)),
+    };
+    let mut rows: Vec<serde_json::Value> = snapshot
+        .manifest
+        .tables
+        .iter()
+        .map(
+            |e| serde_json::json!({"what": format!("load {}", t.table_ref(&e.name)), "bytes": e.bytes, "rows": e.rows}),
+        )
+        .collect();
+    let holds = if exists { dataset_holds(bq).await? } else { None };
+    match &holds {
+        Some(held) => {
+            for (query, bytes) in super::query::dry_run(bq, snapshot, options).await? {
+                rows.push(serde_json::json!({"what": format!("query sql/bigquery/{query}.sql"), "bytes": bytes, "rows": null}));
+            }
+            tracing::info!(
+                "query sizes are those of the tables the dataset holds now (snapshot {}{}); each query may bill \
+                 at most {} bytes (--maximum-bytes-billed)",
+                held.snapshot,
+                if held.complete { "" } else { ", unfinished push" },
+                t.maximum_bytes_billed
+            );
+        }
+        None => tracing::info!(
+            "dataset {} has no tables pushed by mrr yet: the queries' sizes are known after the first push",
+            t.describe()
+        ),
+    }
+    crate::output::write_rows(&mut std::io::stdout().lock(), &crate::output::to_maps(&rows)?, crate::cli::Format::Table)
+}
+
+/// Cancels the jobs that are not done yet; returns how many it cancelled.
+async fn cancel_unfinished(bq: &BigQuery, jobs: &[String]) -> usize {
+    let t = &bq.target;
+    let mut cancelled = 0;
+    for job_id in jobs {
+        let done = bq
+            .client
+            .job()
+            .get_job(&t.project, job_id, Some(&t.location))
+            .await
+            .ok()
+            .and_then(|j| j.status.and_then(|s| s.state))
+            .is_some_and(|s| s == "DONE");
+        if done {
+            continue;
+        }
+        match bq.client.job().cancel_job(&t.project, job_id, Some(&t.location)).await {
+            Ok(_) => cancelled += 1,
+            Err(e) => tracing::warn!("{:#}", api_error(t, &format!("cancelling job {job_id}"), e)),
+        }
+    }
+    cancelled
+}
+
+/// The loads and row counts of a push; `started` collects every job id it started.
+async fn load_all(
+    bq: &BigQuery,
+    snapshot: &Snapshot,
+    stage: Option<&str>,
+    started: &std::sync::Mutex<Vec<String>>,
+) -> anyhow::Result<PushRecord> {
+    let target = &bq.target;
     let staging = stage.map(|url| crate::object_storage::open(url, None)).transpose()?;
     if let Some(s) = &staging {
         if s.scheme != "gs" {
@@ -87,6 +251,7 @@ pub async fn push(bq: &BigQuery, snapshot: &Snapshot, stage: Option<&str>) -> an
             let job = load_job(bq, snapshot, &entry.name, &file)?;
             let job_id = job.job_reference.as_ref().and_then(|r| r.job_id.clone()).unwrap_or_default();
             ensure_table(bq, &entry.name, &job).await?;
+            started.lock().expect("not poisoned").push(job_id.clone());
             let inserted = match staging {
                 None => bq.insert_load_with_media(&job, &file, progress).await?,
                 Some(s) => {
@@ -137,7 +302,7 @@ pub async fn push(bq: &BigQuery, snapshot: &Snapshot, stage: Option<&str>) -> an
         ))
         .into());
     }
-    let record = PushRecord {
+    Ok(PushRecord {
         snapshot: snapshot.manifest.id.clone(),
         pushed_at: crate::calendar::format_rfc3339(crate::calendar::now()),
         project: target.project.clone(),
@@ -146,9 +311,7 @@ pub async fn push(bq: &BigQuery, snapshot: &Snapshot, stage: Option<&str>) -> an
         endpoint: target.endpoint.clone(),
         staged_at: staging.map(|s| s.url),
         tables,
-    };
-    crate::atomic_dir::write_json(&snapshot.dir.join(RECORD), &record)?;
-    Ok(record)
+    })
 }
 
 fn is_not_found(e: &BQError) -> bool {
@@ -158,7 +321,16 @@ fn is_not_found(e: &BQError) -> bool {
 async fn ensure_dataset(bq: &BigQuery) -> anyhow::Result<()> {
     let t = &bq.target;
     match bq.client.dataset().get(&t.project, &t.dataset).await {
-        Ok(_) => Ok(()),
+        // Jobs run in the dataset's location: a dataset elsewhere would fail every load, late.
+        Ok(found) => match found.location {
+            Some(location) if !location.eq_ignore_ascii_case(&t.location) => Err(Failure::BadInput(format!(
+                "dataset {}.{} is in {location}, not in --location {}: pass --location {location}, or another \
+                 --dataset",
+                t.project, t.dataset, t.location
+            ))
+            .into()),
+            _ => Ok(()),
+        },
         Err(e) if is_not_found(&e) => {
             let dataset = Dataset::new(&t.project, &t.dataset).location(&t.location);
             bq.client.dataset().create(dataset).await.map_err(|e| api_error(t, "creating the dataset", e))?;

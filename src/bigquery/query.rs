@@ -10,9 +10,10 @@ use arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use gcp_bigquery_client::model::connection_property::ConnectionProperty;
 use gcp_bigquery_client::model::data_format_options::DataFormatOptions;
 use gcp_bigquery_client::model::field_type::FieldType;
-use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
+use gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use gcp_bigquery_client::model::query_request::QueryRequest;
 use gcp_bigquery_client::model::table_row::TableRow;
 use gcp_bigquery_client::model::table_schema::TableSchema;
@@ -20,7 +21,7 @@ use serde_json::Value;
 
 use super::{api_error, reported_errors, BigQuery};
 use crate::engine::{results, Dialect, QueryParams, QUERIES};
-use crate::error::bad_input;
+use crate::error::{bad_input, Failure};
 use crate::metrics::MetricOptions;
 use crate::snapshot::Snapshot;
 
@@ -28,13 +29,15 @@ use crate::snapshot::Snapshot;
 const NUMERIC_SCALE: i8 = 9;
 const PAGE_ROWS: i32 = 10_000;
 
-/// Runs every query in BigQuery over the pushed snapshot, saves each result under
-/// `results/bigquery/`, and returns the rows of each, by query.
+/// Runs every query in BigQuery over the pushed snapshot (after checking the dataset holds
+/// it, completely pushed), saves each result under `results/bigquery/`, and returns the rows
+/// of each, by query.
 pub async fn report(
     bq: &BigQuery,
     snapshot: &Snapshot,
     options: MetricOptions,
 ) -> anyhow::Result<Vec<(&'static str, results::Rows)>> {
+    super::push::check_dataset_holds(bq, snapshot).await?;
     let params = QueryParams { as_of: snapshot.as_of()?, options };
     let mut out = Vec::new();
     for query in QUERIES {
@@ -51,15 +54,54 @@ pub async fn report(
     Ok(out)
 }
 
-/// Runs one Standard SQL statement and returns every row (`what` names it in errors).
-pub async fn run_sql(bq: &BigQuery, sql: &str, what: &str) -> anyhow::Result<RecordBatch> {
-    let t = &bq.target;
-    let failed = |message: String| bad_input(format!("{what} failed in BigQuery ({}): {message}", t.describe()));
+/// The request every statement is sent with.
+fn query_request(t: &super::Target, sql: &str) -> QueryRequest {
     let mut request = QueryRequest::new(sql);
     request.location = Some(t.location.clone());
     request.timeout_ms = Some(60_000);
     request.max_results = Some(PAGE_ROWS);
     request.format_options = Some(DataFormatOptions { use_int64_timestamp: Some(true) });
+    // Months are UTC months: every zone-dependent call names 'UTC', and the session's zone
+    // is UTC too, whatever `default_time_zone` the project or organisation sets.
+    request.connection_properties = Some(vec![ConnectionProperty { key: "time_zone".into(), value: "UTC".into() }]);
+    // A query that would bill more fails before it runs, rather than surprise the bill.
+    request.maximum_bytes_billed = Some(t.maximum_bytes_billed.to_string());
+    request
+}
+
+/// The bytes each query of the suite would scan (BigQuery's dry runs: free, nothing runs).
+pub async fn dry_run(
+    bq: &BigQuery,
+    snapshot: &Snapshot,
+    options: MetricOptions,
+) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    let t = &bq.target;
+    let params = QueryParams { as_of: snapshot.as_of()?, options };
+    let mut out = Vec::new();
+    for query in QUERIES {
+        let sql = crate::engine::render(Dialect::BigQuery, query, &params, &|name| t.table_ref(name))?;
+        let mut request = query_request(t, &sql);
+        request.dry_run = Some(true);
+        let what = format!("sql/bigquery/{query}.sql");
+        let answer = bq.client.job().query(&t.project, request).await.map_err(|e| match e {
+            gcp_bigquery_client::error::BQError::ResponseError { error } => {
+                bad_input(format!("{what} (dry run) failed in BigQuery ({}): {}", t.describe(), error.error.message))
+            }
+            other => api_error(t, &format!("dry-running {what}"), other),
+        })?;
+        if let Some(message) = reported_errors(answer.errors.as_deref().unwrap_or_default()) {
+            return Err(bad_input(format!("{what} (dry run) failed in BigQuery ({}): {message}", t.describe())));
+        }
+        out.push((query, answer.total_bytes_processed.and_then(|b| b.parse().ok()).unwrap_or(0)));
+    }
+    Ok(out)
+}
+
+/// Runs one Standard SQL statement and returns every row (`what` names it in errors).
+pub async fn run_sql(bq: &BigQuery, sql: &str, what: &str) -> anyhow::Result<RecordBatch> {
+    let t = &bq.target;
+    let failed = |message: String| bad_input(format!("{what} failed in BigQuery ({}): {message}", t.describe()));
+    let request = query_request(t, sql);
     let first = bq.client.job().query(&t.project, request).await.map_err(|e| match e {
         gcp_bigquery_client::error::BQError::ResponseError { error } => failed(error.error.message),
         other => api_error(t, &format!("running {what}"), other),
@@ -78,20 +120,10 @@ pub async fn run_sql(bq: &BigQuery, sql: &str, what: &str) -> anyhow::Result<Rec
     // Not finished within the request's timeout, or more pages: read on by job id.
     while !complete || token.is_some() {
         let job_id = job_id.as_deref().ok_or_else(|| failed("no job id to fetch results with".into()))?;
-        let params = GetQueryResultsParameters {
-            location: Some(t.location.clone()),
-            max_results: Some(PAGE_ROWS),
-            page_token: token.clone(),
-            timeout_ms: Some(60_000),
-            format_options: Some(DataFormatOptions { use_int64_timestamp: Some(true) }),
-            ..Default::default()
-        };
         let page = bq
-            .client
-            .job()
-            .get_query_results(&t.project, job_id, params)
+            .query_results_page(job_id, token.as_deref())
             .await
-            .map_err(|e| api_error(t, &format!("fetching the results of {what}"), e))?;
+            .map_err(|e| anyhow::anyhow!("BigQuery {}: fetching the results of {what}: {e:#}", t.describe()))?;
         if let Some(message) = reported_errors(page.errors.as_deref().unwrap_or_default()) {
             return Err(failed(message));
         }
@@ -110,6 +142,41 @@ pub async fn run_sql(bq: &BigQuery, sql: &str, what: &str) -> anyhow::Result<Rec
         }
     }
     decode(&schema, &rows).map_err(|e| failed(format!("{e:#}")))
+}
+
+impl BigQuery {
+    /// One page of a query job's results (`jobs.getQueryResults`), sent by hand: the crate
+    /// encodes its parameters with serde_urlencoded, which cannot encode the nested
+    /// `formatOptions`, so every result longer than one page failed. BigQuery's REST API takes
+    /// the nested field under its dotted name, `formatOptions.useInt64Timestamp`.
+    async fn query_results_page(
+        &self,
+        job_id: &str,
+        page_token: Option<&str>,
+    ) -> anyhow::Result<GetQueryResultsResponse> {
+        let t = &self.target;
+        let url = format!("{}/bigquery/v2/projects/{}/queries/{job_id}", self.root, t.project);
+        let mut query = vec![
+            ("location", t.location.clone()),
+            ("maxResults", PAGE_ROWS.to_string()),
+            ("timeoutMs", "60000".to_string()),
+            ("formatOptions.useInt64Timestamp", "true".to_string()),
+        ];
+        if let Some(token) = page_token {
+            query.push(("pageToken", token.to_string()));
+        }
+        let response = self.http.get(&url).query(&query).bearer_auth(self.token().await?).send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or(body);
+            return Err(Failure::BadInput(format!("HTTP {}: {message}", status.as_u16())).into());
+        }
+        serde_json::from_str(&body).map_err(|e| anyhow::anyhow!("an unexpected getQueryResults answer: {e}"))
+    }
 }
 
 /// REST rows (`f`/`v` cells, values as text) as one Arrow batch typed by the schema.
@@ -231,6 +298,104 @@ fn timestamp_micros(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Functions whose result depends on a time zone; BigQuery applies the project's or
+    /// organisation's `default_time_zone` when the call names none.
+    const ZONE_DEPENDENT: [&str; 10] = [
+        "TIMESTAMP_TRUNC",
+        "FORMAT_TIMESTAMP",
+        "PARSE_TIMESTAMP",
+        "DATE",
+        "TIMESTAMP",
+        "DATETIME",
+        "TIME",
+        "STRING",
+        "CURRENT_DATE",
+        "CURRENT_DATETIME",
+    ];
+
+    /// Every zone-dependent call of a SQL text whose last argument is not `'UTC'`, and every
+    /// `CAST(... AS DATE)`, as text; comments are ignored.
+    fn calls_without_utc(sql: &str) -> (usize, Vec<String>) {
+        let code: String = sql.lines().map(|l| l.split("--").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
+        let upper = code.to_uppercase();
+        let bytes = upper.as_bytes();
+        let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let (mut calls, mut bad) = (0, Vec::new());
+        for name in ZONE_DEPENDENT {
+            let mut from = 0;
+            while let Some(at) = upper[from..].find(&format!("{name}(")).map(|i| i + from) {
+                from = at + name.len();
+                if at > 0 && (ident(bytes[at - 1]) || bytes[at - 1] == b'.') {
+                    continue; // part of a longer name
+                }
+                let open = at + name.len();
+                let (mut depth, mut close) = (0, open);
+                for (i, b) in bytes.iter().enumerate().skip(open) {
+                    match b {
+                        b'(' => depth += 1,
+                        b')' => depth -= 1,
+                        _ => {}
+                    }
+                    if depth == 0 {
+                        close = i;
+                        break;
+                    }
+                }
+                let args = &code[open + 1..close];
+                let (mut depth, mut last) = (0, 0);
+                for (i, b) in args.bytes().enumerate() {
+                    match b {
+                        b'(' => depth += 1,
+                        b')' => depth -= 1,
+                        b',' if depth == 0 => last = i + 1,
+                        _ => {}
+                    }
+                }
+                calls += 1;
+                if args[last..].trim() != "'UTC'" {
+                    bad.push(code[at..=close].to_string());
+                }
+            }
+        }
+        if upper.contains("AS DATE)") {
+            bad.push("CAST(... AS DATE)".into());
+        }
+        (calls, bad)
+    }
+
+    #[test]
+    fn every_time_zone_dependent_call_of_the_rendered_bigquery_sql_names_utc() {
+        let params = QueryParams { as_of: 1_800_000_000, options: MetricOptions::default() };
+        let mut total = 0;
+        for query in QUERIES {
+            let sql = crate::engine::render(Dialect::BigQuery, query, &params, &|t| format!("`p.d.{t}`")).unwrap();
+            let (calls, bad) = calls_without_utc(&sql);
+            assert!(bad.is_empty(), "sql/bigquery/{query}.sql leaves the zone to the project: {bad:?}");
+            total += calls;
+        }
+        assert!(total >= 12, "the check saw the queries' {total} zone-dependent calls");
+        // The check itself catches what it must.
+        let (_, bad) = calls_without_utc("SELECT DATE(ts), TIMESTAMP_TRUNC(t, MONTH), DATE_TRUNC(d, MONTH) -- DATE(x)");
+        assert_eq!(bad, ["TIMESTAMP_TRUNC(t, MONTH)", "DATE(ts)"]);
+        assert_eq!(calls_without_utc("SELECT FORMAT_TIMESTAMP('%Y', DATE(t, 'UTC'), 'UTC')").1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_statement_is_sent_in_utc_under_the_byte_limit() {
+        let t = super::super::Target {
+            project: "p".into(),
+            dataset: "d".into(),
+            location: "EU".into(),
+            endpoint: None,
+            maximum_bytes_billed: 123_456,
+        };
+        let r = query_request(&t, "SELECT 1");
+        assert_eq!(r.maximum_bytes_billed.as_deref(), Some("123456"));
+        assert_eq!(r.location.as_deref(), Some("EU"));
+        let props = r.connection_properties.unwrap();
+        assert_eq!((props[0].key.as_str(), props[0].value.as_str()), ("time_zone", "UTC"));
+    }
 
     #[test]
     fn decimals_parse_exactly() {

@@ -1,14 +1,21 @@
 //! `mrr pull`: a Stripe account, pulled completely and quickly into an immutable
 //! Parquet snapshot.
 //!
-//! Each object type is cut into `created` ranges that are paged in parallel under one
-//! global request-rate governor; 429s, 5xx, timeouts and dropped connections are
-//! retried with jittered exponential backoff. Every page is appended to a per-slice
-//! staging file and checkpointed, so a killed pull resumes (`--resume`) exactly where it
-//! stopped and yields the same tables as an uninterrupted one. The snapshot appears by
-//! atomic rename only when complete. The API key is never written anywhere.
+//! Completely means what Stripe's plain lists leave out too (`plan`): customers and
+//! subscriptions on test clocks, archived prices, inline prices (embedded in items, or
+//! retrieved by id when only an invoice line names them), items beyond the first page a
+//! subscription embeds, lines beyond the first page an invoice embeds. Each list is cut into
+//! `created` ranges paged in parallel under one request-rate governor; transient errors are
+//! retried (`fetcher`). Every page is appended to a per-slice staging file and checkpointed,
+//! so a killed pull resumes (`--resume`) exactly where it stopped and yields the same tables.
+//! The snapshot appears by atomic rename only when complete. The API key is never written
+//! anywhere. What a restricted key could not read (events, test clocks) is a warning in the
+//! log and in the manifest; anything the metrics need is an error.
 
-use std::collections::HashSet;
+mod fetcher;
+mod plan;
+
+use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,29 +23,32 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use stripe::{Client, StripeError};
-use stripe_types::RangeQueryTs;
 use tokio::sync::Mutex;
 
 use crate::calendar::{format_rfc3339, DAY};
 use crate::error::bad_input;
-use crate::snapshot::extract;
-use crate::snapshot::schema::{self, Row};
+use crate::snapshot::schema::{self, Cell, Row};
 use crate::snapshot::writer::{new_id, TableWriters};
 use crate::snapshot::{self as snap, Manifest, Snapshot};
+pub use fetcher::Forbidden;
+use fetcher::{Fetcher, Governor, PAGE};
+pub use plan::ObjectKind;
+use plan::SliceState;
 
-/// Stripe's page size ceiling.
-const PAGE: i64 = 100;
 /// Folder (inside `snapshots/`) of a pull that has not finished.
 pub const IN_PROGRESS: &str = ".pull-in-progress";
-/// Before Stripe existed: the floor of the search for an account's oldest object.
-const STRIPE_EPOCH: i64 = 1_262_304_000; // 2010-01-01
+/// Stripe keeps events for 30 days: a pull never asks for older ones.
+pub const EVENT_RETENTION_DAYS: i64 = 30;
+/// Prices that invoice lines name but no list returned, retrieved one by one.
+const REFERENCED_PRICES: &str = "prices-referenced.jsonl";
 
 /// Settings of one pull.
 #[derive(Clone)]
 pub struct PullOptions {
     pub api_key: String,
     pub api_base: String,
+    /// A connected account to pull through the platform's key (`Stripe-Account`).
+    pub connected_account: Option<String>,
     pub data_dir: PathBuf,
     /// Requests per second across all workers (default from the key's mode).
     pub max_rps: Option<f64>,
@@ -48,7 +58,7 @@ pub struct PullOptions {
     pub resume: bool,
     /// The instant the data describes (default: when the pull starts).
     pub as_of: Option<i64>,
-    /// Pull events created from here on (default: 30 days before `as_of`).
+    /// Pull events created from here on (default, and earliest: 30 days before `as_of`).
     pub events_since: Option<i64>,
 }
 
@@ -57,71 +67,8 @@ impl std::fmt::Debug for PullOptions {
         f.debug_struct("PullOptions")
             .field("api_key", &"<redacted>")
             .field("api_base", &self.api_base)
+            .field("connected_account", &self.connected_account)
             .finish_non_exhaustive()
-    }
-}
-
-/// The Stripe object lists a pull walks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectKind {
-    Customers,
-    Products,
-    Prices,
-    Coupons,
-    Subscriptions,
-    Invoices,
-    Events,
-    TestClocks,
-}
-
-impl ObjectKind {
-    const ALL: [ObjectKind; 8] = [
-        ObjectKind::Customers,
-        ObjectKind::Products,
-        ObjectKind::Prices,
-        ObjectKind::Coupons,
-        ObjectKind::Subscriptions,
-        ObjectKind::Invoices,
-        ObjectKind::Events,
-        ObjectKind::TestClocks,
-    ];
-    fn name(self) -> &'static str {
-        match self {
-            ObjectKind::Customers => "customers",
-            ObjectKind::Products => "products",
-            ObjectKind::Prices => "prices",
-            ObjectKind::Coupons => "coupons",
-            ObjectKind::Subscriptions => "subscriptions",
-            ObjectKind::Invoices => "invoices",
-            ObjectKind::Events => "events",
-            ObjectKind::TestClocks => "test_clocks",
-        }
-    }
-    /// Test clocks cannot be filtered by `created`, so they are one slice.
-    fn sliceable(self) -> bool {
-        self != ObjectKind::TestClocks
-    }
-}
-
-/// One `created` range of one object type, and how far it got.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct SliceState {
-    kind: ObjectKind,
-    index: usize,
-    gte: Option<i64>,
-    lt: Option<i64>,
-    /// Id of the last object staged (the next page starts after it).
-    after: Option<String>,
-    /// Bytes of the staging file covered by this checkpoint.
-    bytes: u64,
-    objects: u64,
-    done: bool,
-}
-
-impl SliceState {
-    fn staging(&self, dir: &Path) -> PathBuf {
-        dir.join("staging").join(format!("{}-{:03}.jsonl", self.kind.name(), self.index))
     }
 }
 
@@ -129,6 +76,8 @@ impl SliceState {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Checkpoint {
     api_base: String,
+    #[serde(default)]
+    connected_account: Option<String>,
     /// The account's id, when the key may read it (`GET /v1/account`).
     #[serde(default)]
     account_id: Option<String>,
@@ -136,6 +85,9 @@ struct Checkpoint {
     as_of: i64,
     events_since: i64,
     slices: Vec<SliceState>,
+    /// What the key could not read (optional objects only).
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 /// What a finished pull produced.
@@ -149,23 +101,54 @@ pub struct PullSummary {
     pub request_secs: f64,
 }
 
+/// Whether a key is a live-mode key (secret or restricted).
+pub fn is_live_key(key: &str) -> bool {
+    key.starts_with("sk_live_") || key.starts_with("rk_live_")
+}
+
+/// The first instant events are pulled from: the requested one, never before Stripe's
+/// retention window counted back from `as_of`; and the warning when it had to move.
+pub fn events_start(requested: Option<i64>, as_of: i64) -> (i64, Option<String>) {
+    let earliest = as_of - EVENT_RETENTION_DAYS * DAY;
+    match requested {
+        Some(t) if t < earliest => (
+            earliest,
+            Some(format!(
+                "--events-since {} is more than {EVENT_RETENTION_DAYS} days before {}: Stripe keeps events for \
+                 {EVENT_RETENTION_DAYS} days, so events are pulled from {}",
+                format_rfc3339(t),
+                format_rfc3339(as_of),
+                format_rfc3339(earliest)
+            )),
+        ),
+        Some(t) => (t, None),
+        None => (earliest, None),
+    }
+}
+
 /// Runs a pull and returns the new snapshot.
 pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
     if opts.api_key.trim().is_empty() {
         return Err(bad_input("no Stripe API key: pass --api-key or set STRIPE_API_KEY"));
     }
-    let live = opts.api_key.starts_with("sk_live_") || opts.api_key.starts_with("rk_live_");
+    let live = is_live_key(&opts.api_key);
     let rps = opts.max_rps.unwrap_or(if live { 100.0 } else { 25.0 });
     if rps <= 0.0 || !rps.is_finite() {
         return Err(bad_input("--max-rps must be a positive number"));
     }
+    if let Some(acct) = &opts.connected_account {
+        if !acct.starts_with("acct_") || acct.len() <= "acct_".len() {
+            return Err(bad_input(format!("--account {acct}: a connected account id starts with acct_")));
+        }
+    }
     let base = opts.api_base.trim_end_matches('/').to_string();
     crate::install_crypto_provider();
-    let client = stripe::ClientBuilder::new(opts.api_key.clone())
-        .url(format!("{base}/"))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| bad_input(format!("--api-base {base}: {e}")))?;
+    let mut builder =
+        stripe::ClientBuilder::new(opts.api_key.clone()).url(format!("{base}/")).timeout(Duration::from_secs(30));
+    if let Some(acct) = &opts.connected_account {
+        builder = builder.account_id(acct.as_str().into());
+    }
+    let client = builder.build().map_err(|e| bad_input(format!("--api-base {base}: {e}")))?;
     let root = snap::snapshots_dir(&opts.data_dir);
     let work = root.join(IN_PROGRESS);
     let fetcher = Fetcher {
@@ -188,6 +171,13 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
         if cp.api_base != base {
             return Err(bad_input(format!("the interrupted pull was from {}, not --api-base {base}", cp.api_base)));
         }
+        if cp.connected_account != opts.connected_account {
+            return Err(bad_input(format!(
+                "the interrupted pull was of account {}, not --account {}",
+                cp.connected_account.as_deref().unwrap_or("(the key's own)"),
+                opts.connected_account.as_deref().unwrap_or("(the key's own)")
+            )));
+        }
         tracing::info!("resuming the pull started at {}", format_rfc3339(cp.started_at));
         cp
     } else {
@@ -196,14 +186,28 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
         }
         let started_at = crate::calendar::now();
         let as_of = opts.as_of.unwrap_or(started_at);
-        let events_since = opts.events_since.unwrap_or(as_of - 30 * DAY);
+        let (events_since, moved) = events_start(opts.events_since, as_of);
         let planning = std::time::Instant::now();
         let account_id = account_id(&fetcher).await;
-        let slices = plan(&fetcher, opts.slices_per_type.max(1), events_since).await?;
+        let plan = plan::plan(&fetcher, opts.slices_per_type.max(1), events_since, live).await?;
         request_secs += planning.elapsed().as_secs_f64();
-        tracing::info!("planned {} slices in {:.2?}", slices.len(), planning.elapsed());
+        tracing::info!("planned {} slices in {:.2?}", plan.slices.len(), planning.elapsed());
+        let mut warnings = plan.warnings;
+        if let Some(moved) = moved {
+            tracing::warn!("{moved}");
+            warnings.push(moved);
+        }
         std::fs::create_dir_all(work.join("staging")).with_context(|| format!("creating {}", work.display()))?;
-        let cp = Checkpoint { api_base: base.clone(), account_id, started_at, as_of, events_since, slices };
+        let cp = Checkpoint {
+            api_base: base.clone(),
+            connected_account: opts.connected_account.clone(),
+            account_id,
+            started_at,
+            as_of,
+            events_since,
+            slices: plan.slices,
+            warnings,
+        };
         save_checkpoint(&work, &cp)?;
         cp
     };
@@ -211,11 +215,12 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
     let fetching = std::time::Instant::now();
     let before = fetcher.stats.lock().await.0;
     fetch_all(&fetcher, &work, checkpoint.clone(), opts.concurrency.max(1)).await?;
+    let checkpoint: Checkpoint = serde_json::from_slice(&std::fs::read(work.join("checkpoint.json"))?)?;
+    fetch_referenced_prices(&fetcher, &work, &checkpoint).await?;
     let (requests, secs) = (fetcher.stats.lock().await.0 - before, fetching.elapsed().as_secs_f64());
     request_secs += secs;
     tracing::info!("fetched in {secs:.2} s: {requests} requests, {:.1} req/s (ceiling {rps})", requests as f64 / secs);
     let writing = std::time::Instant::now();
-    let checkpoint: Checkpoint = serde_json::from_slice(&std::fs::read(work.join("checkpoint.json"))?)?;
     let snapshot = finalize(&opts.data_dir, &work, &checkpoint, live)?;
     tracing::info!("wrote the Parquet tables in {:.2?}", writing.elapsed());
     let stats = fetcher.stats.lock().await;
@@ -226,57 +231,6 @@ fn save_checkpoint(work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
     let tmp = work.join("checkpoint.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)?;
     std::fs::rename(&tmp, work.join("checkpoint.json")).context("saving the pull checkpoint")
-}
-
-/// Cuts each object type into `created` ranges: a probe page tells small types apart
-/// (one slice), a binary search finds the oldest object of large ones. Types are planned
-/// concurrently, so the searches overlap under the governor.
-async fn plan(f: &Fetcher, per_type: usize, events_since: i64) -> anyhow::Result<Vec<SliceState>> {
-    let plans = ObjectKind::ALL.map(|kind| plan_kind(f, kind, per_type, events_since));
-    let ranges = futures_util::future::try_join_all(plans).await?;
-    let mut slices = Vec::new();
-    for (kind, ranges) in ObjectKind::ALL.into_iter().zip(ranges) {
-        for (index, (gte, lt)) in ranges.into_iter().enumerate() {
-            slices.push(SliceState { kind, index, gte, lt, after: None, bytes: 0, objects: 0, done: false });
-        }
-    }
-    Ok(slices)
-}
-
-/// The `created` ranges of one object type: [gte, lt) pairs, oldest first.
-async fn plan_kind(
-    f: &Fetcher,
-    kind: ObjectKind,
-    per_type: usize,
-    events_since: i64,
-) -> anyhow::Result<Vec<(Option<i64>, Option<i64>)>> {
-    let floor = if kind == ObjectKind::Events { events_since } else { STRIPE_EPOCH };
-    if !kind.sliceable() {
-        return Ok(vec![(None, None)]);
-    }
-    let probe = f.page(kind, Some(floor), None, None, PAGE).await?;
-    if per_type == 1 || !probe.has_more {
-        return Ok(vec![(Some(floor), None)]);
-    }
-    let newest = probe.newest_created.expect("a page with more has objects");
-    // Smallest t with an object created in [floor, t].
-    let (mut lo, mut hi) = (floor, newest);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if f.page(kind, Some(floor), Some(mid + 1), None, 1).await?.count > 0 {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    let (start, end, n) = (lo, newest + 1, per_type as i64);
-    Ok((0..n)
-        .map(|i| {
-            let gte = if i == 0 { floor } else { start + (end - start) * i / n };
-            let lt = if i == n - 1 { None } else { Some(start + (end - start) * (i + 1) / n) };
-            (Some(gte), lt)
-        })
-        .collect())
 }
 
 /// Pages every unfinished slice, `concurrency` at a time.
@@ -320,12 +274,13 @@ async fn fetch_slice(
     // Anything written after the last checkpoint is dropped and fetched again.
     file.set_len(state.bytes)?;
     while !state.done {
-        let page = f.page(state.kind, state.gte, state.lt, state.after.as_deref(), PAGE).await?;
+        let page = f.page(state.kind, &state.scope, (state.gte, state.lt), state.after.as_deref(), PAGE).await?;
         let mut rows = page.rows;
-        if state.kind == ObjectKind::Invoices {
-            for (invoice, last_line, seen) in &page.invoices_with_more_lines {
-                rows.extend(f.remaining_lines(invoice, last_line, *seen).await?);
-            }
+        for (invoice, last_line, seen) in &page.invoices_with_more_lines {
+            rows.extend(f.remaining_lines(invoice, last_line, *seen).await?);
+        }
+        for (subscription, last_item, _) in &page.subscriptions_with_more_items {
+            rows.extend(f.remaining_items(subscription, last_item).await?);
         }
         let mut buf = Vec::new();
         for r in &rows {
@@ -346,15 +301,92 @@ async fn fetch_slice(
     Ok(())
 }
 
-/// One page, flattened.
-struct Page {
-    rows: Vec<Row>,
-    count: usize,
-    last_id: Option<String>,
-    newest_created: Option<i64>,
-    has_more: bool,
-    /// Invoices whose embedded lines stop before the end: (id, last line id, lines seen).
-    invoices_with_more_lines: Vec<(String, String, usize)>,
+/// The id (first cell) of a staged row.
+fn row_id(row: &Row) -> Option<&str> {
+    match row.cells.first() {
+        Some(Cell::Str(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Every staged row of a finished pull, in the order the tables are written: newest range
+/// first within each list (each slice is newest-first too, so every table comes out in
+/// Stripe's own newest-first order whatever the slicing), then the prices retrieved by id.
+fn staged_files(work: &Path, cp: &Checkpoint) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ObjectKind::ALL
+        .iter()
+        .flat_map(|k| cp.slices.iter().filter(move |s| s.kind == *k).rev())
+        .map(|s| s.staging(work))
+        .collect();
+    let referenced = work.join("staging").join(REFERENCED_PRICES);
+    if referenced.exists() {
+        files.push(referenced);
+    }
+    files
+}
+
+fn for_each_staged_row(
+    work: &Path,
+    cp: &Checkpoint,
+    mut each: impl FnMut(Row) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for path in staged_files(work, cp) {
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        for line in BufReader::new(file).lines() {
+            each(serde_json::from_str(&line?).with_context(|| format!("reading {}", path.display()))?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Retrieves, by id, every price an invoice line names that no list and no subscription item
+/// returned (the inline price of an item that has since changed). Recomputed on every run, so
+/// a resumed pull repeats only this step's few requests. A price Stripe cannot find is an
+/// error naming it and the line: an item is never valued at 0 for want of its price.
+async fn fetch_referenced_prices(f: &Fetcher, work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
+    let target = work.join("staging").join(REFERENCED_PRICES);
+    if target.exists() {
+        std::fs::remove_file(&target)?;
+    }
+    let mut have = HashSet::new();
+    let mut named: BTreeSet<(String, String)> = BTreeSet::new(); // (price, first line naming it)
+    for_each_staged_row(work, cp, |row| {
+        let price_column = match row.table.as_str() {
+            "prices" => {
+                have.extend(row_id(&row).map(str::to_string));
+                return Ok(());
+            }
+            "invoice_lines" => 7,
+            _ => return Ok(()),
+        };
+        if let (Some(Cell::Str(price)), Some(line)) = (row.cells.get(price_column), row_id(&row)) {
+            named.insert((price.clone(), line.to_string()));
+        }
+        Ok(())
+    })?;
+    let mut missing: Vec<(String, String)> = Vec::new();
+    for (price, line) in named {
+        if !have.contains(&price) && missing.last().is_none_or(|(p, _)| *p != price) {
+            missing.push((price, line));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    tracing::info!("retrieving {} prices that invoice lines name but no list returned", missing.len());
+    let mut buf = Vec::new();
+    for (price, line) in &missing {
+        let rows = f.price(price).await.with_context(|| {
+            format!("price {price} (named by invoice line {line}) cannot be obtained, so its items cannot be valued")
+        })?;
+        for r in &rows {
+            serde_json::to_writer(&mut buf, r)?;
+            buf.push(b'\n');
+        }
+    }
+    let tmp = target.with_extension("tmp");
+    std::fs::write(&tmp, buf)?;
+    std::fs::rename(&tmp, &target).with_context(|| format!("saving {}", target.display()))
 }
 
 /// The id of the account the key belongs to, for the manifest. Restricted keys may not read
@@ -379,192 +411,10 @@ async fn account_id(fetcher: &Fetcher) -> Option<String> {
     }
 }
 
-/// Requests with retries under the global governor.
-struct Fetcher {
-    client: Client,
-    governor: Governor,
-    max_attempts: u32,
-    /// (requests sent, retries)
-    stats: Mutex<(u64, u64)>,
-}
-
-impl Fetcher {
-    /// Runs a request with retries: 429, 5xx, timeouts and connection failures back off
-    /// and try again; anything else is a clear, immediate error.
-    async fn call<T, Fut>(&self, what: &str, request: impl Fn() -> Fut) -> anyhow::Result<T>
-    where
-        Fut: std::future::Future<Output = Result<T, StripeError>>,
-    {
-        let mut last = String::new();
-        for attempt in 1..=self.max_attempts {
-            self.governor.acquire().await;
-            self.stats.lock().await.0 += 1;
-            let error = match request().await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            match &error {
-                StripeError::Stripe(_, 401) => {
-                    return Err(bad_input("Stripe rejected the API key (401): check --api-key / STRIPE_API_KEY"))
-                }
-                StripeError::Stripe(err, status) if *status != 429 && *status < 500 => {
-                    let message = err.message.clone().unwrap_or_default();
-                    return Err(bad_input(format!("{what}: Stripe answered {status}: {message}")));
-                }
-                StripeError::JSONDeserialize(e) => anyhow::bail!("{what}: unexpected response shape: {e}"),
-                StripeError::ConfigError(e) => return Err(bad_input(format!("--api-base: {e}"))),
-                StripeError::Stripe(_, status) => last = format!("HTTP {status}"),
-                StripeError::ClientError(e) => last = e.clone(),
-                StripeError::Timeout => last = "timed out".into(),
-            }
-            if attempt < self.max_attempts {
-                self.stats.lock().await.1 += 1;
-                let rate_limited = matches!(error, StripeError::Stripe(_, 429));
-                let backoff = backoff(attempt, rate_limited);
-                tracing::debug!("{what}: {last}; retry {attempt} in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-            }
-        }
-        anyhow::bail!("{what}: giving up after {} attempts (last error: {last})", self.max_attempts)
-    }
-
-    async fn page(
-        &self,
-        kind: ObjectKind,
-        gte: Option<i64>,
-        lt: Option<i64>,
-        after: Option<&str>,
-        limit: i64,
-    ) -> anyhow::Result<Page> {
-        use stripe_billing::invoice::ListInvoice;
-        use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
-        use stripe_billing::test_helpers_test_clock::ListTestHelpersTestClock;
-        use stripe_core::customer::ListCustomer;
-        use stripe_core::event::ListEvent;
-        use stripe_product::coupon::ListCoupon;
-        use stripe_product::price::ListPrice;
-        use stripe_product::product::ListProduct;
-        let range = RangeQueryTs::Bounds(stripe_types::RangeBoundsTs { gte, lt, ..Default::default() });
-        let what = format!("listing {}", kind.name());
-        let c = &self.client;
-        // One page of a typed list request, after the cursor.
-        macro_rules! fetch {
-            ($req:expr) => {
-                self.call(&what, || {
-                    let mut r = $req.limit(limit);
-                    if let Some(a) = after {
-                        r = r.starting_after(a);
-                    }
-                    async move { r.send(c).await }
-                })
-                .await?
-            };
-        }
-        // The page flattened: (objects, has_more, newest created, last id, rows).
-        macro_rules! list {
-            ($req:expr, $extract:expr) => {{
-                let list = fetch!($req);
-                let rows: Vec<Row> = list.data.iter().flat_map($extract).collect();
-                (
-                    list.data.len(),
-                    list.has_more,
-                    list.data.first().map(|o| o.created),
-                    list.data.last().map(|o| o.id.to_string()),
-                    rows,
-                )
-            }};
-        }
-        let mut more_lines = Vec::new();
-        let (count, has_more, newest_created, last_id, rows) = match kind {
-            ObjectKind::Customers => list!(ListCustomer::new().created(range), extract::customer),
-            ObjectKind::Products => list!(ListProduct::new().created(range), extract::product),
-            ObjectKind::Prices => list!(ListPrice::new().created(range), extract::price),
-            ObjectKind::Coupons => list!(ListCoupon::new().created(range), extract::coupon),
-            ObjectKind::Subscriptions => list!(
-                ListSubscription::new()
-                    .created(range)
-                    .status(ListSubscriptionStatus::All)
-                    .expand(vec!["data.discounts".to_string(), "data.items.data.price".to_string()]),
-                extract::subscription
-            ),
-            ObjectKind::Invoices => {
-                let list = fetch!(ListInvoice::new().created(range).expand(vec!["data.discounts".to_string()]));
-                let mut rows = Vec::new();
-                for inv in &list.data {
-                    let id = inv.id.as_ref().map(|i| i.to_string()).context("an invoice without an id")?;
-                    rows.extend(extract::invoice(inv));
-                    rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| extract::invoice_line(&id, n, l)));
-                    if let (true, Some(last)) = (inv.lines.has_more, inv.lines.data.last()) {
-                        more_lines.push((id, last.id.to_string(), inv.lines.data.len()));
-                    }
-                }
-                let last = list.data.last().and_then(|o| o.id.as_ref()).map(|i| i.to_string());
-                (list.data.len(), list.has_more, list.data.first().map(|o| o.created), last, rows)
-            }
-            ObjectKind::Events => list!(ListEvent::new().created(range), extract::event),
-            ObjectKind::TestClocks => list!(ListTestHelpersTestClock::new(), extract::test_clock),
-        };
-        Ok(Page { rows, count, last_id, newest_created, has_more, invoices_with_more_lines: more_lines })
-    }
-
-    /// Lines of an invoice beyond those it embeds.
-    async fn remaining_lines(&self, invoice: &str, last_line: &str, seen: usize) -> anyhow::Result<Vec<Row>> {
-        use stripe_billing::invoice_line_item::ListInvoiceInvoiceLineItem;
-        let (mut rows, mut after, mut index) = (Vec::new(), last_line.to_string(), seen);
-        let what = format!("listing the lines of invoice {invoice}");
-        loop {
-            let page = self
-                .call(&what, || {
-                    let r = ListInvoiceInvoiceLineItem::new(invoice).limit(PAGE).starting_after(after.clone());
-                    async move { r.send(&self.client).await }
-                })
-                .await?;
-            for line in &page.data {
-                rows.push(extract::invoice_line(invoice, index, line));
-                index += 1;
-            }
-            match page.data.last() {
-                Some(last) if page.has_more => after = last.id.to_string(),
-                _ => return Ok(rows),
-            }
-        }
-    }
-}
-
-/// Backoff before retry `attempt` (1-based): exponential, capped, with jitter so parallel
-/// workers do not retry in lockstep. Rate limits start higher.
-fn backoff(attempt: u32, rate_limited: bool) -> Duration {
-    // The governor already spaces requests: a 429 needs only a short pause, errors a longer one.
-    let base_ms: u64 = if rate_limited { 100 } else { 250 };
-    let cap = base_ms.saturating_mul(1 << (attempt - 1).min(5)).min(8_000);
-    let jitter = crate::simulate::rng::Rng::for_stream(
-        crate::calendar::now() as u64,
-        std::process::id() as u64 ^ attempt as u64,
-    )
-    .below(cap / 2 + 1);
-    Duration::from_millis(cap / 2 + jitter)
-}
-
-/// One global request-rate ceiling shared by every worker: requests are spaced evenly.
-struct Governor {
-    interval: Duration,
-    next: Mutex<tokio::time::Instant>,
-}
-
-impl Governor {
-    fn new(rps: f64) -> Self {
-        Governor { interval: Duration::from_secs_f64(1.0 / rps), next: Mutex::new(tokio::time::Instant::now()) }
-    }
-    async fn acquire(&self) {
-        let slot = {
-            let mut next = self.next.lock().await;
-            let slot = (*next).max(tokio::time::Instant::now());
-            *next = slot + self.interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-    }
-}
+/// Tables whose rows can arrive more than once (a price from its list and embedded in an
+/// item, a discount on a subscription and its invoices, an object on two overlapping lists):
+/// the first copy is kept.
+const DEDUPLICATED: [&str; 5] = ["prices", "discounts", "customers", "subscriptions", "subscription_items"];
 
 /// Writes the staged rows as Parquet tables, in plan order, into a new snapshot.
 fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow::Result<Snapshot> {
@@ -577,25 +427,16 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
     }
     std::fs::create_dir_all(&out)?;
     let mut writers = TableWriters::create(&out)?;
-    let mut seen_discounts = HashSet::new();
-    // Newest range first: each slice is newest-first too, so every table comes out in Stripe's
-    // own newest-first order whatever the slicing (and so byte-identical across pulls).
-    let ordered = ObjectKind::ALL.iter().flat_map(|k| cp.slices.iter().filter(move |s| s.kind == *k).rev());
-    for slice in ordered {
-        let path = slice.staging(work);
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let reader = BufReader::new(file);
-        for line in reader.lines() {
-            let row: Row = serde_json::from_str(&line?)?;
-            if row.table == "discounts" {
-                let Some(schema::Cell::Str(id)) = row.cells.first() else { continue };
-                if !seen_discounts.insert(id.clone()) {
-                    continue;
-                }
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    for_each_staged_row(work, cp, |row| {
+        if DEDUPLICATED.contains(&row.table.as_str()) {
+            let Some(id) = row_id(&row) else { return Ok(()) };
+            if !seen.insert((row.table.clone(), id.to_string())) {
+                return Ok(());
             }
-            writers.push(row)?;
         }
-    }
+        writers.push(row)
+    })?;
     let tables = writers.finish()?;
     let manifest = Manifest {
         id: id.clone(),
@@ -612,11 +453,33 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
         events_since: format_rfc3339(cp.events_since),
         tables,
         derived_from: None,
+        warnings: cp.warnings.clone(),
     };
-    crate::simulate::write_json(&out.join(snap::MANIFEST), &manifest)?;
+    crate::atomic_dir::write_json(&out.join(snap::MANIFEST), &manifest)?;
     let target = root.join(&id);
     std::fs::rename(&out, &target).with_context(|| format!("moving the snapshot into {}", target.display()))?;
     snap::set_latest(data_dir, &id)?;
     std::fs::remove_dir_all(work).with_context(|| format!("removing {}", work.display()))?;
     Snapshot::open(&target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_never_asked_for_beyond_stripes_retention() {
+        let as_of = 1_800_000_000;
+        assert_eq!(events_start(None, as_of), (as_of - 30 * DAY, None));
+        assert_eq!(events_start(Some(as_of - DAY), as_of), (as_of - DAY, None));
+        let (start, warning) = events_start(Some(as_of - 90 * DAY), as_of);
+        assert_eq!(start, as_of - 30 * DAY, "clamped to the retention window");
+        assert!(warning.unwrap().contains("Stripe keeps events for 30 days"));
+    }
+
+    #[test]
+    fn live_keys_are_told_apart() {
+        assert!(is_live_key("sk_live_x") && is_live_key("rk_live_x"));
+        assert!(!is_live_key("sk_test_x") && !is_live_key("rk_test_x"));
+    }
 }

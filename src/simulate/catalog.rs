@@ -29,6 +29,24 @@ pub struct Price {
     pub interval_count: u32,
     pub usage: Usage,
     pub created: i64,
+    /// False for an archived price (a legacy plan): Stripe's plain price list leaves it out.
+    pub active: bool,
+    /// `transform_quantity`: bill `quantity / divide_by`, rounded up (`true`) or down.
+    pub transform: Option<(u32, bool)>,
+}
+
+impl Price {
+    /// What one interval of `quantity` units bills, minor units: Stripe's rule for
+    /// `transform_quantity` ("Divide the quantity by this number", then round `up` or `down`)
+    /// before the unit amount applies.
+    pub fn billed(&self, quantity: u32) -> i64 {
+        let units = match self.transform {
+            Some((divide_by, true)) => quantity.div_ceil(divide_by),
+            Some((divide_by, false)) => quantity / divide_by,
+            None => quantity,
+        };
+        self.unit_amount * units as i64
+    }
 }
 
 /// How long a coupon keeps applying.
@@ -88,6 +106,10 @@ pub mod price {
     pub const STARTER_GBP: usize = 14;
     pub const PRO_GBP: usize = 15;
     pub const FREE_MONTHLY: usize = 16;
+    /// Pro's 2024 price, archived (`active: false`) when the current one replaced it.
+    pub const PRO_LEGACY: usize = 17;
+    /// Seats sold in packs of 4 ($10 a pack): `transform_quantity` divide_by 4, round up.
+    pub const SEAT_PACK: usize = 18;
 }
 
 impl Catalog {
@@ -104,6 +126,8 @@ impl Catalog {
         let mut add = |product: usize, nickname, currency, unit_amount, interval, interval_count, usage| {
             let n = prices.len() as u64;
             prices.push(Price {
+                active: true,
+                transform: None,
                 id: stripe_id("price", seed, 11, n),
                 product,
                 nickname,
@@ -134,6 +158,10 @@ impl Catalog {
         add(0, "Starter monthly GBP", "gbp", 2300, Interval::Month, 1, Usage::Licensed);
         add(1, "Pro monthly GBP", "gbp", 6500, Interval::Month, 1, Usage::Licensed);
         add(6, "Free monthly", "usd", 0, Interval::Month, 1, Usage::Licensed);
+        add(1, "Pro monthly (2024, archived)", "usd", 6900, Interval::Month, 1, Usage::Licensed);
+        add(4, "Seats (packs of 4)", "usd", 1000, Interval::Month, 1, Usage::Licensed);
+        prices[price::PRO_LEGACY].active = false;
+        prices[price::SEAT_PACK].transform = Some((4, true));
         let coupon = |id, name, off, duration| Coupon { id, name, off, duration, created };
         let coupons = vec![
             coupon("PCT25FOREVER", "25% off forever", Off::Percent(25.0), Duration::Forever),

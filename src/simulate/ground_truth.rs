@@ -46,7 +46,7 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         .items
         .iter()
         .filter(|i| catalog.prices[i.price].usage == Usage::Licensed)
-        .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].unit_amount * i.quantity as i64))
+        .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].billed(i.quantity)))
         .collect();
     let full: Vec<(usize, i128)> = items.iter().map(|(_, p, a)| (*p, scaled(*a))).collect();
     let Some(d) = &sub.discount else { return full };

@@ -248,7 +248,7 @@ fn new_line(item: &ItemState, catalog: &Catalog, period: (i64, i64), id: String)
         slot: item.slot,
         price: item.price,
         quantity: item.quantity,
-        amount: price.unit_amount * item.quantity as i64,
+        amount: price.billed(item.quantity),
         discount: 0,
         tax: 0,
         period,

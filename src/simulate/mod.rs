@@ -166,7 +166,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         horizon: opts.horizon,
         generated_by: format!("mrr {}", env!("CARGO_PKG_VERSION")),
     };
-    write_json(&dir.path().join("account.json"), &info)?;
+    crate::atomic_dir::write_json(&dir.path().join("account.json"), &info)?;
     for i in 0..acct.catalog.products.len() {
         files.write("products.jsonl", &render::product(&acct, i))?;
     }
@@ -228,16 +228,9 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     let truth = truth.finish();
     let violations = crate::metrics::invariant_violations(&truth.mrr_monthly);
     anyhow::ensure!(violations.is_empty(), "ground truth breaks the movement invariant in {violations:?}");
-    write_json(&dir.path().join("ground_truth.json"), &truth)?;
+    crate::atomic_dir::write_json(&dir.path().join("ground_truth.json"), &truth)?;
     dir.commit()?;
     Ok(summary)
-}
-
-/// Writes pretty JSON with a trailing newline.
-pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value)?;
-    bytes.push(b'\n');
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Buffered JSON Lines writers, one per file; or, with `--parquet-snapshot`, one snapshot
@@ -334,8 +327,9 @@ impl Files {
                 events_since: format_rfc3339(events_since),
                 tables,
                 derived_from: None,
+                warnings: Vec::new(),
             };
-            write_json(&self.dir.join(SNAPSHOT_DIR).join(crate::snapshot::MANIFEST), &manifest)?;
+            crate::atomic_dir::write_json(&self.dir.join(SNAPSHOT_DIR).join(crate::snapshot::MANIFEST), &manifest)?;
         }
         for (name, w) in &mut self.open {
             w.flush().with_context(|| format!("writing {}", self.dir.join(name).display()))?;

@@ -48,16 +48,24 @@ pub fn product(acct: &Account, index: usize) -> Value {
 /// A price.
 pub fn price(acct: &Account, p: &Price) -> Value {
     json!({
-        "id": p.id, "object": "price", "active": true, "billing_scheme": "per_unit", "created": p.created,
+        "id": p.id, "object": "price", "active": p.active, "billing_scheme": "per_unit", "created": p.created,
         "currency": p.currency, "custom_unit_amount": null, "livemode": false, "lookup_key": null,
         "metadata": {}, "nickname": p.nickname, "product": acct.catalog.products[p.product].id,
         "recurring": {
             "interval": p.interval.as_str(), "interval_count": p.interval_count, "meter": null,
             "trial_period_days": null, "usage_type": usage(p),
         },
-        "tax_behavior": "exclusive", "tiers_mode": null, "transform_quantity": null, "type": "recurring",
+        "tax_behavior": "exclusive", "tiers_mode": null, "transform_quantity": transform(p), "type": "recurring",
         "unit_amount": p.unit_amount, "unit_amount_decimal": p.unit_amount.to_string(),
     })
+}
+
+/// `transform_quantity` (on a plan: `transform_usage`, the same shape).
+fn transform(p: &Price) -> Value {
+    match p.transform {
+        Some((divide_by, up)) => json!({"divide_by": divide_by, "round": if up { "up" } else { "down" }}),
+        None => Value::Null,
+    }
 }
 
 fn usage(p: &Price) -> &'static str {
@@ -70,11 +78,11 @@ fn usage(p: &Price) -> &'static str {
 /// The legacy `plan` object Stripe still nests in subscription items.
 fn plan(acct: &Account, p: &Price) -> Value {
     json!({
-        "id": p.id, "object": "plan", "active": true, "amount": p.unit_amount,
+        "id": p.id, "object": "plan", "active": p.active, "amount": p.unit_amount,
         "amount_decimal": p.unit_amount.to_string(), "billing_scheme": "per_unit", "created": p.created,
         "currency": p.currency, "interval": p.interval.as_str(), "interval_count": p.interval_count,
         "livemode": false, "metadata": {}, "meter": null, "nickname": p.nickname,
-        "product": acct.catalog.products[p.product].id, "tiers_mode": null, "transform_usage": null,
+        "product": acct.catalog.products[p.product].id, "tiers_mode": null, "transform_usage": transform(p),
         "trial_period_days": null, "usage_type": usage(p),
     })
 }

@@ -295,6 +295,14 @@ impl Generator<'_> {
             });
             c.subscriptions.push(s);
         });
+        add("legacy_archived_plan", "usd", &|g, c| {
+            // Grandfathered on Pro's archived 2024 price: plain price lists leave it out.
+            c.subscriptions.push(g.subscription(c, 0, at(0, 3), &[(price::PRO_LEGACY, 1)]));
+        });
+        add("transform_quantity_packs", "usd", &|g, c| {
+            // Pro + 7 seats sold in packs of 4 (round up): 2 packs, $79 + $20.
+            c.subscriptions.push(g.subscription(c, 0, at(1, 6), &[(pro, 1), (price::SEAT_PACK, 7)]));
+        });
         out
     }
 

@@ -2,7 +2,8 @@
 //! One function per object type; nested lists become child-table rows.
 
 use stripe_shared::{
-    Coupon, Customer, Discount, Event, Invoice, InvoiceLineItem, Price, Product, Subscription, TestHelpersTestClock,
+    Coupon, Customer, Discount, Event, Invoice, InvoiceLineItem, Price, Product, Subscription, SubscriptionItem,
+    TestHelpersTestClock,
 };
 
 use crate::row;
@@ -114,21 +115,24 @@ pub fn subscription(sub: &Subscription) -> Vec<Row> {
         sub.latest_invoice.as_ref().and_then(|i| i.id().as_ref()).map(s),
         sub.test_clock.as_ref().map(|t| s(t.id())),
     )];
-    for item in &sub.items.data {
-        rows.push(row!(
-            "subscription_items",
-            s(&item.id),
-            s(&sub.id),
-            item.created,
-            s(&item.price.id),
-            s(item.price.product.id()),
-            item.quantity,
-            item.current_period_start,
-            item.current_period_end,
-        ));
-    }
+    rows.extend(sub.items.data.iter().map(|item| subscription_item(sub.id.as_str(), item)));
     rows.extend(sub.discounts.iter().filter_map(|d| d.as_object()).map(discount));
     rows
+}
+
+/// One item of a subscription (embedded in it, or from `GET /v1/subscription_items`).
+pub fn subscription_item(subscription: &str, item: &SubscriptionItem) -> Row {
+    row!(
+        "subscription_items",
+        s(&item.id),
+        subscription,
+        item.created,
+        s(&item.price.id),
+        s(item.price.product.id()),
+        item.quantity,
+        item.current_period_start,
+        item.current_period_end,
+    )
 }
 
 /// The invoice row and its discounts; lines come separately (they may span pages).
@@ -240,7 +244,18 @@ pub fn json_rows(object: &serde_json::Value) -> anyhow::Result<Vec<Row>> {
     let kind = object["object"].as_str().unwrap_or_default();
     Ok(match kind {
         "customer" => customer(&parse(object, kind)?),
-        "subscription" => subscription(&parse(object, kind)?),
+        "subscription" => {
+            let sub: Subscription = parse(object, kind)?;
+            if sub.items.has_more {
+                // Items beyond the first page need the API: never write a partial subscription.
+                return Err(crate::error::bad_input(format!(
+                    "subscription {} has more items than the object carries ({}); run a full `mrr pull` instead",
+                    sub.id,
+                    sub.items.data.len()
+                )));
+            }
+            subscription(&sub)
+        }
         "product" => product(&parse(object, kind)?),
         "price" => price(&parse(object, kind)?),
         "coupon" => coupon(&parse(object, kind)?),

@@ -361,8 +361,9 @@ fn write(
             events_applied: applied.len() as u64,
             last_event: applied.last().map(|e| e.id.clone()),
         }),
+        warnings: b.warnings.clone(),
     };
-    crate::simulate::write_json(&dir.path().join(super::MANIFEST), &manifest)?;
+    crate::atomic_dir::write_json(&dir.path().join(super::MANIFEST), &manifest)?;
     let path = dir.commit()?;
     super::set_latest(data_dir, &id)?;
     Snapshot::open(&path)

@@ -39,6 +39,10 @@ pub struct Manifest {
     /// Set when built by `mrr snapshot --from-events` rather than pulled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derived_from: Option<from_events::DerivedFrom>,
+    /// What the pull could not read (a restricted key without permission for events or test
+    /// clocks, events older than Stripe keeps): gaps in optional tables, said once here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Where the data came from (never the key).

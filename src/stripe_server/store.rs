@@ -22,6 +22,10 @@ struct Entry {
     /// `status` for subscriptions and invoices, `type` for events.
     tag: Option<Box<str>>,
     customer: Option<Box<str>>,
+    /// The test clock a customer or subscription belongs to.
+    test_clock: Option<Box<str>>,
+    /// `active` of a price or product.
+    active: Option<bool>,
 }
 
 /// All objects of one type, newest first.
@@ -42,6 +46,10 @@ struct Head {
     kind: Option<serde_json::Value>,
     #[serde(default)]
     customer: Option<serde_json::Value>,
+    #[serde(default)]
+    test_clock: Option<serde_json::Value>,
+    #[serde(default)]
+    active: Option<bool>,
 }
 
 /// Filters a list call may apply.
@@ -54,6 +62,21 @@ pub struct Filter {
     /// Excluded `tag` value (subscriptions hide `canceled` unless `status=all`).
     pub exclude_tag: Option<&'static str>,
     pub customer: Option<String>,
+    pub test_clock: ClockFilter,
+    /// Only objects whose `active` is this (prices: Stripe lists active ones by default).
+    pub active: Option<bool>,
+}
+
+/// Which objects a list shows by their test clock.
+#[derive(Default, Debug)]
+pub enum ClockFilter {
+    /// Every object, on a clock or not.
+    #[default]
+    Any,
+    /// Objects on no test clock: Stripe's plain customer and subscription lists.
+    Unclocked,
+    /// Objects on this clock (`test_clock=clock_...`).
+    Clock(String),
 }
 
 impl Filter {
@@ -63,6 +86,12 @@ impl Filter {
             && self.tags.as_ref().is_none_or(|tags| e.tag.as_deref().is_some_and(|t| tags.iter().any(|x| x == t)))
             && self.exclude_tag.is_none_or(|x| e.tag.as_deref() != Some(x))
             && self.customer.as_ref().is_none_or(|c| e.customer.as_deref() == Some(c.as_str()))
+            && self.active.is_none_or(|a| e.active == Some(a))
+            && match &self.test_clock {
+                ClockFilter::Any => true,
+                ClockFilter::Unclocked => e.test_clock.is_none(),
+                ClockFilter::Clock(id) => e.test_clock.as_deref() == Some(id.as_str()),
+            }
     }
 }
 
@@ -101,6 +130,8 @@ impl Table {
                     len: body.len() as u32,
                     tag: tag.map(Into::into),
                     customer: head.customer.and_then(|c| c.as_str().map(Into::into)),
+                    test_clock: head.test_clock.and_then(|c| c.as_str().map(Into::into)),
+                    active: head.active,
                 });
             }
             offset += n as u64;

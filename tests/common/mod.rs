@@ -410,3 +410,49 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// Rewrites one JSON Lines file of an account: what a merchant's later action (archiving a
+/// price, adding items) would show the API.
+pub fn rewrite_objects(dir: &Path, file: &str, change: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    let mut all = objects(dir, file);
+    change(&mut all);
+    let text: String = all.iter().map(|o| format!("{o}\n")).collect();
+    std::fs::write(dir.join(file), text).unwrap();
+}
+
+/// Gives the account's first subscription `n` items (copies of its first, with new ids), as
+/// an account with many add-ons has; returns its id.
+pub fn with_many_items(dir: &Path, n: usize) -> String {
+    let mut id = String::new();
+    rewrite_objects(dir, "subscriptions.jsonl", |subs| {
+        let first = subs[0]["items"]["data"][0].clone();
+        let items: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let mut item = first.clone();
+                item["id"] = format!("si_many{i:03}").into();
+                item
+            })
+            .collect();
+        subs[0]["items"]["data"] = items.into();
+        id = subs[0]["id"].as_str().unwrap().to_string();
+    });
+    id
+}
+
+/// Archives (`active: false`) the price most subscription items are on, as a merchant does
+/// when a plan is retired; returns its id.
+pub fn archive_most_used_price(dir: &Path) -> String {
+    let mut uses: std::collections::BTreeMap<String, usize> = Default::default();
+    for sub in objects(dir, "subscriptions.jsonl") {
+        for item in sub["items"]["data"].as_array().unwrap() {
+            *uses.entry(item["price"]["id"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    let (price, _) = uses.into_iter().max_by_key(|(_, n)| *n).expect("items");
+    rewrite_objects(dir, "prices.jsonl", |prices| {
+        for p in prices.iter_mut().filter(|p| p["id"] == price.as_str()) {
+            p["active"] = false.into();
+        }
+    });
+    price
+}
