@@ -247,19 +247,7 @@ fn bad_sql_missing_tables_and_unreachable_endpoints_fail_clearly() {
 fn results_longer_than_one_page_arrive_whole_and_match_duckdb() {
     let root = tempfile::tempdir().unwrap();
     let account = root.path().join("account");
-    mrr::simulate::run(&mrr::simulate::SimulateOptions {
-        customers: 10_000,
-        months: 6,
-        seed: 11,
-        scenario: Scenario::Default,
-        now: mrr::calendar::parse_timestamp(common::NOW).unwrap(),
-        event_days: 30,
-        horizon: None,
-        parquet_snapshot: true,
-        out: account.clone(),
-    })
-    .unwrap();
-    let snapshot = account.join(mrr::simulate::SNAPSHOT_DIR);
+    let snapshot = common::simulate_parquet(Scenario::Default, 10_000, 11, &account);
     let snap = snapshot.to_str().unwrap();
     let data = root.path().join("data");
     let (code, _, err) = common::mrr(&data, &["report", "--snapshot", snap]);
@@ -349,18 +337,21 @@ fn a_dataset_holds_one_snapshot_and_bq_report_refuses_any_other() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is in US, not in --location EU"), "{err}");
 
-    // A push whose load fails: the dataset is marked unfinished, and says so.
+    // A push that fails (its manifest claims one invoice line more than the file holds, so the
+    // row counts read back disagree): the dataset is marked unfinished, and says so.
     let broken = data.path().join("broken");
     common::copy_dir(&second.dir, &broken);
-    let lines = broken.join("invoice_lines.parquet");
-    let mut bytes = std::fs::read(&lines).unwrap();
-    let middle = bytes.len() / 3;
-    for b in &mut bytes[middle..middle + 64] {
-        *b ^= 0x5A;
+    let manifest_path = broken.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for t in manifest["tables"].as_array_mut().unwrap() {
+        if t["name"] == "invoice_lines" {
+            t["rows"] = (t["rows"].as_u64().unwrap() + 1).into();
+        }
     }
-    std::fs::write(&lines, bytes).unwrap();
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
     let (code, _, err) = push(broken.to_str().unwrap(), "shared");
-    assert_ne!(code, 0, "a damaged file fails the push");
+    assert_eq!(code, 1, "a failed check: {err}");
+    assert!(err.contains("rows in BigQuery"), "{err}");
     assert!(err.contains("marked as holding an unfinished push"), "{err}");
     let (code, _, err) = bq_report(b, "shared");
     assert_eq!(code, 2, "{err}");

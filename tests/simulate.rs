@@ -193,20 +193,9 @@ fn a_parquet_snapshot_written_by_the_simulator_equals_a_pull_of_the_same_account
     let pulled = common::pull(&acct, data.path(), &[], &[]);
     let out = tempfile::tempdir().unwrap();
     let direct = out.path().join("account");
-    mrr::simulate::run(&mrr::simulate::SimulateOptions {
-        customers: 40,
-        months: 6,
-        seed: 21,
-        scenario: Scenario::Full,
-        now: acct.info.now,
-        event_days: 30,
-        horizon: None,
-        parquet_snapshot: true,
-        out: direct.clone(),
-    })
-    .unwrap();
+    let snapshot = common::simulate_parquet(Scenario::Full, 40, 21, &direct);
     assert!(!direct.join("customers.jsonl").exists(), "no JSON Lines beside the snapshot");
-    let written = mrr::snapshot::Snapshot::open(&direct.join(mrr::simulate::SNAPSHOT_DIR)).unwrap();
+    let written = mrr::snapshot::Snapshot::open(&snapshot).unwrap();
     assert!(mrr::snapshot::verify(&written).is_ok());
     assert_eq!(written.manifest.as_of, pulled.manifest.as_of);
     for t in mrr::snapshot::schema::TABLES {

@@ -101,7 +101,8 @@ priced AS (
              p.unit_amount * CASE
                WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
                WHEN p.transform_quantity_round = 'up'
-                 THEN DIV(COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1, p.transform_quantity_divide_by)
+                 -- (the dividend in its own parentheses: the emulator rewrites DIV(a, b) to a // b)
+                 THEN DIV((COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1), p.transform_quantity_divide_by)
                ELSE DIV(COALESCE(e.quantity, 0), p.transform_quantity_divide_by) END
            ELSE 0 END AS amount
     FROM item_changes e LEFT JOIN {{prices}} p ON p.id = e.price

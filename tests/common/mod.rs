@@ -44,6 +44,24 @@ pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, hor
     TempAccount { _root: root, dir, info }
 }
 
+/// Simulates an account straight into a Parquet snapshot (`mrr simulate --parquet-snapshot`)
+/// in `out`; returns the snapshot folder.
+pub fn simulate_parquet(scenario: Scenario, customers: u64, seed: u64, out: &Path) -> PathBuf {
+    mrr::simulate::run(&SimulateOptions {
+        customers,
+        months: 6,
+        seed,
+        scenario,
+        now: mrr::calendar::parse_timestamp(NOW).unwrap(),
+        event_days: 30,
+        horizon: None,
+        parquet_snapshot: true,
+        out: out.to_path_buf(),
+    })
+    .expect("simulate --parquet-snapshot");
+    out.join(mrr::simulate::SNAPSHOT_DIR)
+}
+
 /// Every line of a JSON Lines file of the account, parsed.
 pub fn objects(dir: &Path, file: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join(file))
