@@ -28,7 +28,29 @@ pub fn simulate(scenario: Scenario, customers: u64, seed: u64) -> TempAccount {
 pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, horizon: Option<&str>) -> TempAccount {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("account");
-    mrr::simulate::run(&SimulateOptions {
+    mrr::simulate::run(&options(scenario, customers, seed, now, horizon, &dir)).expect("simulate");
+    let info = AccountInfo::load(&dir).expect("account.json");
+    TempAccount { _root: root, dir, info }
+}
+
+/// Simulates an account straight into a Parquet snapshot (`mrr simulate --parquet-snapshot`)
+/// in `out`; returns the snapshot folder.
+pub fn simulate_parquet(scenario: Scenario, customers: u64, seed: u64, out: &Path) -> PathBuf {
+    let opts = SimulateOptions { parquet_snapshot: true, ..options(scenario, customers, seed, NOW, None, out) };
+    mrr::simulate::run(&opts).expect("simulate --parquet-snapshot");
+    out.join(mrr::simulate::SNAPSHOT_DIR)
+}
+
+/// The tests' simulation settings: 6 months, 30 days of events, JSON Lines into `out`.
+fn options(
+    scenario: Scenario,
+    customers: u64,
+    seed: u64,
+    now: &str,
+    horizon: Option<&str>,
+    out: &Path,
+) -> SimulateOptions {
+    SimulateOptions {
         customers,
         months: 6,
         seed,
@@ -37,29 +59,8 @@ pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, hor
         event_days: 30,
         horizon: horizon.map(|h| mrr::calendar::parse_timestamp(h).unwrap()),
         parquet_snapshot: false,
-        out: dir.clone(),
-    })
-    .expect("simulate");
-    let info = AccountInfo::load(&dir).expect("account.json");
-    TempAccount { _root: root, dir, info }
-}
-
-/// Simulates an account straight into a Parquet snapshot (`mrr simulate --parquet-snapshot`)
-/// in `out`; returns the snapshot folder.
-pub fn simulate_parquet(scenario: Scenario, customers: u64, seed: u64, out: &Path) -> PathBuf {
-    mrr::simulate::run(&SimulateOptions {
-        customers,
-        months: 6,
-        seed,
-        scenario,
-        now: mrr::calendar::parse_timestamp(NOW).unwrap(),
-        event_days: 30,
-        horizon: None,
-        parquet_snapshot: true,
         out: out.to_path_buf(),
-    })
-    .expect("simulate --parquet-snapshot");
-    out.join(mrr::simulate::SNAPSHOT_DIR)
+    }
 }
 
 /// Every line of a JSON Lines file of the account, parsed.
