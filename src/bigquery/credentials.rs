@@ -160,7 +160,7 @@ impl GoogleAuth {
                 let text = token.token().context("the token response has no access token")?.to_string();
                 let lifetime = token
                     .expiration_time()
-                    .map(|t| Duration::from_secs((t.unix_timestamp() - unix_now()).max(0) as u64))
+                    .map(|t| lives_until(t.unix_timestamp()))
                     .unwrap_or(Duration::from_secs(300));
                 Ok((text, lifetime))
             }
@@ -226,7 +226,7 @@ impl GoogleAuth {
         let lifetime = answer["expireTime"]
             .as_str()
             .and_then(crate::calendar::parse_timestamp)
-            .map_or(Duration::from_secs(300), |t| Duration::from_secs((t - unix_now()).max(0) as u64));
+            .map_or(Duration::from_secs(300), lives_until);
         Ok((token, lifetime))
     }
 
@@ -295,8 +295,9 @@ fn oauth_token(answer: &Value, url: &str) -> anyhow::Result<(String, Duration)> 
     Ok((token.to_string(), lifetime))
 }
 
-fn unix_now() -> i64 {
-    crate::calendar::now()
+/// How long a token that expires at `unix` (seconds) still lives.
+fn lives_until(unix: i64) -> Duration {
+    Duration::from_secs((unix - crate::calendar::now()).max(0) as u64)
 }
 
 /// A required string field of a credentials file, or an error naming the file and the field.

@@ -17,7 +17,7 @@ pub(super) fn list_path(name: &str) -> String {
 
 /// Stripe's 403 for a restricted key without the permission a list needs. The permission is
 /// named as Stripe names them (`rak_<object>_read`), and the key only by its last 4 characters.
-pub(super) fn forbidden(state: &AppState, kind: &str) -> Option<Response> {
+fn forbidden(state: &AppState, kind: &str) -> Option<Response> {
     if !state.forbid.iter().any(|f| f == kind) {
         return None;
     }
@@ -34,6 +34,13 @@ pub(super) fn forbidden(state: &AppState, kind: &str) -> Option<Response> {
         None,
         None,
     ))
+}
+
+/// Whether a request may read `list`: the key (`authenticate`), then its permissions
+/// (`forbidden`); the answer to send otherwise.
+pub(super) fn admit(state: &AppState, headers: &HeaderMap, list: &str) -> Result<(), Response> {
+    authenticate(state, headers)?;
+    forbidden(state, list).map_or(Ok(()), Err)
 }
 
 /// Checks the secret key (Bearer or Basic auth) without ever echoing it.

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::auth::{authenticate, forbidden};
+use super::auth::admit;
 use super::{error, internal, invalid, ok, parse_limit, AppState, ClockFilter, Cursor, Filter};
 
 /// Parsed query string, keeping repeated keys (`expand[]`).
@@ -64,7 +64,7 @@ pub(super) async fn list(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = authenticate(&state, &headers).err().or_else(|| forbidden(&state, &kind)) {
+    if let Err(r) = admit(&state, &headers, &kind) {
         return r;
     }
     let Some((filters, expandable)) = list_params(&kind) else {
@@ -195,7 +195,7 @@ pub(super) async fn retrieve(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = authenticate(&state, &headers).err().or_else(|| forbidden(&state, &kind)) {
+    if let Err(r) = admit(&state, &headers, &kind) {
         return r;
     }
     let Some((_, expandable)) = list_params(&kind) else {
@@ -242,7 +242,7 @@ pub(super) async fn invoice_lines(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = authenticate(&state, &headers).err().or_else(|| forbidden(&state, "invoices")) {
+    if let Err(r) = admit(&state, &headers, "invoices") {
         return r;
     }
     let q = Query::parse(raw);
@@ -256,7 +256,7 @@ pub(super) async fn subscription_items(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = authenticate(&state, &headers).err().or_else(|| forbidden(&state, "subscriptions")) {
+    if let Err(r) = admit(&state, &headers, "subscriptions") {
         return r;
     }
     let q = Query::parse(raw);
