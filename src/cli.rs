@@ -495,6 +495,10 @@ pub struct SimulateArgs {
     /// for accounts too large to serve and pull, such as the engine benchmark's.
     #[arg(long)]
     pub parquet_snapshot: bool,
+    /// Make every price and amount-off coupon this many times larger (at most 200: Stripe's
+    /// amounts have eight digits): an account of large values, past what a scaled INT64 once held.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub amount_scale: u32,
     /// Folder to create (must not exist).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

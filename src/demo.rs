@@ -48,6 +48,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             event_days: 30,
             horizon: None,
             parquet_snapshot: false,
+            amount_scale: 1,
             out: account.clone(),
         })?;
         eprintln!(

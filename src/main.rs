@@ -68,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 event_days: args.event_days,
                 horizon,
                 parquet_snapshot: args.parquet_snapshot,
+                amount_scale: args.amount_scale,
                 out: args.out,
             })?;
             tracing::info!(

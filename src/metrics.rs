@@ -94,7 +94,7 @@ pub struct PlanRow {
     pub currency: String,
     pub product: String,
     pub price: String,
-    /// The plan's items' values, rounded half to even once per plan and month.
+    /// The plan's customers' values on it, each rounded half to even to a cent, summed.
     pub mrr: i64,
     /// Subscriptions with a paying item on the plan.
     pub active_subscriptions: i64,

@@ -82,6 +82,23 @@ fn bigquery_sql_matches_duckdb_to_the_cent_on_every_query() {
 }
 
 #[test]
+fn an_account_of_large_values_passes_parity_to_the_cent() {
+    // Every price 200 times larger: plans past the ~$1.07 M a scaled INT64 once held
+    // (tests/googlesql.rs runs the same account on BigQuery's own rules).
+    let m = common::mirrored_account(common::simulate_scaled(Scenario::Default, 300, 42, 200), "large-values");
+    let (code, out, err) =
+        common::mrr(m.data_dir(), &["parity", "--snapshot", &m.snapshot.manifest.id, "--format", "json"]);
+    assert_eq!(code, 0, "parity failed:\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["identical"], true);
+    let path =
+        mrr::engine::results::path(&m.snapshot, mrr::engine::Dialect::BigQuery, "mrr_by_plan", &Default::default());
+    let largest = mrr::engine::results::load(&path).unwrap().iter().filter_map(|r| r["mrr"].as_i64()).max().unwrap();
+    let old_bound = i64::MAX as i128 / mrr::money::SCALE;
+    assert!(largest as i128 > old_bound, "largest plan {largest} cents, old bound {old_bound}");
+}
+
+#[test]
 fn a_planted_difference_fails_parity_and_names_the_cell() {
     let p = pushed();
     let copy = tempfile::tempdir().unwrap();

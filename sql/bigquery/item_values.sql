@@ -1,16 +1,18 @@
 -- item_values: every item's monthly-normalised value at every instant (up to {{as_of}}) at
 -- which something about its subscription may change: the one place the contract's rules of
 -- when a subscription counts, how a price becomes monthly and what a coupon takes off live.
--- Values are exact integers: MRR x 86 486 400 000 (12 x 720720 x 10000, see docs/metrics.md).
 -- A subscription's value is the sum of its items' (subscription_changes); plans read the items
 -- (mrr_by_plan). Rows with a NULL item are instants at which a subscription has no item.
 --
--- Columns: subscription, customer, currency, instant, item, price, value_scaled (exact integer)
+-- Columns: subscription, customer, currency, instant, item, price, value_cents, value_frac
 --
--- INT64 rather than NUMERIC: exact in BigQuery and in DuckDB-backed emulators alike (which
--- turn NUMERIC into DECIMAL(18,3) and DIV on it into floating point). INT64 holds a scaled
--- value up to ~$1.07 M of monthly revenue per customer; beyond that BigQuery stops with an
--- overflow error, never a wrong number.
+-- A value is exact and split in two INT64s: value_cents + value_frac / 86 486 400 000 minor
+-- units, value_cents whole minor units (floored), 0 <= value_frac < 86 486 400 000 (the scale
+-- 12 x 720720 x 10000 makes every month, year, week and day price, interval count and percent
+-- coupon exact, docs/metrics.md). Sums add the two parts apart and round once ({{cents:C|F}}),
+-- so no INT64 ever holds more than whole minor units: $10 billion of MRR per customer, plan
+-- or currency stays far inside BigQuery's INT64, whose overflow is an error there (DuckDB
+-- widens to HUGEINT silently). One value_scaled INT64 held at most ~$1.07 M.
 --
 -- BigQuery Standard SQL; the source that sql/duckdb/item_values.sql ports.
 WITH
@@ -85,28 +87,21 @@ item_changes AS (
   WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
 ),
 priced AS (
-  SELECT subscription, item, effective_at, until, price, recurring_interval, recurring_interval_count,
-         -- monthly value x scale: amount x (12, 1, 52 or 365 per year) x scale / 12 / interval_count
-         COALESCE(amount
-           * CASE recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
-           * DIV(7207200000, recurring_interval_count), 0) AS value_scaled,
-         amount
-  FROM (
-    SELECT e.subscription, e.item, e.effective_at, e.until, e.price,
-           p.recurring_interval, p.recurring_interval_count,
-           -- what the item bills per interval, minor units (also the weight an amount-off coupon is
-           -- split by): the unit amount times the billed quantity, which transform_quantity divides
-           -- and rounds up or down (Stripe's rule, docs/metrics.md)
-           CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
-             p.unit_amount * CASE
-               WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
-               WHEN p.transform_quantity_round = 'up'
-                 -- (the dividend in its own parentheses: the emulator rewrites DIV(a, b) to a // b)
-                 THEN DIV((COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1), p.transform_quantity_divide_by)
-               ELSE DIV(COALESCE(e.quantity, 0), p.transform_quantity_divide_by) END
-           ELSE 0 END AS amount
-    FROM item_changes e LEFT JOIN {{prices}} p ON p.id = e.price
-  )
+  SELECT e.subscription, e.item, e.effective_at, e.until, e.price,
+         p.recurring_interval, p.recurring_interval_count,
+         CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS per_year,
+         -- what the item bills per interval, minor units (also the weight an amount-off coupon is
+         -- split by): the unit amount times the billed quantity, which transform_quantity divides
+         -- and rounds up or down (Stripe's rule, docs/metrics.md)
+         CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
+           p.unit_amount * CASE
+             WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
+             WHEN p.transform_quantity_round = 'up'
+               -- (the dividend in its own parentheses: the emulator rewrites DIV(a, b) to a // b)
+               THEN DIV((COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1), p.transform_quantity_divide_by)
+             ELSE DIV(COALESCE(e.quantity, 0), p.transform_quantity_divide_by) END
+         ELSE 0 END AS amount
+  FROM item_changes e LEFT JOIN {{prices}} p ON p.id = e.price
 ),
 -- A subscription bills on one interval; amount-off coupons are spread over it.
 sub_interval AS (
@@ -123,10 +118,7 @@ first_period_end AS (
 discount_windows AS (
   SELECT d.subscription, d.start AS from_at,
          COALESCE(CASE c.duration WHEN 'repeating' THEN d.`end` WHEN 'once' THEN f.once_until END, {{end_of_time}}) AS until,
-         c.percent_off_hundredths, c.amount_off,
-         -- the scaled monthly value of one minor unit per billing interval
-         CASE si.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END
-           * DIV(7207200000, si.recurring_interval_count) AS unit_scaled
+         c.percent_off_hundredths, c.amount_off
   FROM {{discounts}} d
   JOIN {{coupons}} c ON c.id = d.coupon
   JOIN sub_interval si ON si.subscription = d.subscription
@@ -147,14 +139,14 @@ breakpoints AS (
 ),
 -- Each item active at each instant.
 item_at AS (
-  SELECT b.subscription, b.instant, p.item, p.price, p.value_scaled, p.amount
+  SELECT b.subscription, b.instant, p.item, p.price, p.per_year, p.recurring_interval_count, p.amount
   FROM breakpoints b
   LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
   WHERE b.instant <= {{as_of}}
 ),
 -- The rules of when a subscription counts, and its coupon.
 ruled AS (
-  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.value_scaled, i.amount,
+  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.per_year, i.recurring_interval_count, i.amount,
     CASE
       WHEN i.item IS NULL THEN 'none'
       WHEN i.instant < s.start_date THEN 'none'
@@ -166,7 +158,7 @@ ruled AS (
       WHEN d.percent_off_hundredths IS NOT NULL THEN 'percent'
       ELSE 'amount'
     END AS rule,
-    d.percent_off_hundredths, d.unit_scaled, d.amount_off
+    d.percent_off_hundredths, d.amount_off
   FROM item_at i
   JOIN subs s ON s.subscription = i.subscription
   LEFT JOIN unpaid u ON u.subscription = i.subscription
@@ -190,19 +182,29 @@ ranked AS (
          off - SUM(share) OVER (PARTITION BY subscription, instant) AS left_over,
          ROW_NUMBER() OVER (PARTITION BY subscription, instant ORDER BY share_remainder DESC, item) AS remainder_rank
   FROM shares
+),
+-- Each item's monthly value as a fraction: numerator / (120000 x interval_count) minor units,
+-- where the numerator is what the item bills per interval (less its share of an amount-off
+-- coupon) x intervals per year x 10000 (less a percent coupon's hundredths). Bounded by
+-- 10000 x a year's billing of the item: 1.2e15 for an item of $100 M a month.
+valued AS (
+  SELECT subscription, customer, currency, instant, item, price, recurring_interval_count,
+    CASE rule
+      WHEN 'none' THEN 0
+      WHEN 'full' THEN amount * per_year * 10000
+      ELSE amount * per_year * (10000 - percent_off_hundredths)
+    END AS numerator
+  FROM ruled
+  WHERE rule <> 'amount'
+  UNION ALL
+  SELECT subscription, customer, currency, instant, item, price, recurring_interval_count,
+    -- nothing billed, nothing to take off
+    (amount - CASE WHEN gross_amount = 0 THEN 0
+                ELSE share + CASE WHEN remainder_rank <= left_over THEN 1 ELSE 0 END END) * per_year * 10000
+  FROM ranked
 )
+-- (every DIV and MOD argument in its own parentheses: the emulator rewrites them to // and %)
 SELECT subscription, customer, currency, instant, item, price,
-  CASE rule
-    WHEN 'none' THEN 0
-    WHEN 'full' THEN value_scaled
-    ELSE DIV(value_scaled, 10000) * (10000 - percent_off_hundredths)
-  END AS value_scaled
-FROM ruled
-WHERE rule <> 'amount'
-UNION ALL
-SELECT subscription, customer, currency, instant, item, price,
-  -- nothing billed, nothing to take off
-  CASE WHEN gross_amount = 0 THEN value_scaled
-    ELSE value_scaled - unit_scaled * (share + CASE WHEN remainder_rank <= left_over THEN 1 ELSE 0 END)
-  END AS value_scaled
-FROM ranked
+  COALESCE((DIV((numerator), (120000 * recurring_interval_count))), 0) AS value_cents,
+  COALESCE((MOD((numerator), (120000 * recurring_interval_count))) * (DIV(720720, (recurring_interval_count))), 0) AS value_frac
+FROM valued

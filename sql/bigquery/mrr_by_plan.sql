@@ -1,60 +1,80 @@
 -- mrr_by_plan: MRR, subscriptions and customers per plan (price) and currency at the end of
 -- every month (at {{as_of}} in its month): one row per month and plan with a paying item.
--- A plan's MRR is the sum of its items' values (item_values: an amount-off coupon is split
--- across a subscription's items by what they bill), rounded half to even to cents once per
--- plan and month; the plans of a month add up to mrr_monthly's mrr up to that rounding.
--- An item that changes price moves its value from the old plan to the new one.
+-- A plan's MRR is the sum over its customers of each customer's value on the plan (the sum of
+-- its items' values, item_values: an amount-off coupon is split across a subscription's items
+-- by what they bill), rounded half to even to cents once per customer, plan and month, as the
+-- contract rounds; the plans of a month add up to mrr_monthly's mrr up to that rounding.
+-- An item that changes price moves its value from the old plan to the new one. Values are
+-- split as in item_values (whole minor units + a fraction), so no INT64 overflows.
 --
 -- Columns: month, currency, product, price, mrr, active_subscriptions, active_customers
 --
 -- BigQuery Standard SQL; the source that sql/duckdb/mrr_by_plan.sql ports.
 WITH
 items AS (
-  SELECT subscription, customer, currency, instant, price, value_scaled,
-         LAG(price) OVER w AS previous_price, COALESCE(LAG(value_scaled) OVER w, 0) AS previous_value
+  SELECT subscription, customer, currency, instant, price, value_cents, value_frac,
+         LAG(price) OVER w AS previous_price,
+         COALESCE(LAG(value_cents) OVER w, 0) AS previous_cents,
+         COALESCE(LAG(value_frac) OVER w, 0) AS previous_frac
   FROM {{item_values}}
   WHERE item IS NOT NULL
   WINDOW w AS (PARTITION BY item ORDER BY instant)
 ),
 changed AS (
-  SELECT * FROM items WHERE value_scaled <> previous_value OR price IS DISTINCT FROM previous_price
+  SELECT * FROM items
+  WHERE value_cents <> previous_cents OR value_frac <> previous_frac OR price IS DISTINCT FROM previous_price
 ),
 -- A changed item takes its previous value out of its previous plan and puts its value into its plan.
 deltas AS (
-  SELECT subscription, customer, currency, instant, price, value_scaled AS delta_scaled FROM changed WHERE value_scaled <> 0
+  SELECT subscription, customer, currency, instant, price, value_cents AS delta_cents, value_frac AS delta_frac
+  FROM changed WHERE value_cents <> 0 OR value_frac <> 0
   UNION ALL
-  SELECT subscription, customer, currency, instant, previous_price, -previous_value FROM changed WHERE previous_value <> 0
+  SELECT subscription, customer, currency, instant, previous_price, -previous_cents, -previous_frac
+  FROM changed WHERE previous_cents <> 0 OR previous_frac <> 0
 ),
 by_subscription AS (
-  SELECT subscription, customer, currency, price, TIMESTAMP_TRUNC(instant, MONTH, 'UTC') AS month_start, SUM(delta_scaled) AS delta_scaled
+  SELECT subscription, customer, currency, price, TIMESTAMP_TRUNC(instant, MONTH, 'UTC') AS month_start,
+         SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac
   FROM deltas
   GROUP BY 1, 2, 3, 4, 5
 ),
--- Month by month, whether a subscription (and a customer) holds a paying item of the plan; its
--- value before a month is the running value less that month's change.
+-- Month by month, a subscription's (and a customer's) value on the plan; its value before a
+-- month is the running value less that month's change. Both parts of a value are >= 0 (a sum
+-- of item values), so a value is positive when either part is.
 subscription_values AS (
-  SELECT currency, price, month_start, delta_scaled, value_scaled, value_scaled - delta_scaled AS previous_value
+  SELECT currency, price, month_start,
+         CAST(value_cents > 0 OR value_frac > 0 AS INT64)
+           - CAST(value_cents - delta_cents > 0 OR value_frac - delta_frac > 0 AS INT64) AS delta_subscriptions
   FROM (
-    SELECT *, SUM(delta_scaled) OVER (PARTITION BY subscription, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS value_scaled
+    SELECT *,
+           SUM(delta_cents) OVER w AS value_cents, SUM(delta_frac) OVER w AS value_frac
     FROM by_subscription
+    WINDOW w AS (PARTITION BY subscription, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
   )
 ),
+-- A customer's value on the plan is rounded to cents, and the plan's MRR changes by the
+-- change of that rounded value.
 customer_values AS (
-  SELECT currency, price, month_start, value_scaled, value_scaled - delta_scaled AS previous_value
+  SELECT currency, price, month_start,
+         {{cents:value_cents|value_frac}} - {{cents:value_cents - delta_cents|value_frac - delta_frac}} AS delta_mrr,
+         CAST(value_cents > 0 OR value_frac > 0 AS INT64)
+           - CAST(value_cents - delta_cents > 0 OR value_frac - delta_frac > 0 AS INT64) AS delta_customers
   FROM (
-    SELECT *, SUM(delta_scaled) OVER (PARTITION BY customer, currency, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS value_scaled
-    FROM (SELECT customer, currency, price, month_start, SUM(delta_scaled) AS delta_scaled FROM by_subscription GROUP BY 1, 2, 3, 4)
+    SELECT *,
+           SUM(delta_cents) OVER w AS value_cents, SUM(delta_frac) OVER w AS value_frac
+    FROM (
+      SELECT customer, currency, price, month_start, SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac
+      FROM by_subscription GROUP BY 1, 2, 3, 4
+    )
+    WINDOW w AS (PARTITION BY customer, currency, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
   )
 ),
 plan_deltas AS (
-  SELECT currency, price, month_start, SUM(delta_scaled) AS delta_scaled,
-         SUM(CAST(value_scaled > 0 AS INT64) - CAST(previous_value > 0 AS INT64)) AS delta_subscriptions,
-         0 AS delta_customers
+  SELECT currency, price, month_start, 0 AS delta_mrr, SUM(delta_subscriptions) AS delta_subscriptions, 0 AS delta_customers
   FROM subscription_values
   GROUP BY 1, 2, 3
   UNION ALL
-  SELECT currency, price, month_start, 0, 0,
-         SUM(CAST(value_scaled > 0 AS INT64) - CAST(previous_value > 0 AS INT64))
+  SELECT currency, price, month_start, SUM(delta_mrr), 0, SUM(delta_customers)
   FROM customer_values
   GROUP BY 1, 2, 3
 ),
@@ -66,19 +86,19 @@ months AS (
 plans AS (SELECT DISTINCT currency, price FROM plan_deltas),
 filled AS (
   SELECT m.month_start, p.currency, p.price,
-         SUM(COALESCE(d.delta_scaled, 0)) OVER w AS mrr_scaled,
+         SUM(COALESCE(d.delta_mrr, 0)) OVER w AS mrr,
          SUM(COALESCE(d.delta_subscriptions, 0)) OVER w AS active_subscriptions,
          SUM(COALESCE(d.delta_customers, 0)) OVER w AS active_customers
   FROM months m CROSS JOIN plans p
   LEFT JOIN (
-    SELECT currency, price, month_start, SUM(delta_scaled) AS delta_scaled,
+    SELECT currency, price, month_start, SUM(delta_mrr) AS delta_mrr,
            SUM(delta_subscriptions) AS delta_subscriptions, SUM(delta_customers) AS delta_customers
     FROM plan_deltas GROUP BY 1, 2, 3
   ) d ON d.month_start = m.month_start AND d.currency = p.currency AND d.price = p.price
   WINDOW w AS (PARTITION BY p.currency, p.price ORDER BY m.month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
 SELECT FORMAT_TIMESTAMP('%Y-%m', f.month_start, 'UTC') AS month, f.currency, pr.product, f.price,
-       CAST({{rhe:f.mrr_scaled|86486400000}} AS INT64) AS mrr,
+       CAST(f.mrr AS INT64) AS mrr,
        CAST(f.active_subscriptions AS INT64) AS active_subscriptions,
        CAST(f.active_customers AS INT64) AS active_customers
 FROM filled f

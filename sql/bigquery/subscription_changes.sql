@@ -1,24 +1,32 @@
 -- subscription_changes: every instant (up to {{as_of}}) at which a subscription's
 -- monthly-normalised value changes, with the change. The base of the customer and monthly
 -- queries: a subscription's value is the sum of its items' (item_values holds the rules).
--- Values are exact integers: MRR x 86 486 400 000 (12 x 720720 x 10000, see docs/metrics.md).
+-- Values are split as in item_values: delta_cents whole minor units + delta_frac / 86 486 400 000.
 --
--- Columns: subscription, customer, currency, changed_at, delta_scaled (exact integer), delta_counting (-1, 0, 1)
+-- Columns: subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting (-1, 0, 1)
 --
 -- BigQuery Standard SQL; the source that sql/duckdb/subscription_changes.sql ports.
 WITH
+-- The items' fractions carried into whole minor units, so that one value has one form and an
+-- instant whose value did not change has no row (both parts are >= 0 here).
 valued AS (
-  SELECT subscription, customer, currency, instant, SUM(value_scaled) AS value_scaled
-  FROM {{item_values}}
-  GROUP BY 1, 2, 3, 4
+  SELECT subscription, customer, currency, instant,
+         value_cents + DIV(value_frac, 86486400000) AS value_cents, MOD(value_frac, 86486400000) AS value_frac
+  FROM (
+    SELECT subscription, customer, currency, instant, SUM(value_cents) AS value_cents, SUM(value_frac) AS value_frac
+    FROM {{item_values}}
+    GROUP BY 1, 2, 3, 4
+  )
 ),
 changes AS (
   SELECT subscription, customer, currency, instant AS changed_at,
-         value_scaled - COALESCE(LAG(value_scaled) OVER w, 0) AS delta_scaled,
-         CAST(value_scaled > 0 AS INT64) - COALESCE(CAST(LAG(value_scaled) OVER w > 0 AS INT64), 0) AS delta_counting
+         value_cents - COALESCE(LAG(value_cents) OVER w, 0) AS delta_cents,
+         value_frac - COALESCE(LAG(value_frac) OVER w, 0) AS delta_frac,
+         CAST(value_cents > 0 OR value_frac > 0 AS INT64)
+           - COALESCE(CAST(LAG(value_cents) OVER w > 0 OR LAG(value_frac) OVER w > 0 AS INT64), 0) AS delta_counting
   FROM valued
   WINDOW w AS (PARTITION BY subscription ORDER BY instant)
 )
-SELECT subscription, customer, currency, changed_at, delta_scaled, delta_counting
+SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting
 FROM changes
-WHERE delta_scaled <> 0 OR delta_counting <> 0
+WHERE delta_cents <> 0 OR delta_frac <> 0 OR delta_counting <> 0

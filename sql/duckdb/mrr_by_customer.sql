@@ -7,23 +7,24 @@
 --
 -- DuckDB port of sql/bigquery/mrr_by_customer.sql. Dialect changes:
 --   date_trunc('month', t::TIMESTAMP) / strftime instead of TIMESTAMP_TRUNC / FORMAT_TIMESTAMP (the
---   cast keeps DuckDB in UTC without its ICU extension, which is not built in); HUGEINT sums.
+--   cast keeps DuckDB in UTC without its ICU extension, which is not built in).
 WITH
 per_month AS (
   SELECT customer, currency, date_trunc('month', changed_at::TIMESTAMP) AS month_start,
-         SUM(delta_scaled) AS delta_scaled, SUM(delta_counting) AS delta_counting
+         SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac, SUM(delta_counting) AS delta_counting
   FROM {{subscription_changes}}
   GROUP BY 1, 2, 3
 ),
 running AS (
   SELECT customer, currency, month_start,
-         SUM(delta_scaled) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_scaled,
+         SUM(delta_cents) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_cents,
+         SUM(delta_frac) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_frac,
          SUM(delta_counting) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS active_subscriptions
   FROM per_month
 ),
 rounded AS (
   SELECT customer, currency, month_start, active_subscriptions,
-         {{rhe:mrr_scaled|86486400000}} AS mrr
+         {{cents:mrr_cents|mrr_frac}} AS mrr
   FROM running
 ),
 history AS (

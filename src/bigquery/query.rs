@@ -40,8 +40,7 @@ pub async fn report(
     super::push::check_dataset_holds(bq, snapshot).await?;
     let params = QueryParams { as_of: snapshot.as_of()?, options };
     let mut out = Vec::new();
-    for query in QUERIES {
-        let sql = crate::engine::render(Dialect::BigQuery, query, &params, &|t| bq.target.table_ref(t))?;
+    for (query, sql) in suite_sql(&bq.target, &params)? {
         let batch = run_sql(bq, &sql, &format!("sql/bigquery/{query}.sql")).await?;
         results::save(
             &results::path(snapshot, Dialect::BigQuery, query, &options),
@@ -52,6 +51,14 @@ pub async fn report(
         out.push((query, results::to_rows(&batch)?));
     }
     Ok(out)
+}
+
+/// Each query of the suite as BigQuery runs it over the tables pushed to `target`.
+pub fn suite_sql(target: &super::Target, params: &QueryParams) -> anyhow::Result<Vec<(&'static str, String)>> {
+    QUERIES
+        .iter()
+        .map(|query| Ok((*query, crate::engine::render(Dialect::BigQuery, query, params, &|t| target.table_ref(t))?)))
+        .collect()
 }
 
 /// The request every statement is sent with.
@@ -78,8 +85,7 @@ pub async fn dry_run(
     let t = &bq.target;
     let params = QueryParams { as_of: snapshot.as_of()?, options };
     let mut out = Vec::new();
-    for query in QUERIES {
-        let sql = crate::engine::render(Dialect::BigQuery, query, &params, &|name| t.table_ref(name))?;
+    for (query, sql) in suite_sql(t, &params)? {
         let mut request = query_request(t, &sql);
         request.dry_run = Some(true);
         let what = format!("sql/bigquery/{query}.sql");

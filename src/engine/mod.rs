@@ -2,7 +2,9 @@
 //! `sql/duckdb/` (its port), is embedded in the binary, and is resolved here, identically
 //! for both dialects: `{{table}}` becomes the dialect's table reference, `{{query}}` inlines
 //! another query of the same dialect, `{{as_of}}`, `{{end_of_time}}`, `{{discounts_rule}}` and
-//! `{{churn_at}}` become literals, and `{{rhe:N|D}}` expands the dialect's one half-to-even rounding rule.
+//! `{{churn_at}}` become literals, `{{rhe:N|D}}` expands the dialect's half-to-even rounding of
+//! N / D, and `{{cents:C|F}}` its rounding of a split value (C whole minor units + F / scale) to
+//! whole minor units.
 
 pub mod duckdb;
 pub mod results;
@@ -45,6 +47,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "mrr_by_plan",
     "duckdb" / "seed_mrr",
     "duckdb" / "_round_half_even",
+    "duckdb" / "_cents",
     "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
     "bigquery" / "mrr_by_customer",
@@ -52,6 +55,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "bigquery" / "mrr_by_plan",
     "bigquery" / "seed_mrr",
     "bigquery" / "_round_half_even",
+    "bigquery" / "_cents",
 ];
 
 /// The text of `sql/<dialect>/<name>.sql`.
@@ -114,9 +118,12 @@ fn expand(
     if let Some(args) = key.strip_prefix("rhe:") {
         let (n, d) =
             args.split_once('|').ok_or_else(|| anyhow::anyhow!("{file}: {{{{rhe:N|D}}}} needs two arguments"))?;
-        let snippet = sql_text(dialect, "_round_half_even").expect("embedded");
-        let body: String = snippet.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join(" ");
-        return Ok(body.trim().replace("$N", &format!("({n})")).replace("$D", d));
+        return Ok(snippet(dialect, "_round_half_even").replace("$N", &format!("({n})")).replace("$D", d));
+    }
+    if let Some(args) = key.strip_prefix("cents:") {
+        let (c, f) =
+            args.split_once('|').ok_or_else(|| anyhow::anyhow!("{file}: {{{{cents:C|F}}}} needs two arguments"))?;
+        return Ok(snippet(dialect, "_cents").replace("$C", c).replace("$F", f));
     }
     Ok(match key {
         "as_of" => timestamp_literal(dialect, params.as_of),
@@ -139,6 +146,12 @@ fn expand(
         },
         k => anyhow::bail!("{file}: unknown placeholder {{{{{k}}}}}"),
     })
+}
+
+/// A snippet file's expression on one line, without its comments.
+fn snippet(dialect: Dialect, name: &str) -> String {
+    let text = sql_text(dialect, name).expect("embedded");
+    text.lines().filter(|l| !l.trim_start().starts_with("--")).map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
 /// 9999-12-31T00:00:00Z: the end of whatever has not ended. The SQL uses it rather than NULL

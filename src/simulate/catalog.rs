@@ -84,6 +84,9 @@ pub struct Catalog {
     pub coupons: Vec<Coupon>,
 }
 
+/// Stripe's largest amount in minor units: eight digits.
+pub const MAX_AMOUNT: i64 = 99_999_999;
+
 /// The four plans of the original dashboard, cheapest first.
 pub const PLANS: [(&str, i64); 4] = [("Starter", 2900), ("Pro", 7900), ("Business", 19900), ("Enterprise", 49900)];
 
@@ -178,6 +181,29 @@ impl Catalog {
             coupon("USD5ONCE", "$5 off once", Off::Amount { amount: 500, currency: "usd" }, Duration::Once),
         ];
         Catalog { products, prices, coupons }
+    }
+
+    /// The same catalogue with every unit amount and amount-off coupon `factor` times larger:
+    /// an account of large values (`mrr simulate --amount-scale`). Stripe takes amounts of up
+    /// to eight digits ("a value of 99999999 for a USD charge of $999,999.99"); a factor that
+    /// would pass that is refused, naming the price.
+    pub fn scaled(mut self, factor: u32) -> anyhow::Result<Self> {
+        let factor = i64::from(factor.max(1));
+        for p in &mut self.prices {
+            p.unit_amount = p.unit_amount.checked_mul(factor).filter(|a| *a <= MAX_AMOUNT).ok_or_else(|| {
+                crate::error::bad_input(format!(
+                    "--amount-scale {factor}: price \"{}\" would cost {} x {factor} minor units, past Stripe's \
+                         largest amount ({MAX_AMOUNT})",
+                    p.nickname, p.unit_amount
+                ))
+            })?;
+        }
+        for c in &mut self.coupons {
+            if let Off::Amount { amount, .. } = &mut c.off {
+                *amount *= factor;
+            }
+        }
+        Ok(self)
     }
 
     /// Index of the coupon with this id.

@@ -126,8 +126,9 @@ pub struct GroundTruth {
 /// (month, currency, price id, product id) of an `mrr_by_plan` row.
 type PlanKey = (Month, String, String, String);
 
-/// An `mrr_by_plan` row being summed: scaled value, subscriptions, customers.
-type PlanAcc = (i128, i64, i64);
+/// An `mrr_by_plan` row being summed: MRR in minor units (each customer's value on the plan
+/// rounded on its own, as the contract rounds), subscriptions, customers.
+type PlanAcc = (i64, i64, i64);
 
 #[derive(Default)]
 struct SeedAcc {
@@ -200,13 +201,13 @@ impl GroundTruth {
                 }
                 for (price, v) in subscription {
                     *customer.entry(price).or_default() += v;
-                    let acc = self.plans.entry(plan_key(catalog, month, c, price)).or_default();
-                    acc.0 += v;
-                    acc.1 += i64::from(v > 0);
+                    self.plans.entry(plan_key(catalog, month, c, price)).or_default().1 += i64::from(v > 0);
                 }
             }
             for (price, v) in customer {
-                self.plans.entry(plan_key(catalog, month, c, price)).or_default().2 += i64::from(v > 0);
+                let acc = self.plans.entry(plan_key(catalog, month, c, price)).or_default();
+                acc.0 += round_scaled_to_cents(v);
+                acc.2 += i64::from(v > 0);
             }
             month = month.plus(1);
         }
@@ -267,12 +268,12 @@ impl GroundTruth {
             .plans
             .iter()
             .filter(|(_, (_, subscriptions, _))| *subscriptions > 0)
-            .map(|((month, currency, price, product), (scaled, subscriptions, customers))| PlanRow {
+            .map(|((month, currency, price, product), (mrr, subscriptions, customers))| PlanRow {
                 month: month.to_string(),
                 currency: currency.clone(),
                 product: product.clone(),
                 price: price.clone(),
-                mrr: round_scaled_to_cents(*scaled),
+                mrr: *mrr,
                 active_subscriptions: *subscriptions,
                 active_customers: *customers,
             })

@@ -58,7 +58,14 @@ pub struct SimulateOptions {
     /// Write the objects as a Parquet snapshot (`<out>/snapshot/`, what `mrr pull` would make
     /// of the account) instead of JSON Lines: for accounts too large to serve and pull.
     pub parquet_snapshot: bool,
+    /// Every price and amount-off coupon this many times larger (1: as is): an account of large
+    /// values, for the bounds of BigQuery's INT64.
+    pub amount_scale: u32,
     pub out: PathBuf,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `account.json`: what the folder holds and the test key that unlocks it.
@@ -79,6 +86,9 @@ pub struct AccountInfo {
     /// The instant the story was generated up to (equal to `now` unless --horizon was given).
     #[serde(default)]
     pub horizon: Option<i64>,
+    /// Every price and amount-off coupon this many times larger than the standard catalogue's.
+    #[serde(default = "one")]
+    pub amount_scale: u32,
     pub generated_by: String,
 }
 
@@ -131,7 +141,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         return Err(crate::error::bad_input("--now lies before the first simulated month (--horizon minus --months)"));
     }
     let seed = opts.seed;
-    let catalog = Catalog::new(seed, first.start() - 30 * DAY);
+    let catalog = Catalog::new(seed, first.start() - 30 * DAY).scaled(opts.amount_scale)?;
     let clocks = (0..scenario::COHORTS)
         .map(|c| TestClock {
             id: rng::stripe_id("clock", seed, invoices::kind::CLOCK, c),
@@ -164,6 +174,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         first_month: first.to_string(),
         event_days: opts.event_days,
         horizon: opts.horizon,
+        amount_scale: opts.amount_scale,
         generated_by: format!("mrr {}", env!("CARGO_PKG_VERSION")),
     };
     crate::atomic_dir::write_json(&dir.path().join("account.json"), &info)?;

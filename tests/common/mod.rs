@@ -24,11 +24,28 @@ pub fn simulate(scenario: Scenario, customers: u64, seed: u64) -> TempAccount {
     simulate_at(scenario, customers, seed, NOW, None)
 }
 
+/// Simulates an account whose every price and amount-off coupon is `amount_scale` times larger.
+pub fn simulate_scaled(scenario: Scenario, customers: u64, seed: u64, amount_scale: u32) -> TempAccount {
+    simulate_with(scenario, customers, seed, NOW, None, amount_scale)
+}
+
 /// Simulates the account of a story generated up to `horizon`, as it looks at `now`.
 pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, horizon: Option<&str>) -> TempAccount {
+    simulate_with(scenario, customers, seed, now, horizon, 1)
+}
+
+fn simulate_with(
+    scenario: Scenario,
+    customers: u64,
+    seed: u64,
+    now: &str,
+    horizon: Option<&str>,
+    amount_scale: u32,
+) -> TempAccount {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("account");
-    mrr::simulate::run(&options(scenario, customers, seed, now, horizon, &dir)).expect("simulate");
+    mrr::simulate::run(&SimulateOptions { amount_scale, ..options(scenario, customers, seed, now, horizon, &dir) })
+        .expect("simulate");
     let info = AccountInfo::load(&dir).expect("account.json");
     TempAccount { _root: root, dir, info }
 }
@@ -36,7 +53,19 @@ pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, hor
 /// Simulates an account straight into a Parquet snapshot (`mrr simulate --parquet-snapshot`)
 /// in `out`; returns the snapshot folder.
 pub fn simulate_parquet(scenario: Scenario, customers: u64, seed: u64, out: &Path) -> PathBuf {
-    let opts = SimulateOptions { parquet_snapshot: true, ..options(scenario, customers, seed, NOW, None, out) };
+    simulate_parquet_scaled(scenario, customers, seed, 1, out)
+}
+
+/// [`simulate_parquet`] with every price and amount-off coupon `amount_scale` times larger.
+pub fn simulate_parquet_scaled(
+    scenario: Scenario,
+    customers: u64,
+    seed: u64,
+    amount_scale: u32,
+    out: &Path,
+) -> PathBuf {
+    let opts =
+        SimulateOptions { parquet_snapshot: true, amount_scale, ..options(scenario, customers, seed, NOW, None, out) };
     mrr::simulate::run(&opts).expect("simulate --parquet-snapshot");
     out.join(mrr::simulate::SNAPSHOT_DIR)
 }
@@ -59,6 +88,7 @@ fn options(
         event_days: 30,
         horizon: horizon.map(|h| mrr::calendar::parse_timestamp(h).unwrap()),
         parquet_snapshot: false,
+        amount_scale: 1,
         out: out.to_path_buf(),
     }
 }
@@ -358,7 +388,11 @@ impl Mirrored {
 
 /// Builds a [`Mirrored`] snapshot; `name` labels the emulator's log file.
 pub fn mirrored(scenario: Scenario, customers: u64, seed: u64, name: &str) -> Mirrored {
-    let acct = simulate(scenario, customers, seed);
+    mirrored_account(simulate(scenario, customers, seed), name)
+}
+
+/// [`mirrored`] for an account already simulated.
+pub fn mirrored_account(acct: TempAccount, name: &str) -> Mirrored {
     let data = tempfile::tempdir().unwrap();
     let snapshot = pull(&acct, data.path(), &[], &[]);
     let id = snapshot.manifest.id.clone();
