@@ -499,6 +499,11 @@ pub struct SimulateArgs {
     /// amounts have eight digits): an account of large values, past what a scaled INT64 once held.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub amount_scale: u32,
+    /// The account's Stripe API version, which its events are rendered in (Stripe renders an
+    /// event once, in the version of its day). Before 2025-03-31.basil a subscription carries
+    /// its billing period itself, not on its items.
+    #[arg(long, default_value = crate::simulate::render::API_VERSION, value_name = "VERSION")]
+    pub api_version: String,
     /// Folder to create (must not exist).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -49,6 +49,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             horizon: None,
             parquet_snapshot: false,
             amount_scale: 1,
+            api_version: crate::simulate::render::API_VERSION.to_string(),
             out: account.clone(),
         })?;
         eprintln!(

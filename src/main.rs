@@ -69,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 horizon,
                 parquet_snapshot: args.parquet_snapshot,
                 amount_scale: args.amount_scale,
+                api_version: args.api_version,
                 out: args.out,
             })?;
             tracing::info!(

@@ -85,7 +85,10 @@ fn bigquery_sql_matches_duckdb_to_the_cent_on_every_query() {
 fn an_account_of_large_values_passes_parity_to_the_cent() {
     // Every price 200 times larger: plans past the ~$1.07 M a scaled INT64 once held
     // (tests/googlesql.rs runs the same account on BigQuery's own rules).
-    let m = common::mirrored_account(common::simulate_scaled(Scenario::Default, 300, 42, 200), "large-values");
+    let m = common::mirrored_account(
+        common::simulate_changed(Scenario::Default, 300, 42, |o| o.amount_scale = 200),
+        "large-values",
+    );
     let (code, out, err) =
         common::mrr(m.data_dir(), &["parity", "--snapshot", &m.snapshot.manifest.id, "--format", "json"]);
     assert_eq!(code, 0, "parity failed:\n{err}");

@@ -161,8 +161,20 @@ fn build_from_one_event(
     kind: &str,
     object: Value,
 ) -> (i32, String, String) {
+    build_from_one_event_as(data, acct, id, kind, object, &acct.info.api_version)
+}
+
+/// [`build_from_one_event`] with the event rendered in API version `api_version`.
+fn build_from_one_event_as(
+    data: &Path,
+    acct: &common::TempAccount,
+    id: &str,
+    kind: &str,
+    object: Value,
+    api_version: &str,
+) -> (i32, String, String) {
     let event = serde_json::json!({
-        "id": id, "object": "event", "type": kind, "api_version": acct.info.api_version,
+        "id": id, "object": "event", "type": kind, "api_version": api_version,
         "created": acct.info.now + 60, "livemode": false, "pending_webhooks": 0,
         "request": {"id": null, "idempotency_key": null}, "data": {"object": object},
     });
@@ -212,6 +224,32 @@ fn bad_input_is_refused_with_no_new_snapshot() {
         .filter(|n| n.starts_with('.') && n.contains("tmp"))
         .collect();
     assert!(leftovers.is_empty(), "no temporary folder left behind: {leftovers:?}");
+}
+
+#[test]
+fn an_event_of_an_older_api_version_is_refused_naming_the_version_and_the_way_out() {
+    // An account on 2024-06-20: its events carry the subscription's billing period on the
+    // subscription (before 2025-03-31.basil), as Stripe rendered them then and for good.
+    let acct = common::simulate_changed(Scenario::Default, 8, 3, |o| o.api_version = "2024-06-20".into());
+    let data = tempfile::tempdir().unwrap();
+    let base = common::pull(&acct, data.path(), &[], &[]);
+    let event = common::objects(&acct.dir, "events.jsonl")
+        .into_iter()
+        .find(|e| e["data"]["object"]["object"] == "subscription")
+        .expect("a subscription event");
+    assert_eq!(event["api_version"], "2024-06-20");
+    let subscription = &event["data"]["object"];
+    assert!(subscription["current_period_end"].is_i64(), "the period on the subscription: {subscription}");
+    assert!(subscription["items"]["data"][0].get("current_period_end").is_none(), "and not on its items");
+    let id = event["id"].as_str().unwrap();
+    let kind = event["type"].as_str().unwrap();
+    let (code, _, err) = build_from_one_event_as(data.path(), &acct, id, kind, subscription.clone(), "2024-06-20");
+    assert_eq!(code, 2, "{err}");
+    for part in [id, "2024-06-20", stripe_shared::version::VERSION.as_str(), "webhook endpoint", "mrr pull"] {
+        assert!(err.contains(part), "the error names {part:?}: {err}");
+    }
+    assert_eq!(mrr::snapshot::list(data.path()).unwrap().len(), 1, "no snapshot was added");
+    assert_eq!(mrr::snapshot::resolve(data.path(), "latest").unwrap().manifest.id, base.manifest.id);
 }
 
 #[test]

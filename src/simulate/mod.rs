@@ -61,7 +61,19 @@ pub struct SimulateOptions {
     /// Every price and amount-off coupon this many times larger (1: as is): an account of large
     /// values, for the bounds of BigQuery's INT64.
     pub amount_scale: u32,
+    /// The account's API version, which its events are rendered in (`render::API_VERSION`
+    /// unless an older account is wanted).
+    pub api_version: String,
     pub out: PathBuf,
+}
+
+/// `YYYY-MM-DD` or `YYYY-MM-DD.name`, as Stripe names its API versions.
+fn is_api_version(v: &str) -> bool {
+    let (date, name) = v.split_once('.').unwrap_or((v, "x"));
+    crate::calendar::parse_timestamp(date).is_some()
+        && date.len() == 10
+        && !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase())
 }
 
 fn one() -> u32 {
@@ -140,6 +152,13 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     if last < first {
         return Err(crate::error::bad_input("--now lies before the first simulated month (--horizon minus --months)"));
     }
+    if !is_api_version(&opts.api_version) {
+        return Err(crate::error::bad_input(format!(
+            "--api-version {:?} is not a Stripe API version (YYYY-MM-DD or YYYY-MM-DD.name, e.g. {})",
+            opts.api_version,
+            render::API_VERSION
+        )));
+    }
     let seed = opts.seed;
     let catalog = Catalog::new(seed, first.start() - 30 * DAY).scaled(opts.amount_scale)?;
     let clocks = (0..scenario::COHORTS)
@@ -164,7 +183,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     let info = AccountInfo {
         account_id: rng::stripe_id("acct", seed, 0, 0),
         api_key: format!("sk_test_{}", rng::token(seed, 24)),
-        api_version: render::API_VERSION.to_string(),
+        api_version: opts.api_version.clone(),
         now: opts.now,
         now_rfc3339: format_rfc3339(opts.now),
         seed,
@@ -214,7 +233,11 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         }
         let events = events::customer_events(&acct, &c, &invoices, event_from);
         for e in &events {
-            files.write("events.jsonl", e)?;
+            if opts.api_version == render::API_VERSION {
+                files.write("events.jsonl", e)?;
+            } else {
+                files.write("events.jsonl", &render::in_api_version(e.clone(), &opts.api_version))?;
+            }
         }
         let series = truth.add(&acct.catalog, &c);
         files.write_customer_truth(&c, &series, first)?;
@@ -346,5 +369,18 @@ impl Files {
             w.flush().with_context(|| format!("writing {}", self.dir.join(name).display()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_versions_are_a_date_and_an_optional_lowercase_name() {
+        for ok in ["2026-09-30.endive", "2024-06-20", "2025-03-31.basil"] {
+            assert!(super::is_api_version(ok), "{ok}");
+        }
+        for bad in ["", "latest", "2024-13-01", "2024-06-20.", "2024-06-20.Basil", "24-06-20"] {
+            assert!(!super::is_api_version(bad), "{bad}");
+        }
     }
 }

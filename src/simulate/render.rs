@@ -296,6 +296,35 @@ pub fn test_clock(acct: &Account, index: usize) -> Value {
     })
 }
 
+/// The first API version whose subscriptions carry their billing period on each item
+/// (Stripe's changelog, 2025-03-31.basil: "`current_period_start` and `current_period_end`
+/// fields are no longer available on the subscription resource").
+pub const ITEM_PERIODS_SINCE: &str = "2025-03-31.basil";
+
+/// An event as an account whose API version is `version` receives it: Stripe renders `data`
+/// "in the API version used when the event was created" and never again. Before
+/// [`ITEM_PERIODS_SINCE`] a subscription's period sits on the subscription, not its items;
+/// that is the one difference simulated (others, such as an invoice's `subscription` before
+/// its `parent`, are not).
+pub fn in_api_version(mut event: Value, version: &str) -> Value {
+    event["api_version"] = Value::from(version);
+    let object = &mut event["data"]["object"];
+    if version < ITEM_PERIODS_SINCE && object["object"] == "subscription" {
+        let mut period = (Value::Null, Value::Null);
+        if let Some(items) = object["items"]["data"].as_array_mut() {
+            for item in items {
+                if let Some(item) = item.as_object_mut() {
+                    period.0 = item.remove("current_period_start").unwrap_or(period.0);
+                    period.1 = item.remove("current_period_end").unwrap_or(period.1);
+                }
+            }
+        }
+        object["current_period_start"] = period.0;
+        object["current_period_end"] = period.1;
+    }
+    event
+}
+
 /// An event about `object` (already rendered as of `created`).
 pub fn event(id: &str, kind: &str, created: i64, object: Value, previous: Option<Value>) -> Value {
     let mut data = serde_json::Map::new();

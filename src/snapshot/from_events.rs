@@ -154,6 +154,9 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
     }
     // Stripe does not deliver in order: apply by creation time (archive order breaks ties).
     to_apply.sort_by_key(|e| (e.created, e.line));
+    for e in &to_apply {
+        check_api_version(e, &archive)?;
+    }
 
     // The newest state of every object an event touched (None: deleted).
     let mut latest: HashMap<(Kind, String), (Option<Value>, &Archived)> = HashMap::new();
@@ -253,6 +256,29 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
         after_as_of: summary_counts.1,
         ignored_types,
     })
+}
+
+/// An event's `data` keeps the shape of the API version it was created in ("The contents of
+/// `data` never change"), and the objects are read in the one version `mrr` is built for: an
+/// event of another version is refused, naming it and the ways out, before anything is written.
+fn check_api_version(e: &Archived, archive: &Path) -> anyhow::Result<()> {
+    let ours = stripe_shared::version::VERSION.as_str();
+    let version = e.raw["api_version"].as_str();
+    if version == Some(ours) {
+        return Ok(());
+    }
+    Err(bad_input(format!(
+        "{}:{}: event {} ({}) is rendered in Stripe API version {}; `mrr snapshot --from-events` reads \
+         events of version {ours} only (an event keeps the shape of the version it was created in: \
+         before 2025-03-31.basil, for one, a subscription carries its billing period itself, not on \
+         its items). Set the webhook endpoint's API version to {ours} for the events to come, and \
+         run `mrr pull` for a full snapshot now",
+        archive.display(),
+        e.line,
+        e.id,
+        e.kind,
+        version.map_or_else(|| "(none given)".to_string(), str::to_string),
+    )))
 }
 
 /// Reads every event of the archive, oldest delivery first.

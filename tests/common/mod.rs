@@ -24,14 +24,20 @@ pub fn simulate(scenario: Scenario, customers: u64, seed: u64) -> TempAccount {
     simulate_at(scenario, customers, seed, NOW, None)
 }
 
-/// Simulates an account whose every price and amount-off coupon is `amount_scale` times larger.
-pub fn simulate_scaled(scenario: Scenario, customers: u64, seed: u64, amount_scale: u32) -> TempAccount {
-    simulate_with(scenario, customers, seed, NOW, None, amount_scale)
+/// Simulates an account with the tests' settings as `change` alters them (e.g. a larger
+/// `amount_scale`, an older `api_version`).
+pub fn simulate_changed(
+    scenario: Scenario,
+    customers: u64,
+    seed: u64,
+    change: impl FnOnce(&mut SimulateOptions),
+) -> TempAccount {
+    simulate_with(scenario, customers, seed, NOW, None, change)
 }
 
 /// Simulates the account of a story generated up to `horizon`, as it looks at `now`.
 pub fn simulate_at(scenario: Scenario, customers: u64, seed: u64, now: &str, horizon: Option<&str>) -> TempAccount {
-    simulate_with(scenario, customers, seed, now, horizon, 1)
+    simulate_with(scenario, customers, seed, now, horizon, |_| {})
 }
 
 fn simulate_with(
@@ -40,12 +46,13 @@ fn simulate_with(
     seed: u64,
     now: &str,
     horizon: Option<&str>,
-    amount_scale: u32,
+    change: impl FnOnce(&mut SimulateOptions),
 ) -> TempAccount {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("account");
-    mrr::simulate::run(&SimulateOptions { amount_scale, ..options(scenario, customers, seed, now, horizon, &dir) })
-        .expect("simulate");
+    let mut opts = options(scenario, customers, seed, now, horizon, &dir);
+    change(&mut opts);
+    mrr::simulate::run(&opts).expect("simulate");
     let info = AccountInfo::load(&dir).expect("account.json");
     TempAccount { _root: root, dir, info }
 }
@@ -89,6 +96,7 @@ fn options(
         horizon: horizon.map(|h| mrr::calendar::parse_timestamp(h).unwrap()),
         parquet_snapshot: false,
         amount_scale: 1,
+        api_version: mrr::simulate::render::API_VERSION.to_string(),
         out: out.to_path_buf(),
     }
 }
