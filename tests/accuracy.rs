@@ -200,6 +200,7 @@ mod edge_case {
         coupon_amount_multi_item,
         legacy_archived_plan,
         transform_quantity_packs,
+        inline_price,
     );
 }
 

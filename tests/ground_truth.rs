@@ -157,6 +157,8 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("legacy_archived_plan", [6900, 6900, 6900, 6900, 6900, 6900]),
         // Pro $79 + 7 seats in packs of 4 at $10 a pack, rounded up: 2 packs.
         ("transform_quantity_packs", [0, 9900, 9900, 9900, 9900, 9900]),
+        // On a negotiated $149 Business price made inline (`price_data`) since 07-09.
+        ("inline_price", [0, 14900, 14900, 14900, 14900, 14900]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

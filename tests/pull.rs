@@ -33,7 +33,6 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     for (file, table) in [
         ("customers.jsonl", "customers"),
         ("products.jsonl", "products"),
-        ("prices.jsonl", "prices"),
         ("coupons.jsonl", "coupons"),
         ("subscriptions.jsonl", "subscriptions"),
         ("invoices.jsonl", "invoices"),
@@ -43,6 +42,10 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     ] {
         assert_eq!(table_ids(&snap, table), ids(&acct, file), "{table}");
     }
+    // Every listed price, and the inline one (in no list) from the item that embeds it.
+    let mut prices = ids(&acct, "prices.jsonl");
+    prices.extend(ids(&acct, mrr::simulate::INLINE_PRICES_FILE));
+    assert_eq!(table_ids(&snap, "prices"), sorted(prices), "prices");
     // Every line of every invoice, including those beyond the first page of a long invoice.
     let lines: Vec<String> = objects(&acct.dir, "invoices.jsonl")
         .iter()
@@ -68,8 +71,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 33,
-        "150 random + 33 edge-case customers"
+        150 + 34,
+        "150 random + 34 edge-case customers"
     );
     let manifest_text = std::fs::read_to_string(snap.dir.join("manifest.json")).unwrap();
     assert!(!manifest_text.contains(&acct.info.api_key));

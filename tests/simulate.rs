@@ -32,6 +32,7 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
     assert!(parse_file::<stripe_shared::Customer>(d, "customers.jsonl") > 75);
     assert_eq!(parse_file::<stripe_shared::Product>(d, "products.jsonl"), 7);
     assert_eq!(parse_file::<stripe_shared::Price>(d, "prices.jsonl"), 19, "17 + an archived price + a seat pack");
+    assert_eq!(parse_file::<stripe_shared::Price>(d, mrr::simulate::INLINE_PRICES_FILE), 1, "a negotiated price");
     assert_eq!(parse_file::<stripe_shared::Coupon>(d, "coupons.jsonl"), 7);
     assert!(parse_file::<stripe_shared::Subscription>(d, "subscriptions.jsonl") > 75);
     assert!(parse_file::<stripe_shared::Invoice>(d, "invoices.jsonl") > 200);
@@ -113,7 +114,8 @@ fn ids_are_unique_and_everything_references_existing_objects() {
         set
     };
     let customers = ids("customers.jsonl");
-    let prices = ids("prices.jsonl");
+    let prices: std::collections::HashSet<String> =
+        ids("prices.jsonl").union(&ids(mrr::simulate::INLINE_PRICES_FILE)).cloned().collect();
     let subs = ids("subscriptions.jsonl");
     ids("events.jsonl");
     for s in objects(&acct.dir, "subscriptions.jsonl") {

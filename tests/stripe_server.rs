@@ -145,6 +145,15 @@ fn test_clock_objects_are_hidden_from_plain_lists_but_not_from_a_customer_filter
     let r = get(server.port, "/v1/prices?active=maybe", key).unwrap();
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["param"], "active");
+    // An inline price is in no price list, active or not, and retrieves by id.
+    let inline = objects(&acct.dir, mrr::simulate::INLINE_PRICES_FILE);
+    let inline = inline[0]["id"].as_str().unwrap();
+    for path in ["/v1/prices?limit=100", "/v1/prices?limit=100&active=true", "/v1/prices?limit=100&active=false"] {
+        let page = get(server.port, path, key).unwrap().json();
+        assert!(page["data"].as_array().unwrap().iter().all(|p| p["id"] != inline), "{path} lists {inline}");
+    }
+    let r = get(server.port, &format!("/v1/prices/{inline}"), key).unwrap();
+    assert_eq!((r.status, r.json()["id"].as_str().unwrap().to_string()), (200, inline.to_string()));
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub struct Price {
     pub active: bool,
     /// `transform_quantity`: bill `quantity / divide_by`, rounded up (`true`) or down.
     pub transform: Option<(u32, bool)>,
+    /// Created inline with a subscription (`price_data`): no price list returns it, ever.
+    pub inline: bool,
 }
 
 impl Price {
@@ -113,6 +115,9 @@ pub mod price {
     pub const PRO_LEGACY: usize = 17;
     /// Seats sold in packs of 4 ($10 a pack): `transform_quantity` divide_by 4, round up.
     pub const SEAT_PACK: usize = 18;
+    /// A negotiated Business price ($149 a month), created inline (`price_data`) with the one
+    /// subscription that uses it.
+    pub const BUSINESS_INLINE: usize = 19;
 }
 
 impl Catalog {
@@ -131,6 +136,7 @@ impl Catalog {
             prices.push(Price {
                 active: true,
                 transform: None,
+                inline: false,
                 id: stripe_id("price", seed, 11, n),
                 product,
                 nickname,
@@ -163,8 +169,10 @@ impl Catalog {
         add(6, "Free monthly", "usd", 0, Interval::Month, 1, Usage::Licensed);
         add(1, "Pro monthly (2024, archived)", "usd", 6900, Interval::Month, 1, Usage::Licensed);
         add(4, "Seats (packs of 4)", "usd", 1000, Interval::Month, 1, Usage::Licensed);
+        add(2, "Business, negotiated (inline)", "usd", 14900, Interval::Month, 1, Usage::Licensed);
         prices[price::PRO_LEGACY].active = false;
         prices[price::SEAT_PACK].transform = Some((4, true));
+        prices[price::BUSINESS_INLINE].inline = true;
         let coupon = |id, name, off, duration| Coupon { id, name, off, duration, created };
         let coupons = vec![
             coupon("PCT25FOREVER", "25% off forever", Off::Percent(25.0), Duration::Forever),

@@ -40,6 +40,10 @@ pub const OBJECT_FILES: [(&str, &str); 8] = [
 /// Every discount object ever attached (not a Stripe list route; serves `expand[]`).
 pub const DISCOUNTS_FILE: &str = "discounts.jsonl";
 
+/// Prices created inline (`price_data`): retrievable by id and embedded in items, but in no
+/// price list ("Returns a list of your active prices, excluding inline prices").
+pub const INLINE_PRICES_FILE: &str = "prices-inline.jsonl";
+
 /// Settings of one simulation.
 #[derive(Clone, Debug)]
 pub struct SimulateOptions {
@@ -201,7 +205,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         files.write("products.jsonl", &render::product(&acct, i))?;
     }
     for p in &acct.catalog.prices {
-        files.write("prices.jsonl", &render::price(&acct, p))?;
+        files.write(if p.inline { INLINE_PRICES_FILE } else { "prices.jsonl" }, &render::price(&acct, p))?;
     }
     for i in 0..acct.clocks.len() {
         files.write("test_clocks.jsonl", &render::test_clock(&acct, i))?;
@@ -295,7 +299,11 @@ impl Files {
             let snapshot = Some(SnapshotSink { writers, discounts: Default::default() });
             return Ok(Files { dir: dir.to_path_buf(), open, snapshot });
         }
-        let names = OBJECT_FILES.iter().map(|(_, f)| *f).chain([DISCOUNTS_FILE, "ground_truth_customers.jsonl"]);
+        let names = OBJECT_FILES.iter().map(|(_, f)| *f).chain([
+            DISCOUNTS_FILE,
+            INLINE_PRICES_FILE,
+            "ground_truth_customers.jsonl",
+        ]);
         for name in names {
             let path = dir.join(name);
             let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;

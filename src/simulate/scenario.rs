@@ -303,6 +303,10 @@ impl Generator<'_> {
             // Pro + 7 seats sold in packs of 4 (round up): 2 packs, $79 + $20.
             c.subscriptions.push(g.subscription(c, 0, at(1, 6), &[(pro, 1), (price::SEAT_PACK, 7)]));
         });
+        add("inline_price", "usd", &|g, c| {
+            // A negotiated $149 Business price made with `price_data`: in no price list.
+            c.subscriptions.push(g.subscription(c, 0, at(1, 9), &[(price::BUSINESS_INLINE, 1)]));
+        });
         out
     }
 

@@ -216,7 +216,12 @@ pub(super) async fn retrieve(
             k => return invalid(format!("Received unknown parameter: {k}"), k),
         }
     }
-    match state.store.tables[kind.as_str()].get(&id) {
+    let found = match state.store.tables[kind.as_str()].get(&id) {
+        // An inline price is in no list but retrieves like any other.
+        Ok(None) if kind == "prices" => state.store.inline_prices.as_ref().map_or(Ok(None), |t| t.get(&id)),
+        other => other,
+    };
+    match found {
         Ok(Some(object)) => match present(&state, &kind, object, &expand) {
             Ok(o) => ok(o),
             Err(e) => internal(e),

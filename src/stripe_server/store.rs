@@ -235,6 +235,9 @@ pub struct Store {
     pub tables: HashMap<&'static str, Table>,
     /// Discount objects by id (for `expand[]`), including ones no longer attached.
     pub discounts: Table,
+    /// Prices created inline: retrieved by id, never listed (None: an account folder from
+    /// before inline prices were simulated).
+    pub inline_prices: Option<Table>,
 }
 
 impl Store {
@@ -252,6 +255,8 @@ impl Store {
             tables.insert(route, Table::load(&path)?);
         }
         let discounts = Table::load(&dir.join(crate::simulate::DISCOUNTS_FILE))?;
-        Ok(Store { tables, discounts })
+        let inline = dir.join(crate::simulate::INLINE_PRICES_FILE);
+        let inline_prices = if inline.exists() { Some(Table::load(&inline)?) } else { None };
+        Ok(Store { tables, discounts, inline_prices })
     }
 }
