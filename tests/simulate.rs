@@ -93,7 +93,7 @@ fn same_seed_gives_byte_identical_accounts() {
     let c = simulate(Scenario::Full, 120, 8);
     let mut files: Vec<_> = std::fs::read_dir(&a.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     files.sort();
-    assert_eq!(files.len(), 12, "{files:?}");
+    assert_eq!(files.len(), 13, "{files:?}");
     for f in &files {
         let (x, y) = (std::fs::read(a.dir.join(f)).unwrap(), std::fs::read(b.dir.join(f)).unwrap());
         assert!(x == y, "{f:?} differs between two runs with the same seed");
