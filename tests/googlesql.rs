@@ -59,6 +59,7 @@ fn googlesql(request: &Value) -> Map<String, Value> {
 /// A result's rows, NUMERIC decimal strings turned into JSON numbers as DuckDB's are.
 fn rows(result: &Value, what: &str) -> Vec<Map<String, Value>> {
     assert!(result.get("error").is_none(), "{what} failed in GoogleSQL: {}", result["error"]);
+    let numeric: Vec<&str> = result["numeric"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     result["rows"]
         .as_array()
         .unwrap()
@@ -69,9 +70,7 @@ fn rows(result: &Value, what: &str) -> Vec<Map<String, Value>> {
                 .iter()
                 .map(|(k, v)| {
                     let v = match v {
-                        Value::String(s) if k.ends_with("_pct") || k.ends_with("_rate") || k.ends_with("retention") => {
-                            serde_json::from_str(s).unwrap()
-                        }
+                        Value::String(s) if numeric.contains(&k.as_str()) => serde_json::from_str(s).unwrap(),
                         other => other.clone(),
                     };
                     (k.clone(), v)

@@ -301,8 +301,9 @@ pub fn test_clock(acct: &Account, index: usize) -> Value {
 /// fields are no longer available on the subscription resource").
 pub const ITEM_PERIODS_SINCE: &str = "2025-03-31.basil";
 
-/// An event as an account whose API version is `version` receives it: Stripe renders `data`
-/// "in the API version used when the event was created" and never again. Before
+/// An event as an account whose API version is `version` receives it: `api_version` is "The
+/// Stripe API version used to render `data` when the event was created", and "The contents of
+/// `data` never change". Before
 /// [`ITEM_PERIODS_SINCE`] a subscription's period sits on the subscription, not its items;
 /// that is the one difference simulated (others, such as an invoice's `subscription` before
 /// its `parent`, are not).

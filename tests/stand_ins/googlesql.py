@@ -10,8 +10,8 @@ queries to run in order:
   {"tables": {"p.d.customers": {"parquet": "/path/customers.parquet"},
               "p.d.t": {"columns": [["id", "STRING"], ["n", "INT64"]], "rows": [["a", 1]]}},
    "queries": [{"name": "mrr_monthly", "sql": "SELECT ..."}]}
-The answer has, per query, its rows as objects (INT64 as integers, NUMERIC as a decimal string)
-or the error GoogleSQL raised (a TIMESTAMP result is such an error: the package's result model
+The answer has, per query, its rows as objects (INT64 as integers, NUMERIC as a decimal string,
+its columns listed under "numeric") or the error GoogleSQL raised (a TIMESTAMP result is such an error: the package's result model
 drops its value; none of the suite's queries returns one, and UNIX_MICROS(t) would serve):
   {"results": [{"name": "mrr_monthly", "columns": [...], "rows": [{...}]} | {"name": ..., "error": "..."}]}
 Starting the WebAssembly module takes about 30 s; everything runs in one process.
@@ -140,7 +140,8 @@ def main() -> None:
                     {name: out_value(kind, v) for (name, kind), v in zip(columns, row.cell)}
                     for row in answer.content.table_data.row
                 ]
-            results.append({"name": query["name"], "columns": [n for n, _ in columns], "rows": rows})
+            numeric = [n for n, kind in columns if kind == TypeKind.TYPE_NUMERIC]
+            results.append({"name": query["name"], "columns": [n for n, _ in columns], "numeric": numeric, "rows": rows})
         except Exception as e:  # GoogleSQL's own error, reported per query
             results.append({"name": query["name"], "error": f"{type(e).__name__}: {e}"})
     json.dump({"results": results}, sys.stdout)
