@@ -201,6 +201,9 @@ mod edge_case {
         legacy_archived_plan,
         transform_quantity_packs,
         inline_price,
+        volume_tiers,
+        graduated_tiers,
+        currency_options_eur,
     );
 }
 
@@ -240,6 +243,48 @@ fn report_errors_name_the_snapshot_the_file_and_the_table() {
     let (code, _, err) = common::mrr(data.path(), &["report", "--snapshot", &snap.manifest.id]);
     assert_eq!(code, 2);
     assert!(err.contains("corrupt manifest"), "{err}");
+}
+
+/// A snapshot pulled before mrr read tiers and currency options (schema version 1) reads as
+/// having none: an account that needs them is refused, naming the price, never valued at 0.
+#[test]
+fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_the_price() {
+    let (acct, data, _) = full();
+    let base = mrr::snapshot::Snapshot::open(&data.path().join("snapshots").join(latest_id(data.path()))).unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let snapshots = old.path().join("snapshots");
+    let dir = snapshots.join("20260101T000000Z");
+    common::copy_dir(&base.dir, &dir);
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    manifest["id"] = "20260101T000000Z".into();
+    manifest["schema_version"] = 1.into();
+    let tables = manifest["tables"].as_array_mut().unwrap();
+    tables.retain(|t| !t["name"].as_str().unwrap().starts_with("price_"));
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    for t in ["price_tiers", "price_currency_options"] {
+        std::fs::remove_file(dir.join(format!("{t}.parquet"))).unwrap();
+    }
+    std::fs::write(snapshots.join("latest"), "20260101T000000Z").unwrap();
+    let (code, out, err) = common::mrr(old.path(), &["report"]);
+    assert_eq!(code, 2, "{out}");
+    let tiered = common::objects(&acct.dir, "prices.jsonl")
+        .into_iter()
+        .filter(|p| p["billing_scheme"] == "tiered")
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let business = common::objects(&acct.dir, "prices.jsonl")
+        .into_iter()
+        .find(|p| p["currency_options"].get("eur").is_some())
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .unwrap();
+    let named = tiered.iter().chain([&business]).find(|id| err.contains(&format!("price {id} cannot be valued")));
+    assert!(named.is_some(), "{err}");
+    assert!(err.contains("pull again"), "{err}");
+    assert!(out.is_empty(), "no partial report: {out}");
+}
+
+fn latest_id(data: &std::path::Path) -> String {
+    std::fs::read_to_string(data.join("snapshots").join("latest")).unwrap().trim().to_string()
 }
 
 #[test]

@@ -159,6 +159,12 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("transform_quantity_packs", [0, 9900, 9900, 9900, 9900, 9900]),
         // On a negotiated $149 Business price made inline (`price_data`) since 07-09.
         ("inline_price", [0, 14900, 14900, 14900, 14900, 14900]),
+        // Pro $79 + 12 seats on volume tiers: 12 x $10 (the 6-20 tier) + its $5 flat.
+        ("volume_tiers", [20400, 20400, 20400, 20400, 20400, 20400]),
+        // 25 seats on graduated tiers since 07-14: 10 x $15 + $10 flat + 15 x $12.
+        ("graduated_tiers", [0, 34000, 34000, 34000, 34000, 34000]),
+        // A EUR subscription on a USD price: its currency option, 185.00 EUR.
+        ("currency_options_eur", [18500, 18500, 18500, 18500, 18500, 18500]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

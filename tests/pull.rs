@@ -71,9 +71,13 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 34,
-        "150 random + 34 edge-case customers"
+        150 + 37,
+        "150 random + 37 edge-case customers"
     );
+    // Tiers and currency options come only when asked for (catalogue L10); the pull asks.
+    let rows = |t: &str| m.tables.iter().find(|e| e.name == t).unwrap().rows;
+    assert_eq!(rows("price_tiers"), 6, "two tiered prices of three tiers each");
+    assert_eq!(rows("price_currency_options"), 1, "Business monthly in EUR");
     let manifest_text = std::fs::read_to_string(snap.dir.join("manifest.json")).unwrap();
     assert!(!manifest_text.contains(&acct.info.api_key));
     for entry in std::fs::read_dir(&snap.dir).unwrap() {

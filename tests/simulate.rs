@@ -31,7 +31,11 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
     let d = &acct.dir;
     assert!(parse_file::<stripe_shared::Customer>(d, "customers.jsonl") > 75);
     assert_eq!(parse_file::<stripe_shared::Product>(d, "products.jsonl"), 7);
-    assert_eq!(parse_file::<stripe_shared::Price>(d, "prices.jsonl"), 19, "17 + an archived price + a seat pack");
+    assert_eq!(
+        parse_file::<stripe_shared::Price>(d, "prices.jsonl"),
+        21,
+        "17 + an archived price + a seat pack + volume and graduated seats (with their tiers and options)"
+    );
     assert_eq!(parse_file::<stripe_shared::Price>(d, mrr::simulate::INLINE_PRICES_FILE), 1, "a negotiated price");
     assert_eq!(parse_file::<stripe_shared::Coupon>(d, "coupons.jsonl"), 7);
     assert!(parse_file::<stripe_shared::Subscription>(d, "subscriptions.jsonl") > 75);

@@ -157,6 +157,45 @@ fn test_clock_objects_are_hidden_from_plain_lists_but_not_from_a_customer_filter
 }
 
 #[test]
+fn tiers_and_currency_options_come_only_when_expanded() {
+    let acct = simulate(Scenario::Default, 3, 2);
+    let server = Server::start(&acct.dir, &[]);
+    let key = Some(acct.info.api_key.as_str());
+    let tiered = |page: &serde_json::Value| {
+        let data = page["data"].as_array().unwrap().clone();
+        data.into_iter().filter(|p| p["billing_scheme"] == "tiered").collect::<Vec<_>>()
+    };
+    // "This field is not included by default": the key is absent, not null.
+    let plain = get(server.port, "/v1/prices?limit=100", key).unwrap().json();
+    let plain_tiered = tiered(&plain);
+    assert_eq!(plain_tiered.len(), 2, "volume and graduated seats");
+    for p in plain["data"].as_array().unwrap() {
+        assert!(p.get("tiers").is_none() && p.get("currency_options").is_none(), "{p}");
+    }
+    assert!(plain_tiered.iter().all(|p| p["unit_amount"].is_null() && !p["tiers_mode"].is_null()));
+    let path = "/v1/prices?limit=100&expand[]=data.tiers&expand[]=data.currency_options";
+    let expanded = get(server.port, path, key).unwrap().json();
+    let modes: Vec<_> = tiered(&expanded).iter().map(|p| (p["tiers_mode"].clone(), p["tiers"].clone())).collect();
+    assert!(modes.iter().all(|(_, t)| t.as_array().unwrap().len() == 3 && t[2]["up_to"].is_null()), "{modes:?}");
+    let eur: Vec<_> =
+        expanded["data"].as_array().unwrap().iter().filter_map(|p| p["currency_options"].get("eur")).collect();
+    assert_eq!(eur.len(), 1);
+    assert_eq!(eur[0]["unit_amount"], 18500);
+    // Retrieve by id: the same, with `expand[]=tiers`.
+    let id = plain_tiered[0]["id"].as_str().unwrap();
+    let one = get(server.port, &format!("/v1/prices/{id}"), key).unwrap().json();
+    assert!(one.get("tiers").is_none());
+    let one = get(server.port, &format!("/v1/prices/{id}?expand[]=tiers"), key).unwrap().json();
+    assert_eq!(one["tiers"].as_array().unwrap().len(), 3);
+    // Embedded in an item, a price never carries them.
+    for sub in objects(&acct.dir, "subscriptions.jsonl") {
+        for item in sub["items"]["data"].as_array().unwrap() {
+            assert!(item["price"].get("tiers").is_none() && item["price"].get("currency_options").is_none());
+        }
+    }
+}
+
+#[test]
 fn embedded_items_stop_at_ten_and_the_rest_page_through_subscription_items() {
     let acct = simulate(Scenario::Default, 5, 2);
     let sub_id = common::with_many_items(&acct.dir, 25);

@@ -86,22 +86,56 @@ item_changes AS (
   FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
   WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
 ),
+-- A tier holds the quantities after the previous tier's up_to through its own (NULL: inf).
+tiers AS (
+  SELECT price, currency, tier, up_to, COALESCE(unit_amount, 0) AS unit_amount, COALESCE(flat_amount, 0) AS flat_amount,
+         COALESCE(LAG(up_to) OVER (PARTITION BY price, currency ORDER BY tier), 0) AS above
+  FROM {{price_tiers}}
+),
+-- What a tiered item bills per interval, in its subscription's currency (Stripe's rule,
+-- docs/metrics.md): volume, every unit at the unit amount of the tier the quantity falls in
+-- plus that tier's flat amount; graduated, each tier's units at that tier's unit amount plus
+-- the flat amount of every tier reached.
+tiered AS (
+  SELECT e.item, e.effective_at,
+         SUM(CASE p.tiers_mode
+               WHEN 'volume' THEN e.quantity * t.unit_amount + t.flat_amount
+               ELSE (LEAST(e.quantity, COALESCE(t.up_to, e.quantity)) - t.above) * t.unit_amount + t.flat_amount
+             END) AS amount
+  FROM item_changes e
+  JOIN subs s ON s.subscription = e.subscription
+  JOIN {{prices}} p ON p.id = e.price
+  JOIN tiers t ON t.price = p.id AND t.currency = s.currency
+  WHERE p.billing_scheme = 'tiered'
+    AND (e.quantity > t.above OR (p.tiers_mode = 'volume' AND t.tier = 0))
+    AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR e.quantity <= t.up_to)
+  GROUP BY e.item, e.effective_at
+),
 priced AS (
   SELECT e.subscription, e.item, e.effective_at, e.until, e.price,
          p.recurring_interval, p.recurring_interval_count,
          CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS per_year,
          -- what the item bills per interval, minor units (also the weight an amount-off coupon is
-         -- split by): the unit amount times the billed quantity, which transform_quantity divides
-         -- and rounds up or down (Stripe's rule, docs/metrics.md)
-         CASE WHEN p.recurring_usage_type = 'licensed' AND p.unit_amount IS NOT NULL THEN
-           p.unit_amount * CASE
+         -- split by): a tiered price by its tiers; any other, the unit amount in the
+         -- subscription's currency (the price's own or its currency option's) times the billed
+         -- quantity, which transform_quantity divides and rounds up or down (Stripe's rules,
+         -- docs/metrics.md). Every price was checked to have an amount before this runs
+         -- (src/engine/priceable.rs): no 0 here stands for a missing one.
+         CASE
+           WHEN p.recurring_usage_type IS DISTINCT FROM 'licensed' THEN 0
+           WHEN p.billing_scheme = 'tiered' THEN COALESCE(tr.amount, 0)
+           ELSE COALESCE(CASE WHEN s.currency = p.currency THEN p.unit_amount ELSE co.unit_amount END, 0) * CASE
              WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
              WHEN p.transform_quantity_round = 'up'
                -- (the dividend in its own parentheses: the emulator rewrites DIV(a, b) to a // b)
                THEN DIV((COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1), p.transform_quantity_divide_by)
              ELSE DIV(COALESCE(e.quantity, 0), p.transform_quantity_divide_by) END
-         ELSE 0 END AS amount
-  FROM item_changes e LEFT JOIN {{prices}} p ON p.id = e.price
+         END AS amount
+  FROM item_changes e
+  LEFT JOIN {{prices}} p ON p.id = e.price
+  LEFT JOIN subs s ON s.subscription = e.subscription
+  LEFT JOIN {{price_currency_options}} co ON co.price = e.price AND co.currency = s.currency
+  LEFT JOIN tiered tr ON tr.item = e.item AND tr.effective_at = e.effective_at
 ),
 -- A subscription bills on one interval; amount-off coupons are spread over it.
 sub_interval AS (

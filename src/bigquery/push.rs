@@ -136,6 +136,17 @@ pub async fn check_dataset_holds(bq: &BigQuery, snapshot: &Snapshot) -> anyhow::
 /// Loads every table of the snapshot into the target dataset.
 pub async fn push(bq: &BigQuery, snapshot: &Snapshot, stage: Option<&str>) -> anyhow::Result<PushRecord> {
     let target = &bq.target;
+    let version = snapshot.manifest.schema_version;
+    if version < crate::snapshot::schema::SCHEMA_VERSION {
+        return Err(crate::error::bad_input(format!(
+            "snapshot {} has schema version {version}: it was pulled before mrr read price tiers and currency \
+             options, which the BigQuery SQL reads. DuckDB still reports it (as having none); to push, pull again \
+             (`mrr pull`)",
+            snapshot.manifest.id
+        )));
+    }
+    let params = crate::engine::QueryParams { as_of: snapshot.as_of()?, options: Default::default() };
+    crate::engine::priceable::check(&crate::engine::duckdb::open()?, snapshot, &params)?;
     ensure_dataset(bq).await?;
     let id = &snapshot.manifest.id;
     mark(bq, id, "loading").await?;

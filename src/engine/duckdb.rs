@@ -24,7 +24,7 @@ pub fn resolved_sql(
     render_for(snapshot, query, &QueryParams { as_of, options })
 }
 
-fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<String> {
+pub(super) fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<String> {
     render_reusing(snapshot, query, params, &[])
 }
 
@@ -36,8 +36,8 @@ fn render_reusing(
     materialized: &[&str],
 ) -> anyhow::Result<String> {
     let missing = std::cell::RefCell::new(None);
-    let table_ref = |table: &str| match snapshot.table_path(table) {
-        Ok(path) => format!("read_parquet('{}')", path.display().to_string().replace('\'', "''")),
+    let table_ref = |table: &str| match table_sql(snapshot, table) {
+        Ok(sql) => sql,
         Err(e) => {
             missing.borrow_mut().get_or_insert(e);
             "missing".into()
@@ -51,6 +51,34 @@ fn render_reusing(
     }
 }
 
+/// How DuckDB reads a snapshot table: its Parquet file, or no rows for a table the snapshot predates.
+pub fn table_sql(snapshot: &Snapshot, table: &str) -> anyhow::Result<String> {
+    Ok(match snapshot.table_path_if_any(table)? {
+        Some(path) => format!("read_parquet('{}')", path.display().to_string().replace('\'', "''")),
+        None => empty_table(table),
+    })
+}
+
+/// A table with no rows and the table's columns, for a snapshot older than the table.
+fn empty_table(table: &str) -> String {
+    use crate::snapshot::schema::{table as def, Kind};
+    let columns: Vec<String> = def(table)
+        .columns
+        .iter()
+        .map(|c| {
+            let ty = match c.kind {
+                Kind::Str => "VARCHAR",
+                Kind::I64 => "BIGINT",
+                Kind::Ts => "TIMESTAMPTZ",
+                Kind::Bool => "BOOLEAN",
+                Kind::F64 => "DOUBLE",
+            };
+            format!("CAST(NULL AS {ty}) AS \"{}\"", c.name)
+        })
+        .collect();
+    format!("(SELECT {} WHERE FALSE)", columns.join(", "))
+}
+
 /// The queries other queries read, computed once per report in this order: every valuation
 /// (item_values) feeds customers, months and plans; customers feed months.
 const SHARED_BASES: [&str; 2] = ["item_values", "mrr_by_customer"];
@@ -58,6 +86,7 @@ const SHARED_BASES: [&str; 2] = ["item_values", "mrr_by_customer"];
 /// Runs every query of [`QUERIES`] in one connection, computing each shared base once.
 pub fn run_all(snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<Vec<(&'static str, Vec<RecordBatch>)>> {
     let conn = open()?;
+    super::priceable::check(&conn, snapshot, params)?;
     let failed = |query: &str, e: duckdb::Error| bad_input(format!("sql/duckdb/{query}.sql failed in DuckDB: {e}"));
     let mut done: Vec<&str> = Vec::new();
     for base in SHARED_BASES {

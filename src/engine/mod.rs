@@ -7,6 +7,7 @@
 //! whole minor units.
 
 pub mod duckdb;
+pub mod priceable;
 pub mod results;
 
 use crate::metrics::{ChurnAt, DiscountRule, MetricOptions};
@@ -48,6 +49,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "seed_mrr",
     "duckdb" / "_round_half_even",
     "duckdb" / "_cents",
+    "duckdb" / "_priceable",
     "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
     "bigquery" / "mrr_by_customer",

@@ -175,7 +175,9 @@ impl Fetcher {
             ObjectKind::Prices => {
                 // The plain list has active prices only; inactive ones need `active=false`.
                 let request = ListPrice::new().created(range).active(*scope != Scope::InactivePrices);
-                list!(request.clone().expand(vec!["data.tiers".to_string()]), extract::price)
+                // Tiers and currency options are "not included by default" (catalogue L10).
+                let includables = vec!["data.tiers".to_string(), "data.currency_options".to_string()];
+                list!(request.clone().expand(includables.clone()), extract::price)
             }
             ObjectKind::Coupons => list!(ListCoupon::new().created(range), extract::coupon),
             ObjectKind::Subscriptions => {
@@ -275,14 +277,14 @@ impl Fetcher {
         }
     }
 
-    /// One price by id (`GET /v1/prices/:id`, tiers expanded): for prices that invoice lines
+    /// One price by id (`GET /v1/prices/:id`, tiers and currency options expanded): for prices that invoice lines
     /// name but no list returns (inline prices of past items).
     pub async fn price(&self, id: &str) -> anyhow::Result<Vec<Row>> {
         use stripe_product::price::RetrievePrice;
         let what = format!("retrieving price {id}, which an invoice line names");
         let price = self
             .call(&what, || {
-                let r = RetrievePrice::new(id).expand(vec!["tiers".to_string()]);
+                let r = RetrievePrice::new(id).expand(vec!["tiers".to_string(), "currency_options".to_string()]);
                 async move { r.send(&self.client).await }
             })
             .await?;

@@ -429,9 +429,17 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
     let mut writers = TableWriters::create(&out)?;
     let mut seen: HashSet<(String, String)> = HashSet::new();
     for_each_staged_row(work, cp, |row| {
-        if DEDUPLICATED.contains(&row.table.as_str()) {
-            let Some(id) = row_id(&row) else { return Ok(()) };
-            if !seen.insert((row.table.clone(), id.to_string())) {
+        let key = match row.table.as_str() {
+            // A price's tiers and currency options: one row per price, currency (and tier).
+            "price_tiers" | "price_currency_options" => Some(format!("{:?}", &row.cells[..3])),
+            t if DEDUPLICATED.contains(&t) => {
+                let Some(id) = row_id(&row) else { return Ok(()) };
+                Some(id.to_string())
+            }
+            _ => None,
+        };
+        if let Some(key) = key {
+            if !seen.insert((row.table.clone(), key)) {
                 return Ok(());
             }
         }

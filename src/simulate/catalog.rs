@@ -35,19 +35,84 @@ pub struct Price {
     pub transform: Option<(u32, bool)>,
     /// Created inline with a subscription (`price_data`): no price list returns it, ever.
     pub inline: bool,
+    /// `billing_scheme=tiered`: the tiers replace `unit_amount` (which Stripe leaves null).
+    pub tiers: Option<(TiersMode, Vec<Tier>)>,
+    /// `currency_options`: the unit amount in other currencies than `currency`.
+    pub currency_options: Vec<(&'static str, i64)>,
+}
+
+/// How a tiered price bills a quantity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TiersMode {
+    /// "The entire `quantity` or `Usage` is multiplied by the appropriate unit cost."
+    Volume,
+    /// "the `quantity` or `Usage` at each tier is multiplied by the usage that falls into that
+    /// tier. Then, the total is summed."
+    Graduated,
+}
+
+/// One tier: "Up to and including to this quantity will be contained in the tier" (`None`:
+/// `inf`, the fallback tier).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tier {
+    pub up_to: Option<u32>,
+    pub unit_amount: i64,
+    /// "The flat billing amount for an entire tier, regardless of the number of units in the tier."
+    pub flat_amount: i64,
+}
+
+/// What `quantity` units bill under `tiers` (Stripe's rule, docs/metrics.md): volume bills
+/// every unit at the tier the quantity falls in plus that tier's flat amount; graduated bills
+/// the units of each tier at its price plus the flat amount of every tier reached.
+pub fn tiered_amount(mode: TiersMode, tiers: &[Tier], quantity: u32) -> i64 {
+    let q = i64::from(quantity);
+    let mut lower = 0i64;
+    let mut total = 0i64;
+    for (n, t) in tiers.iter().enumerate() {
+        let upper = t.up_to.map(i64::from);
+        match mode {
+            TiersMode::Volume => {
+                if (q > lower || n == 0) && upper.is_none_or(|u| q <= u) {
+                    return q * t.unit_amount + t.flat_amount;
+                }
+            }
+            TiersMode::Graduated => {
+                if q > lower {
+                    let units = upper.map_or(q, |u| q.min(u)) - lower;
+                    total += units * t.unit_amount + t.flat_amount;
+                }
+            }
+        }
+        lower = upper.unwrap_or(i64::MAX);
+    }
+    total
 }
 
 impl Price {
     /// What one interval of `quantity` units bills, minor units: Stripe's rule for
     /// `transform_quantity` ("Divide the quantity by this number", then round `up` or `down`)
     /// before the unit amount applies.
-    pub fn billed(&self, quantity: u32) -> i64 {
+    /// A subscription in another currency than the price's uses that currency's amount from
+    /// `currency_options`; a tiered price bills by its tiers.
+    pub fn billed(&self, quantity: u32, currency: &str) -> i64 {
+        if let Some((mode, tiers)) = &self.tiers {
+            return tiered_amount(*mode, tiers, quantity);
+        }
         let units = match self.transform {
             Some((divide_by, true)) => quantity.div_ceil(divide_by),
             Some((divide_by, false)) => quantity / divide_by,
             None => quantity,
         };
-        self.unit_amount * units as i64
+        self.unit_amount_in(currency) * units as i64
+    }
+
+    /// The unit amount in `currency`: the price's own, or its currency option's.
+    pub fn unit_amount_in(&self, currency: &str) -> i64 {
+        if currency == self.currency {
+            return self.unit_amount;
+        }
+        let option = self.currency_options.iter().find(|(c, _)| *c == currency);
+        option.unwrap_or_else(|| panic!("{} has no {currency} amount", self.nickname)).1
     }
 }
 
@@ -118,6 +183,10 @@ pub mod price {
     /// A negotiated Business price ($149 a month), created inline (`price_data`) with the one
     /// subscription that uses it.
     pub const BUSINESS_INLINE: usize = 19;
+    /// Seats in volume tiers: 1-5 at $12, 6-20 at $10 + $5 flat, 21+ at $8 + $20 flat.
+    pub const SEAT_VOLUME: usize = 20;
+    /// Seats in graduated tiers: the first 10 at $15 + $10 flat, 11-50 at $12, 51+ at $9.
+    pub const SEAT_GRADUATED: usize = 21;
 }
 
 impl Catalog {
@@ -137,6 +206,8 @@ impl Catalog {
                 active: true,
                 transform: None,
                 inline: false,
+                tiers: None,
+                currency_options: Vec::new(),
                 id: stripe_id("price", seed, 11, n),
                 product,
                 nickname,
@@ -170,9 +241,18 @@ impl Catalog {
         add(1, "Pro monthly (2024, archived)", "usd", 6900, Interval::Month, 1, Usage::Licensed);
         add(4, "Seats (packs of 4)", "usd", 1000, Interval::Month, 1, Usage::Licensed);
         add(2, "Business, negotiated (inline)", "usd", 14900, Interval::Month, 1, Usage::Licensed);
+        add(4, "Seats (volume tiers)", "usd", 0, Interval::Month, 1, Usage::Licensed);
+        add(4, "Seats (graduated tiers)", "usd", 0, Interval::Month, 1, Usage::Licensed);
         prices[price::PRO_LEGACY].active = false;
         prices[price::SEAT_PACK].transform = Some((4, true));
         prices[price::BUSINESS_INLINE].inline = true;
+        // Business monthly also sells in euros: a EUR subscription on it bills 185.00 EUR.
+        prices[price::monthly(2)].currency_options = vec![("eur", 18500)];
+        let tier = |up_to, unit_amount, flat_amount| Tier { up_to, unit_amount, flat_amount };
+        prices[price::SEAT_VOLUME].tiers =
+            Some((TiersMode::Volume, vec![tier(Some(5), 1200, 0), tier(Some(20), 1000, 500), tier(None, 800, 2000)]));
+        prices[price::SEAT_GRADUATED].tiers =
+            Some((TiersMode::Graduated, vec![tier(Some(10), 1500, 1000), tier(Some(50), 1200, 0), tier(None, 900, 0)]));
         let coupon = |id, name, off, duration| Coupon { id, name, off, duration, created };
         let coupons = vec![
             coupon("PCT25FOREVER", "25% off forever", Off::Percent(25.0), Duration::Forever),
@@ -198,13 +278,25 @@ impl Catalog {
     pub fn scaled(mut self, factor: u32) -> anyhow::Result<Self> {
         let factor = i64::from(factor.max(1));
         for p in &mut self.prices {
-            p.unit_amount = p.unit_amount.checked_mul(factor).filter(|a| *a <= MAX_AMOUNT).ok_or_else(|| {
-                crate::error::bad_input(format!(
-                    "--amount-scale {factor}: price \"{}\" would cost {} x {factor} minor units, past Stripe's \
-                         largest amount ({MAX_AMOUNT})",
-                    p.nickname, p.unit_amount
-                ))
-            })?;
+            let name = p.nickname;
+            let scale = |amount: &mut i64| {
+                *amount = amount.checked_mul(factor).filter(|a| *a <= MAX_AMOUNT).ok_or_else(|| {
+                    crate::error::bad_input(format!(
+                        "--amount-scale {factor}: price \"{}\" would cost {amount} x {factor} minor units, past \
+                         Stripe's largest amount ({MAX_AMOUNT})",
+                        name
+                    ))
+                })?;
+                anyhow::Ok(())
+            };
+            scale(&mut p.unit_amount)?;
+            for (_, amount) in &mut p.currency_options {
+                scale(amount)?;
+            }
+            for t in p.tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut()) {
+                scale(&mut t.unit_amount)?;
+                scale(&mut t.flat_amount)?;
+            }
         }
         for c in &mut self.coupons {
             if let Off::Amount { amount, .. } = &mut c.off {

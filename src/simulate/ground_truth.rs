@@ -46,7 +46,7 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         .items
         .iter()
         .filter(|i| catalog.prices[i.price].usage == Usage::Licensed)
-        .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].billed(i.quantity)))
+        .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].billed(i.quantity, sub.currency)))
         .collect();
     let full: Vec<(usize, i128)> = items.iter().map(|(_, p, a)| (*p, scaled(*a))).collect();
     let Some(d) = &sub.discount else { return full };
@@ -235,8 +235,10 @@ impl GroundTruth {
                 let reference = s.ended_at(now).map_or(now, |e| e - 1);
                 for item in &s.phase_at(reference).items {
                     let p = &catalog.prices[item.price];
-                    if p.usage == Usage::Metered {
-                        continue; // metered items have no quantity, so the original's product is NULL
+                    if p.usage == Usage::Metered || p.tiers.is_some() {
+                        // metered items have no quantity, tiered prices no unit_amount: the
+                        // original's product is NULL (and a currency option is never looked at)
+                        continue;
                     }
                     let amount = (p.unit_amount * item.quantity as i64) as i128 * SCALE;
                     scaled += if p.interval == crate::money::Interval::Year { amount / 12 } else { amount };

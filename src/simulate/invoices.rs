@@ -147,7 +147,7 @@ fn subscription_invoices(
         let mut inv = blank(sub.start, (sub.start, trial_end), "subscription_create");
         for item in &sub.phase_at(sub.start).items {
             let price = &catalog.prices[item.price];
-            let mut line = new_line(item, catalog, (sub.start, trial_end), next_line_id());
+            let mut line = new_line(item, catalog, sub.currency, (sub.start, trial_end), next_line_id());
             line.amount = 0;
             line.description = format!("Trial period for {}", catalog.products[price.product].name);
             inv.lines.push(line);
@@ -169,14 +169,14 @@ fn subscription_invoices(
             let price = &catalog.prices[item.price];
             if price.usage == Usage::Metered {
                 if k > 0 {
-                    let mut line = new_line(item, catalog, (sub.period_start(k - 1), start), next_line_id());
+                    let mut line = new_line(item, catalog, sub.currency, (sub.period_start(k - 1), start), next_line_id());
                     let usage = Rng::for_stream(seed, customer.index ^ (k as u64) << 40).below(50_000) as u32;
                     line.quantity = usage;
                     line.amount = usage as i64 * price.unit_amount;
                     inv.lines.push(line);
                 }
             } else {
-                inv.lines.push(new_line(item, catalog, period, next_line_id()));
+                inv.lines.push(new_line(item, catalog, sub.currency, period, next_line_id()));
             }
         }
         apply_coupon(sub, catalog, &mut inv);
@@ -214,7 +214,7 @@ fn subscription_invoices(
         inv.paid_at = Some(at + 60);
         let prorate = |amount: i64| round_half_even(amount as i128 * remaining, length) as i64;
         for item in old.items.iter().filter(|i| !new.items.contains(i)) {
-            let mut line = new_line(item, catalog, (at, period.1), next_line_id());
+            let mut line = new_line(item, catalog, sub.currency, (at, period.1), next_line_id());
             line.amount = -prorate(line.amount);
             line.proration = true;
             line.description =
@@ -222,7 +222,7 @@ fn subscription_invoices(
             inv.lines.push(line);
         }
         for item in new.items.iter().filter(|i| !old.items.contains(i)) {
-            let mut line = new_line(item, catalog, (at, period.1), next_line_id());
+            let mut line = new_line(item, catalog, sub.currency, (at, period.1), next_line_id());
             line.amount = prorate(line.amount);
             line.proration = true;
             line.description =
@@ -241,14 +241,14 @@ fn subscription_invoices(
     }
 }
 
-fn new_line(item: &ItemState, catalog: &Catalog, period: (i64, i64), id: String) -> SimLine {
+fn new_line(item: &ItemState, catalog: &Catalog, currency: &str, period: (i64, i64), id: String) -> SimLine {
     let price = &catalog.prices[item.price];
     SimLine {
         id,
         slot: item.slot,
         price: item.price,
         quantity: item.quantity,
-        amount: price.billed(item.quantity),
+        amount: price.billed(item.quantity, currency),
         discount: 0,
         tax: 0,
         period,

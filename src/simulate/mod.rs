@@ -205,7 +205,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         files.write("products.jsonl", &render::product(&acct, i))?;
     }
     for p in &acct.catalog.prices {
-        files.write(if p.inline { INLINE_PRICES_FILE } else { "prices.jsonl" }, &render::price(&acct, p))?;
+        files.write(if p.inline { INLINE_PRICES_FILE } else { "prices.jsonl" }, &render::price_with_includables(&acct, p))?;
     }
     for i in 0..acct.clocks.len() {
         files.write("test_clocks.jsonl", &render::test_clock(&acct, i))?;

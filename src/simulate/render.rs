@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use super::catalog::{Coupon, Duration, Off, Price, Usage};
+use super::catalog::{Coupon, Duration, Off, Price, TiersMode, Usage};
 use super::invoices::{invoice_prefix, SimInvoice, SimLine};
 use super::model::{SimCustomer, SimSubscription, Status};
 use super::Account;
@@ -45,18 +45,67 @@ pub fn product(acct: &Account, index: usize) -> Value {
     })
 }
 
-/// A price.
+/// A price as Stripe embeds it (in a subscription item) or lists it without expansions: its
+/// `tiers` and `currency_options` are "not included by default" (see [`price_with_includables`]).
 pub fn price(acct: &Account, p: &Price) -> Value {
+    let unit_amount = p.tiers.is_none().then_some(p.unit_amount);
     json!({
-        "id": p.id, "object": "price", "active": p.active, "billing_scheme": "per_unit", "created": p.created,
+        "id": p.id, "object": "price", "active": p.active, "billing_scheme": billing_scheme(p), "created": p.created,
         "currency": p.currency, "custom_unit_amount": null, "livemode": false, "lookup_key": null,
         "metadata": {}, "nickname": p.nickname, "product": acct.catalog.products[p.product].id,
         "recurring": {
             "interval": p.interval.as_str(), "interval_count": p.interval_count, "meter": null,
             "trial_period_days": null, "usage_type": usage(p),
         },
-        "tax_behavior": "exclusive", "tiers_mode": null, "transform_quantity": transform(p), "type": "recurring",
-        "unit_amount": p.unit_amount, "unit_amount_decimal": p.unit_amount.to_string(),
+        "tax_behavior": "exclusive", "tiers_mode": tiers_mode(p), "transform_quantity": transform(p), "type": "recurring",
+        "unit_amount": unit_amount, "unit_amount_decimal": unit_amount.map(|a| a.to_string()),
+    })
+}
+
+/// A price with every field Stripe includes only on request (`expand[]=tiers`,
+/// `expand[]=currency_options`): the form the account stores, which `mrr stripe-server` trims
+/// to what each request asked for.
+pub fn price_with_includables(acct: &Account, p: &Price) -> Value {
+    let mut v = price(acct, p);
+    if let Some((_, tiers)) = &p.tiers {
+        let tiers: Vec<Value> = tiers
+            .iter()
+            .map(|t| {
+                json!({
+                    "flat_amount": t.flat_amount, "flat_amount_decimal": t.flat_amount.to_string(),
+                    "unit_amount": t.unit_amount, "unit_amount_decimal": t.unit_amount.to_string(), "up_to": t.up_to,
+                })
+            })
+            .collect();
+        v["tiers"] = json!(tiers);
+    }
+    let options: serde_json::Map<String, Value> = p
+        .currency_options
+        .iter()
+        .map(|(currency, amount)| {
+            let option = json!({
+                "custom_unit_amount": null, "tax_behavior": "exclusive", "unit_amount": amount,
+                "unit_amount_decimal": amount.to_string(),
+            });
+            (currency.to_string(), option)
+        })
+        .collect();
+    v["currency_options"] = Value::Object(options);
+    v
+}
+
+fn billing_scheme(p: &Price) -> &'static str {
+    if p.tiers.is_some() {
+        "tiered"
+    } else {
+        "per_unit"
+    }
+}
+
+fn tiers_mode(p: &Price) -> Option<&'static str> {
+    p.tiers.as_ref().map(|(mode, _)| match mode {
+        TiersMode::Volume => "volume",
+        TiersMode::Graduated => "graduated",
     })
 }
 
@@ -77,12 +126,13 @@ fn usage(p: &Price) -> &'static str {
 
 /// The legacy `plan` object Stripe still nests in subscription items.
 fn plan(acct: &Account, p: &Price) -> Value {
+    let amount = p.tiers.is_none().then_some(p.unit_amount);
     json!({
-        "id": p.id, "object": "plan", "active": p.active, "amount": p.unit_amount,
-        "amount_decimal": p.unit_amount.to_string(), "billing_scheme": "per_unit", "created": p.created,
+        "id": p.id, "object": "plan", "active": p.active, "amount": amount,
+        "amount_decimal": amount.map(|a| a.to_string()), "billing_scheme": billing_scheme(p), "created": p.created,
         "currency": p.currency, "interval": p.interval.as_str(), "interval_count": p.interval_count,
         "livemode": false, "metadata": {}, "meter": null, "nickname": p.nickname,
-        "product": acct.catalog.products[p.product].id, "tiers_mode": null, "transform_usage": transform(p),
+        "product": acct.catalog.products[p.product].id, "tiers_mode": tiers_mode(p), "transform_usage": transform(p),
         "trial_period_days": null, "usage_type": usage(p),
     })
 }
@@ -280,7 +330,8 @@ fn line(
         "period": {"end": l.period.1, "start": l.period.0}, "pretax_credit_amounts": [],
         "pricing": {
             "price_details": {"price": p.id, "product": acct.catalog.products[p.product].id},
-            "type": "price_details", "unit_amount_decimal": p.unit_amount.to_string(),
+            "type": "price_details",
+            "unit_amount_decimal": p.tiers.is_none().then(|| p.unit_amount_in(sub.currency).to_string()),
         },
         "quantity": l.quantity, "subtotal": l.amount, "taxes": taxes,
     })

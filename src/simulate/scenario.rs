@@ -307,6 +307,20 @@ impl Generator<'_> {
             // A negotiated $149 Business price made with `price_data`: in no price list.
             c.subscriptions.push(g.subscription(c, 0, at(1, 9), &[(price::BUSINESS_INLINE, 1)]));
         });
+        add("volume_tiers", "usd", &|g, c| {
+            // Pro + 12 seats on volume tiers: all 12 at the 6-20 tier's $10, plus its $5 flat.
+            c.subscriptions.push(g.subscription(c, 0, at(0, 12), &[(pro, 1), (price::SEAT_VOLUME, 12)]));
+        });
+        add("graduated_tiers", "usd", &|g, c| {
+            // 25 seats on graduated tiers: 10 x $15 + $10 flat, then 15 x $12.
+            c.subscriptions.push(g.subscription(c, 0, at(1, 14), &[(price::SEAT_GRADUATED, 25)]));
+        });
+        add("currency_options_eur", "eur", &|g, c| {
+            // A EUR subscription on Business monthly, a USD price: billed its 185.00 EUR option.
+            let mut s = g.subscription(c, 0, at(0, 20), &[(price::monthly(2), 1)]);
+            s.currency = c.currency;
+            c.subscriptions.push(s);
+        });
         out
     }
 

@@ -38,10 +38,11 @@ pub fn product(p: &Product) -> Vec<Row> {
     vec![row!("products", s(&p.id), p.created, p.name.clone(), p.active, s(&p.type_))]
 }
 
+/// A price, with its tiers and currency options when Stripe included them (only on request).
 pub fn price(p: &Price) -> Vec<Row> {
     let r = p.recurring.as_ref();
     let t = p.transform_quantity.as_ref();
-    vec![row!(
+    let mut rows = vec![row!(
         "prices",
         s(&p.id),
         s(p.product.id()),
@@ -59,7 +60,42 @@ pub fn price(p: &Price) -> Vec<Row> {
         p.tiers_mode.as_ref().map(s),
         t.map(|t| t.divide_by),
         t.map(|t| s(&t.round)),
-    )]
+    )];
+    let id = s(&p.id);
+    rows.extend(price_tiers(&id, &s(&p.currency), p.tiers.as_deref()));
+    let mut options: Vec<_> = p.currency_options.iter().flatten().map(|(c, o)| (s(c), o)).collect();
+    options.sort_by(|a, b| a.0.cmp(&b.0));
+    for (currency, o) in options {
+        rows.push(row!(
+            "price_currency_options",
+            id.clone(),
+            currency.clone(),
+            o.unit_amount,
+            o.unit_amount_decimal.clone(),
+            o.tax_behavior.as_ref().map(s),
+        ));
+        rows.extend(price_tiers(&id, &currency, o.tiers.as_deref()));
+    }
+    rows
+}
+
+fn price_tiers(price: &str, currency: &str, tiers: Option<&[stripe_shared::PriceTier]>) -> Vec<Row> {
+    let tiers = tiers.unwrap_or_default().iter().enumerate();
+    tiers
+        .map(|(n, t)| {
+            row!(
+                "price_tiers",
+                price,
+                currency,
+                n as i64,
+                t.up_to,
+                t.unit_amount,
+                t.unit_amount_decimal.clone(),
+                t.flat_amount,
+                t.flat_amount_decimal.clone(),
+            )
+        })
+        .collect()
 }
 
 pub fn coupon(c: &Coupon) -> Vec<Row> {

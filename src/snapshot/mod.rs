@@ -77,9 +77,28 @@ impl Snapshot {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| bad_input(format!("{}: {e} (not a snapshot folder?)", path.display())))?;
-        let manifest =
+        let manifest: Manifest =
             serde_json::from_str(&text).map_err(|e| bad_input(format!("{}: corrupt manifest: {e}", path.display())))?;
+        if manifest.schema_version > schema::SCHEMA_VERSION {
+            return Err(bad_input(format!(
+                "{}: snapshot {} has schema version {}, newer than this mrr reads ({}): update mrr",
+                path.display(),
+                manifest.id,
+                manifest.schema_version,
+                schema::SCHEMA_VERSION
+            )));
+        }
         Ok(Snapshot { dir: dir.to_path_buf(), manifest })
+    }
+
+    /// Path of a table's Parquet file, or `None` for a table the snapshot predates (added in a
+    /// later schema version: such a snapshot was pulled before `mrr` read it, and has no rows of it).
+    pub fn table_path_if_any(&self, table: &str) -> anyhow::Result<Option<PathBuf>> {
+        let predates = self.manifest.schema_version < schema::since_version(table);
+        if predates && !self.manifest.tables.iter().any(|t| t.name == table) {
+            return Ok(None);
+        }
+        self.table_path(table).map(Some)
     }
 
     /// The instant the data describes (`as_of` of the manifest), in Unix seconds.

@@ -12,7 +12,16 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 /// Version of the table layout below; bump on any change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `price_tiers` and `price_currency_options` (a version-1 snapshot reads as having none).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The schema version a table first appeared in; an older snapshot has no rows of it.
+pub fn since_version(table: &str) -> u32 {
+    match table {
+        "price_tiers" | "price_currency_options" => 2,
+        _ => 1,
+    }
+}
 
 /// A column's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +83,24 @@ pub const TABLES: &[TableDef] = &[
             "recurring_interval" Str "day, week, month or year", "recurring_interval_count" I64 "",
             "recurring_usage_type" Str "licensed or metered (metered is never MRR)",
             "tiers_mode" Str "", "transform_quantity_divide_by" I64 "", "transform_quantity_round" Str "up or down",
+        ],
+    },
+    TableDef {
+        name: "price_tiers",
+        doc: "Tiers of tiered prices (expanded `tiers`, and tiers of a currency option), in order.",
+        columns: cols![
+            "price" Str "price_ id", "currency" Str "the price's currency or a currency option's",
+            "tier" I64 "position, 0 first", "up_to" I64 "last quantity in the tier; null for inf",
+            "unit_amount" I64 "minor units per unit", "unit_amount_decimal" Str "",
+            "flat_amount" I64 "minor units for the whole tier", "flat_amount_decimal" Str "",
+        ],
+    },
+    TableDef {
+        name: "price_currency_options",
+        doc: "A price's amounts in other currencies (expanded `currency_options`).",
+        columns: cols![
+            "price" Str "price_ id", "currency" Str "", "unit_amount" I64 "minor units per unit",
+            "unit_amount_decimal" Str "", "tax_behavior" Str "",
         ],
     },
     TableDef {

@@ -43,8 +43,8 @@ pub(super) fn list_params(kind: &str) -> Option<(&'static [&'static str], &'stat
     Some(match kind {
         "customers" => (&["email", "test_clock"], &["test_clock"]),
         "products" => (&["active"], &[]),
-        // Tiers come only when asked for (`expand[]=data.tiers`); no simulated price has any.
-        "prices" => (&["active"], &["tiers"]),
+        // Tiers and currency options come only when asked for (`expand[]=data.tiers`), L10.
+        "prices" => (&["active"], &["tiers", "currency_options"]),
         "coupons" | "test_helpers/test_clocks" => (&[], &[]),
         "subscriptions" => (
             &["status", "customer", "price", "test_clock"],
@@ -336,6 +336,17 @@ const EMBEDDED: usize = 10;
 /// Applies Stripe's default presentation and the requested expansions.
 fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -> anyhow::Result<Value> {
     let wants = |path: &str| expand.iter().any(|e| e == path);
+    if kind == "prices" {
+        // "This field is not included by default. To include it in the response, expand the
+        // `currency_options` field" (and the same for `tiers`).
+        if let Some(fields) = object.as_object_mut() {
+            for includable in ["tiers", "currency_options"] {
+                if !wants(includable) {
+                    fields.remove(includable);
+                }
+            }
+        }
+    }
     if matches!(kind, "subscriptions" | "invoices") {
         if let Some(list) = object["discounts"].as_array_mut() {
             for d in list.iter_mut() {

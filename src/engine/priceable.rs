@@ -1,0 +1,47 @@
+//! Before any metric runs: every price a subscription bills on must have an amount in that
+//! subscription's currency. The SQL values an item from its price's `unit_amount`, its
+//! currency option or its tiers; without this check a price the snapshot lacks would be
+//! valued at 0 silently (the contract: "No item is ever valued at 0 because its price was not
+//! found; a price that cannot be obtained at all is an error naming it").
+
+use crate::error::bad_input;
+use crate::snapshot::Snapshot;
+
+use super::QueryParams;
+
+/// Fails, naming the first price (and a subscription billing on it) that has no amount in the
+/// subscription's currency, why, and what to do.
+pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+    const FILE: &str = "_priceable";
+    let sql = super::duckdb::render_for(snapshot, FILE, params)?;
+    let failed = |e: duckdb::Error| bad_input(format!("sql/duckdb/{FILE}.sql failed in DuckDB: {e}"));
+    let mut stmt = conn.prepare(&sql).map_err(failed)?;
+    let mut rows = stmt.query([]).map_err(failed)?;
+    let Some(row) = rows.next().map_err(failed)? else { return Ok(()) };
+    let (price, currency, subscription): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    let (price_currency, decimal, problem): (Option<String>, Option<String>, String) =
+        (row.get(3)?, row.get(4)?, row.get(5)?);
+    let id = &snapshot.manifest.id;
+    let pull_again = "pull again (`mrr pull`): a full pull retrieves every price an item or invoice line names, \
+                      with its tiers and currency options";
+    let why = match problem.as_str() {
+        "missing" => format!("snapshot {id} has no such price (a snapshot built from events lacks prices created since its base); {pull_again}"),
+        "tiers" => format!(
+            "it is a tiered price and snapshot {id} has no {currency} tiers for it (Stripe sends tiers only when \
+             asked, `expand[]=tiers`: a snapshot pulled before mrr read tiers, schema version 1, or a price that \
+             reached it by webhook event only, has none); {pull_again}"
+        ),
+        "currency" => format!(
+            "the subscription bills in {currency}, the price is in {} and snapshot {id} has no {currency} currency \
+             option for it (Stripe sends `currency_options` only when asked: a snapshot pulled before mrr read \
+             them, schema version 1, has none); {pull_again}",
+            price_currency.as_deref().unwrap_or("?")
+        ),
+        _ => format!(
+            "its {currency} unit amount is given only as a decimal ({}), a fraction of a minor unit, which mrr \
+             does not value yet",
+            decimal.as_deref().unwrap_or("no amount at all")
+        ),
+    };
+    Err(bad_input(format!("price {price} cannot be valued for subscription {subscription}: {why}")))
+}
