@@ -23,6 +23,8 @@ pub mod output;
 pub mod parity;
 pub mod progress;
 pub mod pull;
+pub mod queries;
+pub mod rng;
 pub mod settings;
 pub mod simulate;
 pub mod snapshot;

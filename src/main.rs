@@ -127,11 +127,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report(args) => {
-            if !mrr::engine::QUERIES.contains(&args.query.as_str()) {
+            if !mrr::queries::QUERIES.contains(&args.query.as_str()) {
                 return Err(bad_input(format!(
                     "--query {}: unknown query (known: {})",
                     args.query,
-                    mrr::engine::QUERIES.join(", ")
+                    mrr::queries::QUERIES.join(", ")
                 )));
             }
             let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
@@ -152,6 +152,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Push(args) => {
             let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            // Before any request: a price the BigQuery SQL could only value at 0 stops here.
+            mrr::engine::priceable::check_snapshot(&snapshot)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
                 let bq = mrr::bigquery::BigQuery::connect(args.bigquery.target()).await?;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::engine::{results, Dialect};
 use crate::metrics::MetricOptions;
+use crate::queries::{results, Dialect};
 use crate::snapshot::Snapshot;
 
 /// One cell that differs. `key` holds the values of the key columns (month first).
@@ -189,7 +189,7 @@ impl ParityReport {
 /// Missing results are bad input naming the command that produces them.
 pub fn run(snapshot: &Snapshot, options: MetricOptions, tolerance_cents: i64) -> anyhow::Result<ParityReport> {
     let mut queries = Vec::new();
-    for query in crate::engine::QUERIES {
+    for query in crate::queries::QUERIES {
         let load = |engine: Dialect, how: &str| {
             let path = results::path(snapshot, engine, query, &options);
             if !path.exists() {

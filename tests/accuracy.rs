@@ -311,7 +311,7 @@ fn report_prints_every_format_and_saves_results_with_their_options() {
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }
-    let saved = mrr::engine::results::load(&dir.join("mrr_monthly.parquet")).unwrap();
+    let saved = mrr::queries::results::load(&dir.join("mrr_monthly.parquet")).unwrap();
     assert_eq!(saved.first().unwrap()["month"], "2026-06");
     let (code, _, _) = common::mrr(data.path(), &["snapshots", "verify"]);
     assert_eq!(code, 0, "results beside the tables never break verification");

@@ -64,9 +64,9 @@ fn push_loads_every_table_with_row_counts_equal_to_the_manifest() {
 #[test]
 fn bigquery_sql_matches_duckdb_to_the_cent_on_every_query() {
     let p = pushed();
-    for q in mrr::engine::QUERIES {
-        let path = mrr::engine::results::path(&p.snapshot, mrr::engine::Dialect::BigQuery, q, &Default::default());
-        let rows = mrr::engine::results::load(&path).unwrap();
+    for q in mrr::queries::QUERIES {
+        let path = mrr::queries::results::path(&p.snapshot, mrr::queries::Dialect::BigQuery, q, &Default::default());
+        let rows = mrr::queries::results::load(&path).unwrap();
         assert!(!rows.is_empty(), "{q}: BigQuery returned rows");
     }
     let id = p.snapshot.manifest.id.as_str();
@@ -95,8 +95,8 @@ fn an_account_of_large_values_passes_parity_to_the_cent() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["identical"], true);
     let path =
-        mrr::engine::results::path(&m.snapshot, mrr::engine::Dialect::BigQuery, "mrr_by_plan", &Default::default());
-    let largest = mrr::engine::results::load(&path).unwrap().iter().filter_map(|r| r["mrr"].as_i64()).max().unwrap();
+        mrr::queries::results::path(&m.snapshot, mrr::queries::Dialect::BigQuery, "mrr_by_plan", &Default::default());
+    let largest = mrr::queries::results::load(&path).unwrap().iter().filter_map(|r| r["mrr"].as_i64()).max().unwrap();
     let old_bound = i64::MAX as i128 / mrr::money::SCALE;
     assert!(largest as i128 > old_bound, "largest plan {largest} cents, old bound {old_bound}");
 }
@@ -108,7 +108,7 @@ fn a_planted_difference_fails_parity_and_names_the_cell() {
     let snap_dir = copy.path().join("snap");
     common::copy_dir(&p.snapshot.dir, &snap_dir);
     let file = snap_dir.join("results/bigquery/mrr_monthly.parquet");
-    let month = mrr::engine::results::load(&file).unwrap()[2]["month"].as_str().unwrap().to_string();
+    let month = mrr::queries::results::load(&file).unwrap()[2]["month"].as_str().unwrap().to_string();
     // Tamper with one cell: one cent of MRR in one month.
     common::plant_one_cent(&file, &month);
     let (code, _, err) = common::mrr(p.data_dir(), &["parity", "--snapshot", snap_dir.to_str().unwrap()]);
@@ -138,7 +138,7 @@ fn parity_without_bigquery_results_says_which_command_produces_them() {
 /// Parquet of ~8 MiB of incompressible text: above the multipart limit.
 fn large_parquet(path: &Path) -> u64 {
     use std::sync::Arc;
-    let mut rng = mrr::simulate::rng::Rng::for_stream(7, 7);
+    let mut rng = mrr::rng::Rng::for_stream(7, 7);
     let rows = 150_000u64;
     let ids: Vec<String> =
         (0..rows).map(|_| format!("{:016x}{:016x}{:016x}", rng.next_u64(), rng.next_u64(), rng.next_u64())).collect();
@@ -207,7 +207,7 @@ fn large_files_are_uploaded_resumably_in_chunks() {
             mrr::bigquery::query::run_sql(&bq, "SELECT COUNT(*) AS n, SUM(n) AS s FROM `test-proj.big.blob`", "count")
                 .await
                 .unwrap();
-        let got = mrr::engine::results::to_rows(&batch).unwrap();
+        let got = mrr::queries::results::to_rows(&batch).unwrap();
         assert_eq!(got[0]["n"].as_u64(), Some(rows));
         assert_eq!(got[0]["s"].as_u64(), Some(rows * (rows - 1) / 2));
     });
@@ -274,8 +274,8 @@ fn results_longer_than_one_page_arrive_whole_and_match_duckdb() {
     assert_eq!(code, 0, "{err}");
     let opened = mrr::snapshot::Snapshot::open(&snapshot).unwrap();
     let path =
-        mrr::engine::results::path(&opened, mrr::engine::Dialect::DuckDb, "mrr_by_customer", &Default::default());
-    let rows = mrr::engine::results::load(&path).unwrap().len();
+        mrr::queries::results::path(&opened, mrr::queries::Dialect::DuckDb, "mrr_by_customer", &Default::default());
+    let rows = mrr::queries::results::load(&path).unwrap().len();
     assert!(rows > 10_000, "mrr_by_customer has {rows} rows: more than one page");
     let emu = emulator("pages");
     let (code, _, err) = common::mrr(
@@ -284,8 +284,8 @@ fn results_longer_than_one_page_arrive_whole_and_match_duckdb() {
     );
     assert_eq!(code, 0, "push failed: {err}\n(emulator log: {})", emu.log.display());
     let bq =
-        mrr::engine::results::path(&opened, mrr::engine::Dialect::BigQuery, "mrr_by_customer", &Default::default());
-    assert_eq!(mrr::engine::results::load(&bq).unwrap().len(), rows, "every page arrived");
+        mrr::queries::results::path(&opened, mrr::queries::Dialect::BigQuery, "mrr_by_customer", &Default::default());
+    assert_eq!(mrr::queries::results::load(&bq).unwrap().len(), rows, "every page arrived");
     let (code, out, err) = common::mrr(&data, &["parity", "--snapshot", snap]);
     assert_eq!(code, 0, "parity failed:\n{out}\n{err}");
 }

@@ -11,8 +11,8 @@ mod common;
 use std::path::Path;
 
 use mrr::bigquery::Target;
-use mrr::engine::QueryParams;
 use mrr::metrics::MetricOptions;
+use mrr::queries::QueryParams;
 use mrr::simulate::Scenario;
 use mrr::snapshot::schema::{Kind, TABLES};
 use mrr::snapshot::Snapshot;
@@ -204,7 +204,7 @@ fn every_bigquery_query_equals_duckdb_on_googlesql_and_holds_the_contracts_bound
     let results = googlesql(&json!({"tables": tables, "queries": queries}));
 
     for a in &accounts {
-        for query in mrr::engine::QUERIES {
+        for query in mrr::queries::QUERIES {
             let what = format!("{}/{query}", a.name);
             let google = rows(&results[&what], &what);
             let duck = mrr::engine::rows_of(&a.duckdb, query).unwrap();

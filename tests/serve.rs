@@ -62,7 +62,7 @@ fn api_serves_every_metric_and_matches_the_ground_truth() {
         assert!(got.get("mom_change").is_some());
     }
 
-    for query in mrr::engine::QUERIES {
+    for query in mrr::queries::QUERIES {
         let r = server.get(&format!("/api/metrics?query={query}"));
         assert_eq!(r.status, 200, "{query}: {}", r.body);
         assert!(!r.json()["rows"].as_array().unwrap().is_empty(), "{query}");

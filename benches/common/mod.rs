@@ -61,7 +61,7 @@ pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow:
         )?;
         let parsed: serde_json::Value = serde_json::from_str(out.trim())?;
         theirs = theirs.min(parsed["seconds"].as_f64().unwrap_or(f64::MAX));
-        let duck = mrr::engine::results::load(&snapshot.dir.join("results/duckdb/seed_mrr.parquet"))?;
+        let duck = mrr::queries::results::load(&snapshot.dir.join("results/duckdb/seed_mrr.parquet"))?;
         let pandas_rows: Vec<serde_json::Map<String, serde_json::Value>> =
             parsed["rows"].as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect();
         let check = mrr::parity::compare(&duck, &pandas_rows, &mrr::parity::SEED_METRICS, 0);

@@ -22,8 +22,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::engine::{results, Dialect, QUERIES};
 use crate::metrics::MetricOptions;
+use crate::queries::{results, Dialect, QUERIES};
 use crate::snapshot::Snapshot;
 use webhooks::{EventArchive, Stored};
 

@@ -103,7 +103,7 @@ pub async fn dataset_holds(bq: &BigQuery) -> anyhow::Result<Option<DatasetHolds>
     }
     let sql = format!("SELECT snapshot, state FROM {}", t.table_ref(MARKER));
     let rows =
-        crate::engine::results::to_rows(&super::query::run_sql(bq, &sql, "reading the dataset's marker").await?)?;
+        crate::queries::results::to_rows(&super::query::run_sql(bq, &sql, "reading the dataset's marker").await?)?;
     Ok(rows.first().map(|r| DatasetHolds {
         snapshot: r["snapshot"].as_str().unwrap_or_default().to_string(),
         complete: r["state"] == "complete",
@@ -145,8 +145,6 @@ pub async fn push(bq: &BigQuery, snapshot: &Snapshot, stage: Option<&str>) -> an
             snapshot.manifest.id
         )));
     }
-    let params = crate::engine::QueryParams { as_of: snapshot.as_of()?, options: Default::default() };
-    crate::engine::priceable::check(&crate::engine::duckdb::open()?, snapshot, &params)?;
     ensure_dataset(bq).await?;
     let id = &snapshot.manifest.id;
     mark(bq, id, "loading").await?;
@@ -437,7 +435,7 @@ async fn row_counts(bq: &BigQuery, tables: &[&str]) -> anyhow::Result<Vec<(Strin
         .collect::<Vec<_>>()
         .join("\nUNION ALL\n");
     let result = super::query::run_sql(bq, &sql, "counting rows after the load").await?;
-    let rows = crate::engine::results::to_rows(&result)?;
+    let rows = crate::queries::results::to_rows(&result)?;
     Ok(rows
         .iter()
         .map(|r| {

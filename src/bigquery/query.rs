@@ -20,9 +20,9 @@ use gcp_bigquery_client::model::table_schema::TableSchema;
 use serde_json::Value;
 
 use super::{api_error, reported_errors, BigQuery};
-use crate::engine::{results, Dialect, QueryParams, QUERIES};
 use crate::error::{bad_input, Failure};
 use crate::metrics::MetricOptions;
+use crate::queries::{results, Dialect, QueryParams, QUERIES};
 use crate::snapshot::Snapshot;
 
 /// Scale of NUMERIC (BigQuery's fixed 9 decimal places).
@@ -57,7 +57,7 @@ pub async fn report(
 pub fn suite_sql(target: &super::Target, params: &QueryParams) -> anyhow::Result<Vec<(&'static str, String)>> {
     QUERIES
         .iter()
-        .map(|query| Ok((*query, crate::engine::render(Dialect::BigQuery, query, params, &|t| target.table_ref(t))?)))
+        .map(|query| Ok((*query, crate::queries::render(Dialect::BigQuery, query, params, &|t| target.table_ref(t))?)))
         .collect()
 }
 
@@ -375,7 +375,7 @@ mod tests {
         let params = QueryParams { as_of: 1_800_000_000, options: MetricOptions::default() };
         let mut total = 0;
         for query in QUERIES {
-            let sql = crate::engine::render(Dialect::BigQuery, query, &params, &|t| format!("`p.d.{t}`")).unwrap();
+            let sql = crate::queries::render(Dialect::BigQuery, query, &params, &|t| format!("`p.d.{t}`")).unwrap();
             let (calls, bad) = calls_without_utc(&sql);
             assert!(bad.is_empty(), "sql/bigquery/{query}.sql leaves the zone to the project: {bad:?}");
             total += calls;

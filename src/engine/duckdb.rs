@@ -2,8 +2,8 @@
 
 use arrow::array::RecordBatch;
 
-use super::{render_with, Dialect, QueryParams, QUERIES};
 use crate::error::bad_input;
+use crate::queries::{render_with, Dialect, QueryParams, QUERIES};
 use crate::snapshot::Snapshot;
 
 /// An in-memory DuckDB that never downloads anything: extensions are neither installed nor

@@ -7,7 +7,14 @@
 use crate::error::bad_input;
 use crate::snapshot::Snapshot;
 
-use super::QueryParams;
+use crate::queries::QueryParams;
+
+/// [`check`] in a connection of its own: for `mrr push`, which sends the snapshot to BigQuery
+/// without running DuckDB's queries.
+pub fn check_snapshot(snapshot: &Snapshot) -> anyhow::Result<()> {
+    let params = QueryParams { as_of: snapshot.as_of()?, options: Default::default() };
+    check(&super::duckdb::open()?, snapshot, &params)
+}
 
 /// Fails, naming the first price (and a subscription billing on it) that has no amount in the
 /// subscription's currency, why, and what to do.

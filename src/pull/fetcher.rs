@@ -304,11 +304,8 @@ fn backoff(attempt: u32, rate_limited: bool) -> Duration {
     // The governor already spaces requests: a 429 needs only a short pause, errors a longer one.
     let base_ms: u64 = if rate_limited { 100 } else { 250 };
     let cap = base_ms.saturating_mul(1 << (attempt - 1).min(5)).min(8_000);
-    let jitter = crate::simulate::rng::Rng::for_stream(
-        crate::calendar::now() as u64,
-        std::process::id() as u64 ^ attempt as u64,
-    )
-    .below(cap / 2 + 1);
+    let jitter = crate::rng::Rng::for_stream(crate::calendar::now() as u64, std::process::id() as u64 ^ attempt as u64)
+        .below(cap / 2 + 1);
     Duration::from_millis(cap / 2 + jitter)
 }
 

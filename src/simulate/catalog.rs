@@ -192,7 +192,7 @@ pub mod price {
 impl Catalog {
     /// The catalogue, created at `created` with ids derived from `seed`.
     pub fn new(seed: u64, created: i64) -> Self {
-        use super::rng::stripe_id;
+        use crate::rng::stripe_id;
         let names = ["Starter", "Pro", "Business", "Enterprise", "Extra seat", "API calls", "Free"];
         let products: Vec<Product> = names
             .iter()

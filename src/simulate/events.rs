@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::invoices::{kind, SimInvoice};
 use super::model::{FailureOutcome, SimCustomer};
 use super::render;
-use super::rng::stripe_id;
 use super::Account;
+use crate::rng::stripe_id;
 
 /// Events of one customer with `from <= created <= now`, oldest first.
 pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice], from: i64) -> Vec<Value> {

@@ -6,8 +6,8 @@
 
 use super::catalog::{Catalog, Off, Usage};
 use super::model::{FailureOutcome, ItemState, SimCustomer, SimSubscription};
-use super::rng::{stripe_id, Rng};
 use crate::money::round_half_even;
+use crate::rng::{stripe_id, Rng};
 
 /// Id kinds for [`stripe_id`], one per object type, so ids never collide.
 pub mod kind {
@@ -169,7 +169,8 @@ fn subscription_invoices(
             let price = &catalog.prices[item.price];
             if price.usage == Usage::Metered {
                 if k > 0 {
-                    let mut line = new_line(item, catalog, sub.currency, (sub.period_start(k - 1), start), next_line_id());
+                    let mut line =
+                        new_line(item, catalog, sub.currency, (sub.period_start(k - 1), start), next_line_id());
                     let usage = Rng::for_stream(seed, customer.index ^ (k as u64) << 40).below(50_000) as u32;
                     line.quantity = usage;
                     line.amount = usage as i64 * price.unit_amount;

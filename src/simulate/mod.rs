@@ -11,7 +11,6 @@ pub mod ground_truth;
 pub mod invoices;
 pub mod model;
 pub mod render;
-pub mod rng;
 pub mod scenario;
 
 use std::io::{BufWriter, Write};
@@ -21,6 +20,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{format_rfc3339, Month, DAY};
+use crate::rng;
 use catalog::Catalog;
 use model::TestClock;
 pub use scenario::Scenario;
@@ -205,7 +205,10 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         files.write("products.jsonl", &render::product(&acct, i))?;
     }
     for p in &acct.catalog.prices {
-        files.write(if p.inline { INLINE_PRICES_FILE } else { "prices.jsonl" }, &render::price_with_includables(&acct, p))?;
+        files.write(
+            if p.inline { INLINE_PRICES_FILE } else { "prices.jsonl" },
+            &render::price_with_includables(&acct, p),
+        )?;
     }
     for i in 0..acct.clocks.len() {
         files.write("test_clocks.jsonl", &render::test_clock(&acct, i))?;

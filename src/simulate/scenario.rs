@@ -7,8 +7,8 @@ use super::invoices::kind;
 use super::model::{
     Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, SimCustomer, SimDiscount, SimItem, SimSubscription,
 };
-use super::rng::{stripe_id, Rng};
 use crate::calendar::{Month, DAY};
+use crate::rng::{stripe_id, Rng};
 
 /// Number of signup cohorts (one test clock each), as in the original generator.
 pub const COHORTS: u64 = 5;

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::error;
-use crate::simulate::rng::Rng;
+use crate::rng::Rng;
 
 /// What happens to one request.
 pub(super) enum Fate {

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::engine::{results, Dialect};
 use crate::metrics::MetricOptions;
 use crate::parity::{self, Comparison, MONTHLY_METRICS};
+use crate::queries::{results, Dialect};
 use crate::snapshot::Snapshot;
 
 /// One engine's saved results for a snapshot.

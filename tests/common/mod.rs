@@ -268,9 +268,9 @@ pub fn pull(
 pub fn report_rows(
     snapshot: &mrr::snapshot::Snapshot,
     options: mrr::metrics::MetricOptions,
-) -> Vec<(&'static str, mrr::engine::results::Rows)> {
+) -> Vec<(&'static str, mrr::queries::results::Rows)> {
     let results = mrr::engine::report_duckdb(snapshot, options).unwrap();
-    results.into_iter().map(|(q, batches)| (q, mrr::engine::results::batches_to_rows(&batches).unwrap())).collect()
+    results.into_iter().map(|(q, batches)| (q, mrr::queries::results::batches_to_rows(&batches).unwrap())).collect()
 }
 
 /// Every row of a snapshot table as sorted JSON text, without the `skip` columns.
@@ -279,7 +279,7 @@ pub fn sorted_table_rows(snapshot: &mrr::snapshot::Snapshot, table: &str, skip: 
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     let mut out = Vec::new();
     for batch in reader {
-        for mut row in mrr::engine::results::to_rows(&batch.unwrap()).unwrap() {
+        for mut row in mrr::queries::results::to_rows(&batch.unwrap()).unwrap() {
             for column in skip {
                 row.remove(*column);
             }
@@ -296,7 +296,7 @@ pub fn column(snapshot: &mrr::snapshot::Snapshot, table: &str, name: &str) -> Ve
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     let mut out = Vec::new();
     for batch in reader {
-        for row in mrr::engine::results::to_rows(&batch.unwrap()).unwrap() {
+        for row in mrr::queries::results::to_rows(&batch.unwrap()).unwrap() {
             out.push(match &row[name] {
                 serde_json::Value::Null => None,
                 serde_json::Value::String(s) => Some(s.clone()),

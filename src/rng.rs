@@ -1,4 +1,5 @@
-//! A tiny deterministic random source (SplitMix64).
+//! A tiny deterministic random source (SplitMix64), shared by the simulator (accounts), the
+//! local server (its fault knobs) and the pull (retry jitter).
 //!
 //! Our own rather than a crate's so that a seed gives byte-identical accounts across
 //! dependency upgrades; a customer's stream depends only on (seed, customer index), so
