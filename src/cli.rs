@@ -431,6 +431,22 @@ pub enum SnapshotsCommand {
         #[arg(long, default_value = "latest")]
         snapshot: String,
     },
+    /// Compare two snapshots: rows added, removed and changed per table (with the columns that
+    /// changed), and MRR per month and currency; exit 1 when they differ.
+    Diff {
+        /// The first snapshot: id, `latest`, or a path.
+        a: String,
+        /// The second snapshot: id, `latest`, or a path.
+        b: String,
+        /// Leave a table out of the comparison (repeatable), e.g. `--ignore events`.
+        #[arg(long, value_name = "TABLE")]
+        ignore: Vec<String>,
+        /// `table` (a summary for people) or `json` (every count and example, for scripts).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        metric: MetricArgs,
+    },
 }
 
 /// What simulated account to build (shared by `simulate` and `demo`).

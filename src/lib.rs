@@ -13,6 +13,7 @@ pub mod bigquery;
 pub mod calendar;
 pub mod cli;
 pub mod demo;
+pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod logging;

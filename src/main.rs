@@ -1,5 +1,6 @@
 //! The `mrr` binary: parse, run the chosen stage, map errors to exit codes.
 
+use anyhow::Context;
 use clap::Parser;
 use mrr::cli::{ArchiveCommand, Cli, Command, SnapshotsCommand};
 use mrr::error::{bad_input, exit_code};
@@ -325,6 +326,25 @@ fn snapshots(data_dir: &std::path::Path, cmd: SnapshotsCommand) -> anyhow::Resul
             }
             println!("snapshot {} verified", s.manifest.id);
             Ok(())
+        }
+        SnapshotsCommand::Diff { a, b, ignore, format, metric } => {
+            if format == mrr::cli::Format::Csv {
+                return Err(bad_input("--format csv: `mrr snapshots diff` prints `table` or `json`"));
+            }
+            let open = |spec: &str, which: &str| {
+                mrr::snapshot::resolve(data_dir, spec)
+                    .with_context(|| format!("mrr snapshots diff: the {which} snapshot, `{spec}`"))
+            };
+            let (a, b) = (open(&a, "first")?, open(&b, "second")?);
+            let d = mrr::diff::diff(&a, &b, &ignore, metric.options())?;
+            match format {
+                mrr::cli::Format::Json => println!("{}", serde_json::to_string_pretty(&d)?),
+                _ => print!("{}", mrr::diff::render_text(&d)),
+            }
+            if d.identical {
+                return Ok(());
+            }
+            Err(mrr::error::Failure::CheckFailed(format!("snapshots {} and {} differ", d.a, d.b)).into())
         }
     }
 }

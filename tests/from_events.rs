@@ -43,18 +43,6 @@ fn assert_same_rows(what: &str, got: &[String], want: &[String]) {
 }
 
 /// The account's ground-truth MRR per (month, currency).
-fn truth_mrr(acct: &common::TempAccount) -> BTreeMap<(String, String), i64> {
-    let truth: Value = serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap();
-    truth["mrr_monthly"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            ((r["month"].as_str().unwrap().into(), r["currency"].as_str().unwrap().into()), r["mrr"].as_i64().unwrap())
-        })
-        .collect()
-}
-
 fn reported_mrr(rows: &[serde_json::Map<String, Value>]) -> BTreeMap<(String, String), i64> {
     rows.iter()
         .map(|r| {
@@ -72,7 +60,11 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
     let data = tempfile::tempdir().unwrap();
     let base = common::pull(&older, data.path(), &[], &[]);
     let base_report = report(&base);
-    assert_eq!(reported_mrr(&base_report["mrr_monthly"]), truth_mrr(&older), "older account vs its ground truth");
+    assert_eq!(
+        reported_mrr(&base_report["mrr_monthly"]),
+        common::truth_mrr(&older),
+        "older account vs its ground truth"
+    );
 
     // Stripe delivers the newer account's events out of order, some of them twice.
     let text = std::fs::read_to_string(newer.dir.join("events.jsonl")).unwrap();
@@ -127,7 +119,7 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
     for (query, rows) in &want {
         assert_same_rows(query, &sorted(&got[query]), &sorted(rows));
     }
-    assert_eq!(reported_mrr(&got["mrr_monthly"]), truth_mrr(&newer), "vs the newer ground truth");
+    assert_eq!(reported_mrr(&got["mrr_monthly"]), common::truth_mrr(&newer), "vs the newer ground truth");
     assert_ne!(got["mrr_monthly"], base_report["mrr_monthly"], "the events changed the numbers");
 
     // And the tables themselves. Not comparable: `events` (a pull keeps the last 30 days, the
@@ -145,6 +137,25 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
             &common::sorted_table_rows(&full, t.name, skip),
         );
     }
+    // The same through `mrr snapshots diff`, the reconciliation users run: no row added or
+    // removed anywhere, no MRR difference, changes only in the two columns above.
+    let (built_dir, full_dir) = (built.dir.to_str().unwrap(), full.dir.to_str().unwrap());
+    let args = ["snapshots", "diff", built_dir, full_dir, "--ignore", "events", "--format", "json"];
+    let (code, out, err) = common::mrr(full_data.path(), &args);
+    let d: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(d["mrr"], serde_json::json!([]), "{err}");
+    for t in d["tables"].as_array().unwrap() {
+        assert_eq!((t["added"].as_u64(), t["removed"].as_u64()), (Some(0), Some(0)), "{t}");
+        let allowed: &[&str] = match t["table"].as_str().unwrap() {
+            "coupons" => &["times_redeemed"],
+            "test_clocks" => &["frozen_time"],
+            _ => &[],
+        };
+        for c in t["changed_columns"].as_array().unwrap() {
+            assert!(allowed.contains(&c[0].as_str().unwrap()), "{t}");
+        }
+    }
+    assert_eq!(code, if d["identical"] == true { 0 } else { 1 }, "{err}");
     let events_rows = common::sorted_table_rows(&built, "events", &[]).len();
     assert_eq!(
         events_rows as u64,

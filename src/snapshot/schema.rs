@@ -23,6 +23,15 @@ pub fn since_version(table: &str) -> u32 {
     }
 }
 
+/// The columns that identify a row of a table (what `mrr snapshots diff` matches rows by).
+pub fn key_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "price_tiers" => &["price", "currency", "tier"],
+        "price_currency_options" => &["price", "currency"],
+        _ => &["id"],
+    }
+}
+
 /// A column's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -110,6 +110,20 @@ pub fn objects(dir: &Path, file: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// An account's MRR by (month, currency), from its ground truth.
+pub fn truth_mrr(acct: &TempAccount) -> std::collections::BTreeMap<(String, String), i64> {
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(acct.dir.join("ground_truth.json")).unwrap()).unwrap();
+    truth["mrr_monthly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            ((r["month"].as_str().unwrap().into(), r["currency"].as_str().unwrap().into()), r["mrr"].as_i64().unwrap())
+        })
+        .collect()
+}
+
 /// A running `mrr stripe-server` process, killed on drop.
 pub struct Server {
     child: Child,
