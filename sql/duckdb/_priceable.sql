@@ -5,30 +5,37 @@
 -- (src/engine/priceable.rs) rather than let item_values value such an item at 0.
 --
 -- DuckDB only: a check of the snapshot, run before either engine's queries.
+-- Grouped by (price, currency) first: a handful of groups however many lines (an invoice
+-- line is in its subscription's currency), each with any one subscription to name, so the
+-- check costs one scan of three columns (0.1 s of a 2.2 s report at 100 000 x 60 months;
+-- 0.15-0.25 s when it grouped by subscription and price).
 WITH billed AS (
-  SELECT subscription, price FROM {{subscription_items}}
-  UNION
-  SELECT subscription, price FROM {{invoice_lines}}
+  SELECT si.price, s.currency, ANY_VALUE(si.subscription) AS subscription
+  FROM {{subscription_items}} si JOIN {{subscriptions}} s ON s.id = si.subscription
+  GROUP BY si.price, s.currency
+  UNION ALL
+  SELECT price, currency, ANY_VALUE(subscription) AS subscription
+  FROM {{invoice_lines}}
   WHERE parent_type = 'subscription_item_details' AND subscription IS NOT NULL AND price IS NOT NULL
+  GROUP BY price, currency
 ),
 problems AS (
-  SELECT b.price, s.currency, MIN(b.subscription) AS subscription, ANY_VALUE(p.currency) AS price_currency,
+  SELECT b.price, b.currency, MIN(b.subscription) AS subscription, ANY_VALUE(p.currency) AS price_currency,
          ANY_VALUE(p.unit_amount_decimal) AS unit_amount_decimal,
          CASE
            WHEN ANY_VALUE(p.id) IS NULL THEN 'missing'
            WHEN ANY_VALUE(p.recurring_usage_type) IS DISTINCT FROM 'licensed' THEN NULL
            WHEN ANY_VALUE(p.billing_scheme) = 'tiered' THEN
              CASE WHEN COUNT(t.price) = 0 THEN 'tiers' END
-           WHEN s.currency <> ANY_VALUE(p.currency) AND COUNT(o.price) = 0 THEN 'currency'
-           WHEN s.currency = ANY_VALUE(p.currency) AND ANY_VALUE(p.unit_amount) IS NULL THEN 'decimal'
-           WHEN s.currency <> ANY_VALUE(p.currency) AND ANY_VALUE(o.unit_amount) IS NULL THEN 'decimal'
+           WHEN b.currency <> ANY_VALUE(p.currency) AND COUNT(o.price) = 0 THEN 'currency'
+           WHEN b.currency = ANY_VALUE(p.currency) AND ANY_VALUE(p.unit_amount) IS NULL THEN 'decimal'
+           WHEN b.currency <> ANY_VALUE(p.currency) AND ANY_VALUE(o.unit_amount) IS NULL THEN 'decimal'
          END AS problem
   FROM billed b
-  JOIN {{subscriptions}} s ON s.id = b.subscription
   LEFT JOIN {{prices}} p ON p.id = b.price
-  LEFT JOIN {{price_currency_options}} o ON o.price = b.price AND o.currency = s.currency
-  LEFT JOIN (SELECT DISTINCT price, currency FROM {{price_tiers}}) t ON t.price = b.price AND t.currency = s.currency
-  GROUP BY b.price, s.currency
+  LEFT JOIN {{price_currency_options}} o ON o.price = b.price AND o.currency = b.currency
+  LEFT JOIN (SELECT DISTINCT price, currency FROM {{price_tiers}}) t ON t.price = b.price AND t.currency = b.currency
+  GROUP BY b.price, b.currency
 )
 SELECT price, currency, subscription, price_currency, unit_amount_decimal, problem
 FROM problems WHERE problem IS NOT NULL ORDER BY price, currency LIMIT 1
