@@ -6,14 +6,13 @@
 //! project-local `.venv` (created on first use with pinned stripe, pandas and pyarrow).
 //! Results are printed as a Markdown table and saved to `$CARGO_TARGET_DIR/bench/pipeline.md`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
 
-use common::{ensure_venv, output, run, MRR, REPO};
+use common::{ensure_venv, output, run, Server, MRR, REPO};
 
 fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
@@ -108,40 +107,7 @@ fn timed_pull(
         .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    // "... (934 requests in 9.49 s of requesting, ...)"
-    let mut halves = err.split(" requests in ");
-    let requests = halves.next().and_then(|s| s.rsplit('(').next()).and_then(|s| s.trim().parse().ok()).unwrap_or(0);
-    let request_secs = halves
-        .next()
-        .and_then(|s| s.split(" s of requesting").next())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(secs);
+    let (requests, request_secs) = common::requests_logged(&err);
+    let request_secs = request_secs.unwrap_or(secs);
     Ok((secs, rss, requests, request_secs))
-}
-
-/// A `mrr stripe-server` process, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(account: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        let mut child = Command::new(MRR)
-            .args(["-q", "stripe-server", "--port", "0", "--account"])
-            .arg(account)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        Ok(Server { child, base: line.trim().to_string() })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

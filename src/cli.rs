@@ -86,6 +86,10 @@ pub enum Command {
     /// warning (in the log and the manifest); without permission for anything the metrics
     /// need, an error naming the permission. Interrupted? `mrr pull --resume` continues where it stopped. The
     /// snapshot lands in DATA_DIR/snapshots/<id>/ and becomes `latest`.
+    ///
+    /// `mrr pull --since latest` refreshes instead: only the objects changed since that
+    /// snapshot, found through Stripe's Events API (`mrr snapshots diff` against a full pull
+    /// is the reconciliation).
     Pull(PullArgs),
     /// Compute the metrics of a snapshot locally with DuckDB (no import step).
     ///
@@ -176,6 +180,16 @@ pub struct PullArgs {
     /// Continue an interrupted pull from its checkpoints.
     #[arg(long)]
     pub resume: bool,
+    /// Bring this snapshot (an id, `latest`, or a snapshot folder) up to date instead of
+    /// pulling everything: read the events created since its as_of and retrieve each object
+    /// they name. Refused when the snapshot is more than 30 days older than --as-of (Stripe
+    /// keeps events for 30 days), from another account, mode or API version.
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "events_since")]
+    pub since: Option<String>,
+    /// With --since: retrieve every object the events name by id, even those whose newest
+    /// event carries them whole (more requests; the same snapshot).
+    #[arg(long, requires = "since")]
+    pub refetch_all: bool,
     /// The instant the data describes (YYYY-MM-DD or RFC 3339) [default: now]. For a simulated
     /// account use its `now` (account.json).
     #[arg(long)]

@@ -113,6 +113,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 events_since: instant("--events-since", args.events_since)?,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            if let Some(since) = &args.since {
+                let s = runtime.block_on(mrr::pull::refresh::run(&opts, since, args.refetch_all))?;
+                let m = &s.snapshot.manifest;
+                tracing::info!(
+                    "snapshot {} written to {}: {} from {} with {} events, {} objects from their events, {} \
+                     retrieved ({} gone); {} requests in {:.2} s, {} retries",
+                    m.id,
+                    s.snapshot.dir.display(),
+                    m.as_of,
+                    s.base,
+                    s.events,
+                    s.from_events,
+                    s.objects,
+                    s.deleted,
+                    s.requests,
+                    s.request_secs,
+                    s.retries
+                );
+                println!("{}", m.id);
+                return Ok(());
+            }
             let summary = runtime.block_on(mrr::pull::run(&opts))?;
             let m = &summary.snapshot.manifest;
             tracing::info!(
@@ -135,7 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     mrr::queries::QUERIES.join(", ")
                 )));
             }
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
             let options = args.metric.options();
             if args.show_sql {
                 print!("{}", mrr::engine::duckdb::resolved_sql(&snapshot, &args.query, options)?);
@@ -152,7 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             mrr::output::write_rows(&mut std::io::stdout().lock(), &rows, args.format)
         }
         Command::Push(args) => {
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
             // Before any request: a price the BigQuery SQL could only value at 0 stops here.
             mrr::engine::priceable::check_snapshot(&snapshot)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -199,7 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::BqReport(args) => {
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
                 let bq = mrr::bigquery::BigQuery::connect(args.bigquery.target()).await?;
@@ -212,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Parity(args) => {
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
             let report = mrr::parity::run(&snapshot, args.metric.options(), args.tolerance_cents)?;
             match args.format {
                 mrr::cli::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

@@ -339,3 +339,164 @@ fn events_older_than_stripe_keeps_are_not_asked_for_and_the_manifest_says_so() {
     assert_eq!(snap.manifest.events_since, mrr::calendar::format_rfc3339(acct.info.now - 30 * 86_400));
     assert!(snap.manifest.warnings.iter().any(|w| w.contains("Stripe keeps events for 30 days")));
 }
+
+/// The older instant of one simulated timeline (a month boundary lies between it and `common::NOW`).
+const EARLIER: &str = "2026-10-29T08:00:00Z";
+
+/// `mrr pull --since SINCE` flags for a simulated account served at `base`, as of its `now`.
+fn refresh_args(acct: &common::TempAccount, base: &str, since: &str) -> Vec<String> {
+    let mut args = pull_args(acct, base);
+    let at = args.iter().position(|a| a == "--events-since").unwrap();
+    args.drain(at..at + 2);
+    args.extend(["--since".to_string(), since.to_string()]);
+    args
+}
+
+/// Runs `mrr snapshots diff A B --ignore events` and returns (exit code, report).
+fn diff(data: &std::path::Path, a: &mrr::snapshot::Snapshot, b: &mrr::snapshot::Snapshot) -> (i32, serde_json::Value) {
+    let (a, b) = (a.dir.to_str().unwrap(), b.dir.to_str().unwrap());
+    let (code, out, err) = mrr(data, &["snapshots", "diff", a, b, "--ignore", "events", "--format", "json"]);
+    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}")))
+}
+
+#[test]
+fn a_refresh_through_the_events_api_equals_a_full_pull_of_the_same_instant() {
+    let older = common::simulate_at(Scenario::Full, 80, 11, EARLIER, Some(common::NOW));
+    let newer = simulate(Scenario::Full, 80, 11);
+    let data = tempfile::tempdir().unwrap();
+    let base = pull(&older, data.path(), &[], &[]);
+    let full_data = tempfile::tempdir().unwrap();
+    let full = pull(&newer, full_data.path(), &[], &[]);
+    let (code, d) = diff(data.path(), &base, &full);
+    assert_eq!((code, &d["identical"]), (1, &serde_json::json!(false)), "the two instants differ: {d}");
+
+    // Clean; then under 5% 500s and 2% dropped connections, retrieving every object by id.
+    let noisy = ["--fail-rate", "0.05", "--drop-rate", "0.02", "--seed", "5"];
+    for (faults, refetch_all) in [(&[][..], false), (&noisy[..], true)] {
+        let server = Server::start(&newer.dir, faults);
+        let mut args = refresh_args(&newer, &server.base, &base.manifest.id);
+        if refetch_all {
+            args.push("--refetch-all".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = mrr(data.path(), &args);
+        assert_eq!(code, 0, "{faults:?}: {err}");
+        let refreshed = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+        let derived = refreshed.manifest.derived_from.clone().expect("the manifest names its base");
+        assert_eq!(derived.base, base.manifest.id);
+        assert!(derived.events_applied > 0 && derived.first_event.is_some() && derived.last_event.is_some());
+        let refetched = derived.objects_refetched.expect("objects retrieved");
+        let pulled: u64 = ["customers", "subscriptions", "invoices"]
+            .iter()
+            .map(|t| full.manifest.tables.iter().find(|e| e.name == *t).unwrap().rows)
+            .sum();
+        let carried = derived.objects_from_events.expect("objects carried by events");
+        assert!(refetched > 0 && refetched + carried < pulled, "retrieved {refetched} objects, of {pulled}");
+        if refetch_all {
+            assert_eq!(carried, 0, "--refetch-all retrieves every object");
+        } else {
+            assert!(carried > refetched, "most objects come whole in their newest event: {carried} vs {refetched}");
+        }
+        assert_eq!(refreshed.manifest.as_of, newer.info.now_rfc3339);
+        assert!(mrr::snapshot::verify(&refreshed).is_ok());
+        assert!(mrr::snapshot::verify(&base).is_ok(), "the base is untouched");
+
+        // The reconciliation: every table but `events`, every row, every metric.
+        let (code, d) = diff(data.path(), &refreshed, &full);
+        assert_eq!((code, &d["identical"]), (0, &serde_json::json!(true)), "{faults:?}: {d:#}");
+        let rows = common::report_rows(&refreshed, mrr::metrics::MetricOptions::default());
+        let mrr_rows = &rows.iter().find(|(q, _)| *q == "mrr_monthly").unwrap().1;
+        let got: BTreeMap<(String, String), i64> = mrr_rows
+            .iter()
+            .map(|r| {
+                (
+                    (r["month"].as_str().unwrap().into(), r["currency"].as_str().unwrap().into()),
+                    r["mrr"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, common::truth_mrr(&newer), "{faults:?}: vs the newer account's ground truth");
+    }
+
+    // Killed mid-retrieval: no snapshot, the plain command asks for --resume, which finishes it.
+    let before = mrr::snapshot::list(data.path()).unwrap().len();
+    let server = Server::start(&newer.dir, &["--latency-ms", "20"]);
+    let mut args = refresh_args(&newer, &server.base, &base.manifest.id);
+    args.extend(["--refetch-all", "--max-rps", "40", "--concurrency", "2"].map(String::from));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mrr"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("-q")
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let objects = data.path().join("snapshots/.refresh-in-progress/objects.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read(&objects).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count()) < 10 {
+        assert!(std::time::Instant::now() < deadline, "the refresh made no progress");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup runs
+    child.wait().unwrap();
+    assert_eq!(mrr::snapshot::list(data.path()).unwrap().len(), before, "no partial snapshot is listed");
+    let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, err) = mrr(data.path(), &plain);
+    assert_eq!(code, 2);
+    assert!(err.contains("--resume"), "{err}");
+    let (code, _, err) = mrr(data.path(), &["pull", "--api-key", "sk_test_x", "--api-base", &server.base]);
+    assert_eq!(code, 2, "a full pull does not start over an interrupted refresh");
+    assert!(err.contains("mrr pull --since"), "{err}");
+    let mut resume = plain.clone();
+    resume.push("--resume");
+    let (code, out, err) = mrr(data.path(), &resume);
+    assert_eq!(code, 0, "{err}");
+    let resumed = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+    let (code, d) = diff(data.path(), &resumed, &full);
+    assert_eq!((code, &d["identical"]), (0, &serde_json::json!(true)), "resumed: {d:#}");
+}
+
+#[test]
+fn a_refresh_is_refused_when_its_base_cannot_be_brought_up_to_date() {
+    let acct = simulate(Scenario::Default, 12, 4);
+    let data = tempfile::tempdir().unwrap();
+    let base = pull(&acct, data.path(), &[], &[]);
+    let refused = |args: Vec<String>, data: &std::path::Path| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = mrr(data, &args);
+        assert_eq!((code, out.as_str()), (2, ""), "{err}");
+        assert!(!data.join("snapshots/.refresh-in-progress").exists(), "nothing staged");
+        err
+    };
+    // Checked before any request: nothing listens at this address.
+    let nowhere = "http://127.0.0.1:9";
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = refused(refresh_args(&acct, nowhere, "latest"), empty.path());
+    assert!(err.contains("--since") && err.contains("no snapshot yet"), "{err}");
+    let err = refused(refresh_args(&acct, nowhere, "20990101T000000Z-nosuch"), data.path());
+    assert!(err.contains("--since") && err.contains("20990101T000000Z-nosuch"), "{err}");
+
+    let mut args = refresh_args(&acct, nowhere, "latest");
+    let at = args.iter().position(|a| a == "--as-of").unwrap();
+    args[at + 1] = mrr::calendar::format_rfc3339(acct.info.now + 31 * 86_400);
+    let err = refused(args, data.path());
+    assert!(err.contains("Stripe keeps events for 30 days") && err.contains("full `mrr pull`"), "{err}");
+
+    // A copy of the base whose manifest says another API version, named by its path.
+    let copy = tempfile::tempdir().unwrap();
+    common::copy_dir(&base.dir, copy.path());
+    let manifest = copy.path().join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace(&base.manifest.source.api_version, "2024-06-20")).unwrap();
+    let err = refused(refresh_args(&acct, nowhere, copy.path().to_str().unwrap()), data.path());
+    assert!(err.contains("2024-06-20") && err.contains("full `mrr pull`"), "{err}");
+
+    // Another account's key: refused on the first request, before any event is read.
+    let other = simulate(Scenario::Default, 12, 5);
+    assert_ne!(other.info.account_id, acct.info.account_id);
+    let server = Server::start(&other.dir, &[]);
+    let err = refused(refresh_args(&other, &server.base, "latest"), data.path());
+    assert!(err.contains(&acct.info.account_id) && err.contains(&other.info.account_id), "{err}");
+    assert_eq!(mrr::snapshot::list(data.path()).unwrap().len(), 1, "no snapshot was written");
+}

@@ -2,8 +2,9 @@
 //! race (`mrr report` against the pandas port of the seed query, checked equal first).
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 pub const MRR: &str = env!("CARGO_BIN_EXE_mrr");
@@ -78,4 +79,41 @@ pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow:
 pub fn sizes(variable: &str, default: &str) -> anyhow::Result<Vec<u64>> {
     let text = std::env::var(variable).unwrap_or_else(|_| default.into());
     text.split(',').map(|s| s.trim().parse().map_err(|e| anyhow::anyhow!("{variable}={text}: {e}"))).collect()
+}
+
+/// A `mrr stripe-server` process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(account: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut child = Command::new(MRR)
+            .args(["-q", "stripe-server", "--port", "0", "--account"])
+            .arg(account)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        Ok(Server { child, base: line.trim().to_string() })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The requests and the seconds spent requesting that `mrr pull` logs: "... 934 requests in
+/// 9.49 s ..." (the seconds when "of requesting" or a comma follows).
+pub fn requests_logged(log: &str) -> (u64, Option<f64>) {
+    let mut halves = log.split(" requests in ");
+    let requests =
+        halves.next().and_then(|s| s.rsplit(['(', ' ']).next()).and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let secs = halves.next().and_then(|s| s.split(" s").next()).and_then(|s| s.trim().parse().ok());
+    (requests, secs)
 }

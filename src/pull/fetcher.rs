@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use super::plan::{ObjectKind, Scope};
 use crate::error::bad_input;
+use crate::snapshot::derive::Kind;
 use crate::snapshot::extract;
 use crate::snapshot::schema::Row;
 
@@ -36,6 +37,14 @@ pub struct Forbidden {
 pub fn named_permission(message: &str) -> Option<String> {
     let rest = &message[message.find("Having the '")? + "Having the '".len()..];
     Some(rest[..rest.find('\'')?].to_string())
+}
+
+/// Stripe answered 404: the object does not exist (any more).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: Stripe answered 404: {message}")]
+pub struct NotFound {
+    pub what: String,
+    pub message: String,
 }
 
 /// The error async-stripe gives for an error status whose body is not Stripe's error JSON.
@@ -86,6 +95,10 @@ impl Fetcher {
                     let message = err.message.clone().unwrap_or_default();
                     let permission = named_permission(&message);
                     return Err(Forbidden { what: what.to_string(), permission, message }.into());
+                }
+                StripeError::Stripe(err, 404) => {
+                    let message = err.message.clone().unwrap_or_default();
+                    return Err(NotFound { what: what.to_string(), message }.into());
                 }
                 StripeError::Stripe(err, status) if !retryable(*status) => {
                     let message = err.message.clone().unwrap_or_default();
@@ -277,18 +290,95 @@ impl Fetcher {
         }
     }
 
-    /// One price by id (`GET /v1/prices/:id`, tiers and currency options expanded): for prices that invoice lines
-    /// name but no list returns (inline prices of past items).
+    /// One price by id (`GET /v1/prices/:id`, tiers and currency options expanded): for prices
+    /// that invoice lines name but no list returns (inline prices of past items).
     pub async fn price(&self, id: &str) -> anyhow::Result<Vec<Row>> {
-        use stripe_product::price::RetrievePrice;
         let what = format!("retrieving price {id}, which an invoice line names");
+        self.price_as(id, &what).await
+    }
+
+    async fn price_as(&self, id: &str, what: &str) -> anyhow::Result<Vec<Row>> {
+        use stripe_product::price::RetrievePrice;
         let price = self
-            .call(&what, || {
+            .call(what, || {
                 let r = RetrievePrice::new(id).expand(vec!["tiers".to_string(), "currency_options".to_string()]);
                 async move { r.send(&self.client).await }
             })
             .await?;
         Ok(extract::price(&price))
+    }
+
+    /// One object's current state by id (`GET /v1/<objects>/:id`), with the same expansions
+    /// and the same complete child lists as the list pages, as rows; and the rows of the prices
+    /// a subscription's items embed. `None` when Stripe no longer has the object (404, or a
+    /// customer retrieved as deleted).
+    pub async fn object(&self, kind: Kind, id: &str) -> anyhow::Result<Option<(Vec<Row>, Vec<Row>)>> {
+        use stripe_billing::invoice::RetrieveInvoice;
+        use stripe_billing::subscription::RetrieveSubscription;
+        use stripe_billing::test_helpers_test_clock::RetrieveTestHelpersTestClock;
+        use stripe_core::customer::{RetrieveCustomer, RetrieveCustomerReturned};
+        use stripe_product::coupon::RetrieveCoupon;
+        use stripe_product::product::RetrieveProduct;
+        let what = format!("retrieving {} {id}", kind.table().trim_end_matches('s').replace('_', " "));
+        let c = &self.client;
+        macro_rules! retrieve {
+            ($req:expr) => {
+                match self
+                    .call(&what, || {
+                        let r = $req;
+                        async move { r.send(c).await }
+                    })
+                    .await
+                {
+                    Ok(object) => object,
+                    Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            };
+        }
+        let mut embedded_prices = Vec::new();
+        let rows = match kind {
+            Kind::Customer => match retrieve!(RetrieveCustomer::new(id)) {
+                RetrieveCustomerReturned::Customer(customer) => extract::customer(&customer),
+                // "If it's for a deleted Customer, a subset of the customer's information is returned."
+                RetrieveCustomerReturned::DeletedCustomer(_) => return Ok(None),
+            },
+            Kind::Subscription => {
+                let expand = vec!["discounts".to_string(), "items.data.price".to_string()];
+                let sub = retrieve!(RetrieveSubscription::new(id).expand(expand.clone()));
+                let mut rows = extract::subscription(&sub);
+                embedded_prices.extend(sub.items.data.iter().flat_map(|item| extract::price(&item.price)));
+                if let (true, Some(last)) = (sub.items.has_more, sub.items.data.last()) {
+                    for row in self.remaining_items(id, last.id.as_str()).await? {
+                        if row.table == "prices" || row.table.starts_with("price_") {
+                            embedded_prices.push(row);
+                        } else {
+                            rows.push(row);
+                        }
+                    }
+                }
+                rows
+            }
+            Kind::Invoice => {
+                let inv = retrieve!(RetrieveInvoice::new(id).expand(vec!["discounts".to_string()]));
+                let mut rows = extract::invoice(&inv);
+                rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| extract::invoice_line(id, n, l)));
+                if let (true, Some(last)) = (inv.lines.has_more, inv.lines.data.last()) {
+                    rows.extend(self.remaining_lines(id, last.id.as_str(), inv.lines.data.len()).await?);
+                }
+                rows
+            }
+            Kind::Product => extract::product(&retrieve!(RetrieveProduct::new(id))),
+            Kind::Price => match self.price_as(id, &what).await {
+                Ok(rows) => rows,
+                Err(e) if e.downcast_ref::<NotFound>().is_some() => return Ok(None),
+                Err(e) => return Err(e),
+            },
+            Kind::Coupon => extract::coupon(&retrieve!(RetrieveCoupon::new(id))),
+            Kind::TestClock => extract::test_clock(&retrieve!(RetrieveTestHelpersTestClock::new(id))),
+            Kind::Discount => anyhow::bail!("a discount has no endpoint of its own: retrieve its subscription"),
+        };
+        Ok(Some((rows, embedded_prices)))
     }
 }
 

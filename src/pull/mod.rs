@@ -14,6 +14,7 @@
 
 mod fetcher;
 mod plan;
+pub mod refresh;
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -126,8 +127,17 @@ pub fn events_start(requested: Option<i64>, as_of: i64) -> (i64, Option<String>)
     }
 }
 
-/// Runs a pull and returns the new snapshot.
-pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
+/// What every pull starts from: a checked key and a fetcher under the rate ceiling.
+struct Connection {
+    fetcher: Fetcher,
+    /// `--api-base` without its trailing slash.
+    api_base: String,
+    live: bool,
+    rps: f64,
+}
+
+/// Checks the key and the flags and builds the client; sends no request.
+fn connect(opts: &PullOptions) -> anyhow::Result<Connection> {
     if opts.api_key.trim().is_empty() {
         return Err(bad_input("no Stripe API key: pass --api-key or set STRIPE_API_KEY"));
     }
@@ -141,22 +151,35 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
             return Err(bad_input(format!("--account {acct}: a connected account id starts with acct_")));
         }
     }
-    let base = opts.api_base.trim_end_matches('/').to_string();
+    let api_base = opts.api_base.trim_end_matches('/').to_string();
     crate::install_crypto_provider();
     let mut builder =
-        stripe::ClientBuilder::new(opts.api_key.clone()).url(format!("{base}/")).timeout(Duration::from_secs(30));
+        stripe::ClientBuilder::new(opts.api_key.clone()).url(format!("{api_base}/")).timeout(Duration::from_secs(30));
     if let Some(acct) = &opts.connected_account {
         builder = builder.account_id(acct.as_str().into());
     }
-    let client = builder.build().map_err(|e| bad_input(format!("--api-base {base}: {e}")))?;
-    let root = snap::snapshots_dir(&opts.data_dir);
-    let work = root.join(IN_PROGRESS);
+    let client = builder.build().map_err(|e| bad_input(format!("--api-base {api_base}: {e}")))?;
     let fetcher = Fetcher {
         client,
         governor: Governor::new(rps),
         max_attempts: opts.max_attempts.max(1),
         stats: Default::default(),
     };
+    Ok(Connection { fetcher, api_base, live, rps })
+}
+
+/// Runs a pull and returns the new snapshot.
+pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
+    let Connection { fetcher, api_base: base, live, rps } = connect(opts)?;
+    let root = snap::snapshots_dir(&opts.data_dir);
+    let work = root.join(IN_PROGRESS);
+    if root.join(refresh::IN_PROGRESS).join(refresh::CHECKPOINT).exists() {
+        return Err(bad_input(format!(
+            "an interrupted `mrr pull --since` is waiting in {}: finish it with `mrr pull --since <its base> --resume`, \
+             or remove that folder",
+            root.join(refresh::IN_PROGRESS).display()
+        )));
+    }
 
     let mut request_secs = 0.0;
     let checkpoint = if work.join("checkpoint.json").exists() {

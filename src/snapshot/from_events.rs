@@ -11,34 +11,18 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
-use arrow::array::{Array, BooleanArray, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::schema::{Row, TABLES};
-use super::writer::{new_id, TableWriters};
-use super::{extract, Manifest, Snapshot};
+use super::derive::{Changes, DerivedFrom, Kind};
+use super::{extract, Snapshot};
 use crate::calendar::format_rfc3339;
 use crate::error::bad_input;
 
 /// The archive `mrr serve` appends verified webhook deliveries to.
 pub fn archive_path(data_dir: &Path) -> PathBuf {
     data_dir.join("events").join("events.jsonl")
-}
-
-/// What an event-built snapshot was built from (in its manifest).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct DerivedFrom {
-    /// The snapshot the events were applied to.
-    pub base: String,
-    /// Events applied (created after the base's `as_of`, at or before the new one).
-    pub events_applied: u64,
-    /// The newest event applied.
-    pub last_event: Option<String>,
 }
 
 /// Settings of one build.
@@ -66,54 +50,6 @@ pub struct FromEventsSummary {
     pub after_as_of: u64,
     /// Applied events of types that change no snapshot table (kept in `events` only).
     pub ignored_types: BTreeMap<String, u64>,
-}
-
-/// The object kinds an event can change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Kind {
-    Customer,
-    Subscription,
-    Invoice,
-    Product,
-    Price,
-    Coupon,
-    Discount,
-    TestClock,
-}
-
-impl Kind {
-    /// The object kind an event type changes, and whether the event deletes it.
-    fn of(event_type: &str) -> Option<(Kind, bool)> {
-        let (prefix, action) = event_type.rsplit_once('.')?;
-        let kind = match prefix {
-            "customer" if matches!(action, "created" | "updated" | "deleted") => Kind::Customer,
-            "customer.subscription" => Kind::Subscription,
-            "customer.discount" => Kind::Discount,
-            // `invoice.upcoming` previews an invoice that does not exist yet.
-            "invoice" if action != "upcoming" => Kind::Invoice,
-            "product" => Kind::Product,
-            "price" => Kind::Price,
-            "coupon" => Kind::Coupon,
-            "test_helpers.test_clock" => Kind::TestClock,
-            _ => return None,
-        };
-        // A deleted subscription is canceled, not gone: Stripe still lists it.
-        Some((kind, action == "deleted" && kind != Kind::Subscription))
-    }
-
-    /// The table holding the object itself.
-    fn table(self) -> &'static str {
-        match self {
-            Kind::Customer => "customers",
-            Kind::Subscription => "subscriptions",
-            Kind::Invoice => "invoices",
-            Kind::Product => "products",
-            Kind::Price => "prices",
-            Kind::Coupon => "coupons",
-            Kind::Discount => "discounts",
-            Kind::TestClock => "test_clocks",
-        }
-    }
 }
 
 /// An archived event, located for error messages.
@@ -180,56 +116,18 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
         latest.insert((kind, id.to_string()), (state, e));
     }
 
-    // Rows of the new states, and the keys whose base rows they replace.
-    let mut rows: Vec<Row> = Vec::new();
-    let mut replaced: HashMap<&'static str, HashSet<String>> = HashMap::new();
-    let mut upserted: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut deleted = 0u64;
+    // The newest state of each object replaces its base rows.
+    let mut changes = Changes::default();
     let mut ordered: Vec<_> = latest.into_iter().collect();
     ordered.sort_by(|a, b| a.0.cmp(&b.0));
     for ((kind, id), (state, e)) in ordered {
-        replaced.entry(kind.table()).or_default().insert(id.clone());
-        // Child rows belong to their parent's latest state.
-        match kind {
-            Kind::Subscription => {
-                replaced.entry("subscription_items").or_default().insert(id.clone());
-            }
-            Kind::Invoice => {
-                replaced.entry("invoice_lines").or_default().insert(id.clone());
-            }
-            _ => {}
-        }
-        let Some(object) = state else {
-            deleted += 1;
-            continue;
-        };
-        *upserted.entry(kind.table()).or_default() += 1;
         let where_ = || format!("{}:{}: event {} ({})", archive.display(), e.line, e.id, e.kind);
-        let new_rows = extract::json_rows(&object).with_context(where_)?;
-        for r in &new_rows {
-            if r.table == "discounts" {
-                if let Some(super::schema::Cell::Str(d)) = r.cells.first() {
-                    replaced.entry("discounts").or_default().insert(d.clone());
-                }
-            }
-        }
-        rows.extend(new_rows);
+        let rows = state.map(|object| extract::json_rows(&object).with_context(where_)).transpose()?;
+        changes.object(kind, &id, rows, false);
     }
-    // A discount shared by a subscription and its invoices appears once, newest state last.
-    let mut seen_discounts = HashSet::new();
-    let mut deduped = Vec::with_capacity(rows.len());
-    for r in rows.into_iter().rev() {
-        if r.table == "discounts" {
-            let Some(super::schema::Cell::Str(d)) = r.cells.first() else { continue };
-            if !seen_discounts.insert(d.clone()) {
-                continue;
-            }
-        }
-        deduped.push(r);
-    }
-    deduped.reverse();
 
     // The applied events themselves join the events table.
+    let mut event_rows = Vec::new();
     for e in &to_apply {
         let text = serde_json::to_string(&e.raw)?;
         let event: stripe_shared::Event = miniserde::json::from_str(&text).map_err(|_| {
@@ -241,11 +139,20 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
                 stripe_shared::version::VERSION
             ))
         })?;
-        deduped.extend(extract::event(&event));
+        event_rows.extend(extract::event(&event));
     }
-    replaced.entry("events").or_default().extend(to_apply.iter().map(|e| e.id.clone()));
+    changes.rows_by_id("events", event_rows);
 
-    let snapshot = write(&opts.data_dir, &base, as_of, &replaced, deduped, &to_apply)?;
+    let (upserted, deleted) = (changes.upserted.clone(), changes.deleted);
+    let derived_from = DerivedFrom {
+        base: base.manifest.id.clone(),
+        events_applied: to_apply.len() as u64,
+        first_event: to_apply.first().map(|e| e.id.clone()),
+        last_event: to_apply.last().map(|e| e.id.clone()),
+        objects_refetched: None,
+        objects_from_events: None,
+    };
+    let snapshot = changes.write(&opts.data_dir, &base, as_of, base.manifest.source.clone(), derived_from)?;
     Ok(FromEventsSummary {
         snapshot,
         base: base.manifest.id.clone(),
@@ -311,104 +218,4 @@ fn read_archive(path: &Path) -> anyhow::Result<Vec<Archived>> {
         }
     }
     Ok(out)
-}
-
-/// The column that ties a table's rows to the objects events replace.
-fn key_column(table: &str) -> &'static str {
-    match table {
-        "subscription_items" => "subscription",
-        "invoice_lines" => "invoice",
-        _ => "id",
-    }
-}
-
-/// Writes base rows minus the replaced ones, then the new rows, into a new snapshot.
-fn write(
-    data_dir: &Path,
-    base: &Snapshot,
-    as_of: i64,
-    replaced: &HashMap<&'static str, HashSet<String>>,
-    rows: Vec<Row>,
-    applied: &[&Archived],
-) -> anyhow::Result<Snapshot> {
-    let built_at = crate::calendar::now();
-    let id = new_id(data_dir, built_at);
-    let target = super::snapshots_dir(data_dir).join(&id);
-    let dir = crate::atomic_dir::AtomicDir::create(&target)?;
-    let mut writers = TableWriters::create(dir.path())?;
-    let none = HashSet::new();
-    for t in TABLES {
-        let drop = replaced.get(t.name).unwrap_or(&none);
-        let path = base.table_path(t.name)?;
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
-            .build()?;
-        for batch in reader {
-            let batch = batch.with_context(|| format!("reading {}", path.display()))?;
-            let batch = if drop.is_empty() {
-                batch
-            } else {
-                let keys = batch
-                    .column_by_name(key_column(t.name))
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                    .with_context(|| format!("{}: no string column {}", path.display(), key_column(t.name)))?;
-                let keep: BooleanArray =
-                    (0..keys.len()).map(|i| Some(keys.is_null(i) || !drop.contains(keys.value(i)))).collect();
-                arrow::compute::filter_record_batch(&batch, &keep)?
-            };
-            // The base file's schema is the snapshot schema; re-tag it so writers accept it as is.
-            let batch = arrow::record_batch::RecordBatch::try_new(
-                super::schema::arrow_schema(t),
-                batch.columns().iter().map(Arc::clone).collect(),
-            )
-            .with_context(|| {
-                format!("{}: schema differs from schema version {}", path.display(), super::schema::SCHEMA_VERSION)
-            })?;
-            writers.push_batch(t.name, &batch)?;
-        }
-    }
-    for r in rows {
-        writers.push(r)?;
-    }
-    let tables = writers.finish()?;
-    let b = &base.manifest;
-    let manifest = Manifest {
-        id: id.clone(),
-        schema_version: super::schema::SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        pulled_at: format_rfc3339(built_at),
-        as_of: format_rfc3339(as_of),
-        source: b.source.clone(),
-        events_since: b.events_since.clone(),
-        tables,
-        derived_from: Some(DerivedFrom {
-            base: b.id.clone(),
-            events_applied: applied.len() as u64,
-            last_event: applied.last().map(|e| e.id.clone()),
-        }),
-        warnings: b.warnings.clone(),
-    };
-    crate::atomic_dir::write_json(&dir.path().join(super::MANIFEST), &manifest)?;
-    let path = dir.commit()?;
-    super::set_latest(data_dir, &id)?;
-    Snapshot::open(&path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_types_map_to_the_objects_they_change() {
-        assert_eq!(Kind::of("customer.subscription.deleted"), Some((Kind::Subscription, false)));
-        assert_eq!(Kind::of("customer.subscription.updated"), Some((Kind::Subscription, false)));
-        assert_eq!(Kind::of("customer.deleted"), Some((Kind::Customer, true)));
-        assert_eq!(Kind::of("customer.discount.deleted"), Some((Kind::Discount, true)));
-        assert_eq!(Kind::of("invoice.paid"), Some((Kind::Invoice, false)));
-        assert_eq!(Kind::of("invoice.deleted"), Some((Kind::Invoice, true)));
-        assert_eq!(Kind::of("invoice.upcoming"), None);
-        assert_eq!(Kind::of("customer.source.created"), None);
-        assert_eq!(Kind::of("charge.succeeded"), None);
-    }
 }

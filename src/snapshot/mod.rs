@@ -3,6 +3,7 @@
 //! from, never the key). A snapshot appears by atomic rename and is never modified;
 //! later stages add results beside it under `results/`.
 
+pub mod derive;
 pub mod extract;
 pub mod from_events;
 pub mod schema;
@@ -36,9 +37,9 @@ pub struct Manifest {
     /// Events were pulled from this instant on.
     pub events_since: String,
     pub tables: Vec<TableEntry>,
-    /// Set when built by `mrr snapshot --from-events` rather than pulled.
+    /// Set when built from another snapshot (`mrr snapshot --from-events`, `mrr pull --since`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub derived_from: Option<from_events::DerivedFrom>,
+    pub derived_from: Option<derive::DerivedFrom>,
     /// What the pull could not read (a restricted key without permission for events or test
     /// clocks, events older than Stripe keeps): gaps in optional tables, said once here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -151,10 +152,7 @@ pub fn resolve(data_dir: &Path, spec: &str) -> anyhow::Result<Snapshot> {
     if as_path.join(MANIFEST).exists() {
         return Snapshot::open(as_path);
     }
-    Err(bad_input(format!(
-        "--snapshot {spec}: no such snapshot id in {} and no snapshot folder at that path",
-        root.display()
-    )))
+    Err(bad_input(format!("no such snapshot `{spec}`: neither an id in {} nor a snapshot folder", root.display())))
 }
 
 /// Every complete snapshot, oldest first.
