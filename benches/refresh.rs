@@ -53,15 +53,16 @@ fn main() -> anyhow::Result<()> {
             let server = Server::start(&older, &[])?;
             pull(&base_data, &server.base, &info.api_key, &earlier, &["--max-rps", "100000"])?;
         }
-        for (ceiling, server_flags, pull_flags) in [
-            ("100 req/s", &["--rate-limit", "100"][..], &["--max-rps", "100"][..]),
-            ("none", &[][..], &["--max-rps", "100000"][..]),
+        for (ceiling, tag, server_flags, pull_flags) in [
+            ("none", "unthrottled", &[][..], &["--max-rps", "100000"][..]),
+            ("100 req/s", "ceiling-100", &["--rate-limit", "100"][..], &["--max-rps", "100"][..]),
         ] {
             let server = Server::start(&newer, server_flags)?;
-            let full_data = work.path().join(format!("full-{ceiling}"));
+            let full_data = work.path().join(format!("full-{tag}"));
             let (full_secs, full_requests) = pull(&full_data, &server.base, &info.api_key, NOW, pull_flags)?;
+            eprintln!("full pull ({ceiling}): {full_requests} requests, {full_secs:.1} s");
             // The refresh starts from a copy of the base, so each ceiling starts alike.
-            let data = work.path().join(format!("refresh-{ceiling}"));
+            let data = work.path().join(format!("refresh-{tag}"));
             run(Command::new("cp").arg("-r").arg(&base_data).arg(&data))?;
             let mut flags = pull_flags.to_vec();
             flags.extend(["--since", "latest"]);

@@ -136,33 +136,42 @@ fn diff_table(conn: &duckdb::Connection, a: &Snapshot, b: &Snapshot, table: &'st
         )
     };
     let changed_rows = format!("{with} SELECT {} AS k FROM a JOIN b ON {join} WHERE {any_differs}", key_text("a"));
-    let mut changed_columns = Vec::new();
-    if !others.is_empty() {
-        let sums: Vec<String> =
-            others.iter().map(|c| format!("CAST(SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS BIGINT)", differs(c))).collect();
-        let sql = format!("{with} SELECT {} FROM a JOIN b ON {join}", sums.join(", "));
-        let mut stmt = conn.prepare(&sql).map_err(failed)?;
-        let counts: Vec<Option<i64>> =
-            stmt.query_row([], |r| (0..others.len()).map(|i| r.get::<_, Option<i64>>(i)).collect()).map_err(failed)?;
-        for (c, n) in others.iter().zip(counts) {
-            if let Some(n) = n.filter(|n| *n > 0) {
-                changed_columns.push((c.to_string(), n as u64));
-            }
+    // One pass over the joined rows: the rows that changed, and per column how many.
+    let flag = |condition: &str| format!("CAST(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS BIGINT)");
+    let mut sums = vec![flag(&any_differs)];
+    sums.extend(others.iter().map(|c| flag(&differs(c))));
+    let sql = format!("{with} SELECT {} FROM a JOIN b ON {join}", sums.join(", "));
+    let mut stmt = conn.prepare(&sql).map_err(failed)?;
+    let counts: Vec<u64> = stmt
+        .query_row([], |r| (0..sums.len()).map(|i| r.get::<_, Option<i64>>(i)).collect::<Result<Vec<_>, _>>())
+        .map_err(failed)?
+        .into_iter()
+        .map(|n| n.unwrap_or(0) as u64)
+        .collect();
+    let changed = counts[0];
+    let changed_columns =
+        others.iter().zip(&counts[1..]).filter(|(_, n)| **n > 0).map(|(c, n)| (c.to_string(), *n)).collect();
+    let added = count(format!("SELECT COUNT(*) FROM ({})", only("b", "a")))?;
+    let removed = count(format!("SELECT COUNT(*) FROM ({})", only("a", "b")))?;
+    // Examples only where there is something to show (each is another pass).
+    let examples = |n: u64, sql: &str| {
+        if n == 0 {
+            return Ok(Vec::new());
         }
-    }
-    let examples = |sql: &str| ids(format!("SELECT k FROM ({sql}) ORDER BY k LIMIT {EXAMPLES}"));
+        ids(format!("SELECT k FROM ({sql}) ORDER BY k LIMIT {EXAMPLES}"))
+    };
     Ok(TableDiff {
         table,
         rows_a: count(format!("{with} SELECT COUNT(*) FROM a"))?,
         rows_b: count(format!("{with} SELECT COUNT(*) FROM b"))?,
-        added: count(format!("SELECT COUNT(*) FROM ({})", only("b", "a")))?,
-        removed: count(format!("SELECT COUNT(*) FROM ({})", only("a", "b")))?,
-        changed: count(format!("SELECT COUNT(*) FROM ({changed_rows})"))?,
+        added,
+        removed,
+        changed,
         changed_columns,
         examples: Examples {
-            added: examples(&only("b", "a"))?,
-            removed: examples(&only("a", "b"))?,
-            changed: examples(&changed_rows)?,
+            added: examples(added, &only("b", "a"))?,
+            removed: examples(removed, &only("a", "b"))?,
+            changed: examples(changed, &changed_rows)?,
         },
     })
 }
