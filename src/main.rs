@@ -156,7 +156,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     mrr::queries::QUERIES.join(", ")
                 )));
             }
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)
+                .with_context(|| format!("--snapshot {}", args.snapshot))?;
             let options = args.metric.options();
             if args.show_sql {
                 print!("{}", mrr::engine::duckdb::resolved_sql(&snapshot, &args.query, options)?);
@@ -173,7 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             mrr::output::write_rows(&mut std::io::stdout().lock(), &rows, args.format)
         }
         Command::Push(args) => {
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)
+                .with_context(|| format!("--snapshot {}", args.snapshot))?;
             // Before any request: a price the BigQuery SQL could only value at 0 stops here.
             mrr::engine::priceable::check_snapshot(&snapshot)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -220,7 +222,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Command::BqReport(args) => {
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)
+                .with_context(|| format!("--snapshot {}", args.snapshot))?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
                 let bq = mrr::bigquery::BigQuery::connect(args.bigquery.target()).await?;
@@ -233,7 +236,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Parity(args) => {
-            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot).context("--snapshot")?;
+            let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)
+                .with_context(|| format!("--snapshot {}", args.snapshot))?;
             let report = mrr::parity::run(&snapshot, args.metric.options(), args.tolerance_cents)?;
             match args.format {
                 mrr::cli::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -336,12 +340,12 @@ fn snapshots(data_dir: &std::path::Path, cmd: SnapshotsCommand) -> anyhow::Resul
             mrr::output::write_rows(&mut std::io::stdout().lock(), &maps, format)
         }
         SnapshotsCommand::Show { snapshot } => {
-            let s = mrr::snapshot::resolve(data_dir, &snapshot)?;
+            let s = mrr::snapshot::resolve(data_dir, &snapshot).with_context(|| format!("snapshot {snapshot}"))?;
             println!("{}", serde_json::to_string_pretty(&s.manifest)?);
             Ok(())
         }
         SnapshotsCommand::Verify { snapshot } => {
-            let s = mrr::snapshot::resolve(data_dir, &snapshot)?;
+            let s = mrr::snapshot::resolve(data_dir, &snapshot).with_context(|| format!("snapshot {snapshot}"))?;
             for line in mrr::snapshot::verify(&s)? {
                 println!("{line}");
             }
@@ -378,7 +382,8 @@ async fn archive(data_dir: &std::path::Path, cmd: ArchiveCommand) -> anyhow::Res
             let snapshots = if all {
                 mrr::snapshot::list(data_dir)?
             } else {
-                vec![mrr::snapshot::resolve(data_dir, id.as_deref().unwrap_or(mrr::snapshot::LATEST))?]
+                let id = id.as_deref().unwrap_or(mrr::snapshot::LATEST);
+                vec![mrr::snapshot::resolve(data_dir, id).with_context(|| format!("snapshot {id}"))?]
             };
             let mut rows = Vec::new();
             for s in &snapshots {

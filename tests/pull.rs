@@ -500,3 +500,59 @@ fn a_refresh_is_refused_when_its_base_cannot_be_brought_up_to_date() {
     assert!(err.contains(&acct.info.account_id) && err.contains(&other.info.account_id), "{err}");
     assert_eq!(mrr::snapshot::list(data.path()).unwrap().len(), 1, "no snapshot was written");
 }
+
+#[test]
+fn a_refresh_drops_what_stripe_deleted_and_adds_what_it_created_both_ways() {
+    let older = common::simulate_at(Scenario::Default, 15, 3, EARLIER, Some(common::NOW));
+    let newer = simulate(Scenario::Default, 15, 3);
+    let earlier = mrr::calendar::parse_timestamp(EARLIER).unwrap();
+    // A product the base has and Stripe then deletes, and one Stripe creates after the base.
+    let product = |id: &str, created: i64| {
+        let mut p = objects(&older.dir, "products.jsonl")[0].clone();
+        p["id"] = id.into();
+        p["name"] = format!("Extra {id}").into();
+        p["created"] = created.into();
+        p["updated"] = created.into();
+        p["default_price"] = serde_json::Value::Null;
+        p
+    };
+    let (gone, born) = (product("prod_deletedlater1", earlier - 86_400), product("prod_createdlater1", earlier + 3600));
+    common::rewrite_objects(&older.dir, "products.jsonl", |all| all.push(gone.clone()));
+    common::rewrite_objects(&newer.dir, "products.jsonl", |all| all.push(born.clone()));
+    let template = objects(&newer.dir, "events.jsonl")[0].clone();
+    let event = |id: &str, kind: &str, created: i64, object: &serde_json::Value| {
+        let mut e = template.clone();
+        e["id"] = id.into();
+        e["type"] = kind.into();
+        e["created"] = created.into();
+        e["data"] = serde_json::json!({ "object": object });
+        e
+    };
+    let created_event = event("evt_productborn1", "product.created", earlier + 3600, &born);
+    let deleted_event = event("evt_productgone1", "product.deleted", earlier + 7200, &gone);
+    common::rewrite_objects(&newer.dir, "events.jsonl", |all| all.extend([created_event, deleted_event]));
+
+    let data = tempfile::tempdir().unwrap();
+    let base = pull(&older, data.path(), &[], &[]);
+    assert!(table_ids(&base, "products").contains(&"prod_deletedlater1".to_string()));
+    let full_data = tempfile::tempdir().unwrap();
+    let full = pull(&newer, full_data.path(), &[], &[]);
+    let products = table_ids(&full, "products");
+    assert!(products.contains(&"prod_createdlater1".into()) && !products.contains(&"prod_deletedlater1".into()));
+
+    let server = Server::start(&newer.dir, &[]);
+    // From the events themselves, then with every object retrieved (a 404 drops it).
+    for refetch_all in [false, true] {
+        let mut args = refresh_args(&newer, &server.base, &base.manifest.id);
+        if refetch_all {
+            args.push("--refetch-all".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = mrr(data.path(), &args);
+        assert_eq!(code, 0, "{err}");
+        let refreshed = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+        assert_eq!(table_ids(&refreshed, "products"), products, "--refetch-all {refetch_all}");
+        let (code, d) = diff(data.path(), &refreshed, &full);
+        assert_eq!((code, &d["identical"]), (0, &serde_json::json!(true)), "--refetch-all {refetch_all}: {d:#}");
+    }
+}

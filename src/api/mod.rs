@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -184,7 +185,8 @@ struct Params {
 
 impl AppState {
     fn snapshot(&self, p: &Params) -> anyhow::Result<Snapshot> {
-        crate::snapshot::resolve(&self.opts.data_dir, p.snapshot.as_deref().unwrap_or(&self.opts.snapshot))
+        let id = p.snapshot.as_deref().unwrap_or(&self.opts.snapshot);
+        crate::snapshot::resolve(&self.opts.data_dir, id).with_context(|| format!("snapshot {id}"))
     }
 
     /// A query's DuckDB rows for a snapshot: the saved result, computed once if missing.

@@ -93,7 +93,7 @@ pub struct RefreshSummary {
 /// Brings the snapshot `since` (an id, `latest` or a folder) up to `--as-of`.
 pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::Result<RefreshSummary> {
     let conn = super::connect(opts)?;
-    let base = snap::resolve(&opts.data_dir, since).context("--since")?;
+    let base = snap::resolve(&opts.data_dir, since).with_context(|| format!("--since {since}"))?;
     let root = snap::snapshots_dir(&opts.data_dir);
     let work = root.join(IN_PROGRESS);
     if root.join(super::IN_PROGRESS).join("checkpoint.json").exists() {

@@ -63,7 +63,7 @@ struct Archived {
 
 /// Builds the new snapshot; the base and the archive are only read.
 pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
-    let base = super::resolve(&opts.data_dir, &opts.base)?;
+    let base = super::resolve(&opts.data_dir, &opts.base).with_context(|| format!("--base {}", opts.base))?;
     let base_as_of = base.as_of()?;
     let as_of = opts.as_of.unwrap_or_else(crate::calendar::now);
     if as_of < base_as_of {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use eframe::egui::{self, Color32, RichText};
 use egui_plot::{Bar, BarChart, Legend, Line, LineStyle, Plot, PlotPoints};
 use serde_json::Value;
@@ -83,7 +84,7 @@ impl MrrApp {
         };
         app.refresh_snapshots();
         let wanted = snapshot.unwrap_or_else(|| crate::snapshot::LATEST.to_string());
-        match crate::snapshot::resolve(&app.data_dir, &wanted) {
+        match crate::snapshot::resolve(&app.data_dir, &wanted).with_context(|| format!("--snapshot {wanted}")) {
             Ok(s) => app.open(s.manifest.id, ctx),
             Err(e) if !app.snapshots.is_empty() || wanted != crate::snapshot::LATEST => {
                 app.snapshot_error = Some(format!("{e:#}"))

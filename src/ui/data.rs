@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use anyhow::Context;
 use serde_json::{Map, Value};
 
 use crate::metrics::MetricOptions;
@@ -84,7 +85,8 @@ impl SnapshotData {
 
 /// Loads a snapshot's saved results (default metric options) for the window.
 pub fn load(data_dir: &Path, snapshot_id: &str) -> anyhow::Result<SnapshotData> {
-    let snapshot = crate::snapshot::resolve(data_dir, snapshot_id)?;
+    let snapshot =
+        crate::snapshot::resolve(data_dir, snapshot_id).with_context(|| format!("snapshot {snapshot_id}"))?;
     let id = snapshot.manifest.id.clone();
     let duckdb = saved_rows(&snapshot, Dialect::DuckDb)?;
     let bigquery = saved_rows(&snapshot, Dialect::BigQuery)?;
