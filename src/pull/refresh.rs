@@ -154,7 +154,7 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
     };
 
     let cp = read_events(f, &work, cp, base.as_of()?).await?;
-    let events = staged_rows(&work.join(EVENTS))?;
+    let events: Vec<Row> = staged(&work.join(EVENTS))?;
     let (from_events, to_retrieve) = states_from_events(&events, refetch_all)?;
     tracing::info!(
         "{} events since {} name {} objects: {} carried whole by their newest event, {} to retrieve",
@@ -165,7 +165,9 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
         to_retrieve.len()
     );
     let mut fetched = retrieve_all(f, &work, to_retrieve, opts.concurrency.max(1)).await?;
-    let referenced = prices_referenced(&base, fetched.iter().chain(&from_events))?;
+    // The base's prices: those new lines name beyond them are retrieved; embedded ones are new.
+    let base_prices = column_values(&base, "prices", "id")?;
+    let referenced = prices_referenced(&base_prices, fetched.iter().chain(&from_events));
     if !referenced.is_empty() {
         tracing::info!("retrieving {} prices that new lines or items name and the snapshot lacks", referenced.len());
         fetched = retrieve_all(f, &work, referenced.into_iter().map(|p| (Kind::Price, p)).collect(), 1).await?;
@@ -185,17 +187,11 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
     };
     let request_secs = started.elapsed().as_secs_f64();
 
-    // The base's price ids decide which embedded prices are new.
-    let mut have_prices = column_values(&base, "prices", "id")?;
+    let mut have_prices = base_prices;
+    have_prices.extend(fetched.iter().filter(|o| o.kind == Kind::Price).map(|o| o.id.clone()));
+    let (refetched, carried, events_read) = (fetched.len() as u64, from_events.len() as u64, events.len() as u64);
+    let (first, last) = oldest_and_newest(&events);
     let mut changes = Changes::default();
-    let mut refetched = 0u64;
-    for o in &fetched {
-        refetched += 1;
-        if o.kind == Kind::Price {
-            have_prices.insert(o.id.clone());
-        }
-    }
-    let carried = from_events.len() as u64;
     // Retrieved states last: a discount both carry keeps the retrieved (expanded) copy.
     for o in from_events.into_iter().chain(fetched) {
         for row in o.embedded_prices {
@@ -209,18 +205,17 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
         }
         changes.object(o.kind, &o.id, o.rows, true);
     }
-    changes.rows_by_id("events", events.clone());
+    changes.rows_by_id("events", events);
     changes.relist("coupons", coupons);
     if let Some(clocks) = clocks {
         changes.relist("test_clocks", clocks);
     }
     let deleted = changes.deleted;
-    let (first, last) = oldest_and_newest(&events);
     let mut source = base.manifest.source.clone();
     source.account_id = cp.account_id.clone().or(source.account_id);
     let derived_from = DerivedFrom {
         base: base.manifest.id.clone(),
-        events_applied: events.len() as u64,
+        events_applied: events_read,
         first_event: first,
         last_event: last,
         objects_refetched: Some(refetched),
@@ -232,7 +227,7 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
     Ok(RefreshSummary {
         snapshot,
         base: base.manifest.id.clone(),
-        events: events.len() as u64,
+        events: events_read,
         objects: refetched,
         from_events: carried,
         deleted,
@@ -374,10 +369,6 @@ fn staged<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>>
     }
     std::fs::OpenOptions::new().write(true).open(path)?.set_len(good)?;
     Ok(out)
-}
-
-fn staged_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
-    staged(path)
 }
 
 fn text(row: &Row, column: usize) -> Option<&str> {
@@ -544,10 +535,10 @@ async fn retrieve_all(
 /// Prices that retrieved invoice lines or subscription items name and neither the base, a
 /// retrieval nor an item's embedded copy holds (the inline price of an item since changed).
 fn prices_referenced<'a>(
-    base: &Snapshot,
+    base_prices: &HashSet<String>,
     fetched: impl Iterator<Item = &'a Fetched> + Clone,
-) -> anyhow::Result<BTreeSet<String>> {
-    let mut have = column_values(base, "prices", "id")?;
+) -> BTreeSet<String> {
+    let mut have = HashSet::new();
     for o in fetched.clone() {
         if o.kind == Kind::Price {
             have.insert(o.id.clone());
@@ -566,12 +557,12 @@ fn prices_referenced<'a>(
             _ => continue,
         };
         if let Some(price) = text(r, column) {
-            if !have.contains(price) {
+            if !base_prices.contains(price) && !have.contains(price) {
                 named.insert(price.to_string());
             }
         }
     }
-    Ok(named)
+    named
 }
 
 /// Every object of a small list (coupons, test clocks), all pages.
