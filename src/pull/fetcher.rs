@@ -243,6 +243,19 @@ impl Fetcher {
         })
     }
 
+    /// Every object of a small, unsliced list (test clocks, coupons), all pages, in its plain scope.
+    pub async fn list_all(&self, kind: ObjectKind) -> anyhow::Result<Vec<Row>> {
+        let (mut rows, mut after) = (Vec::new(), None::<String>);
+        loop {
+            let page = self.page(kind, &Scope::Plain, (None, None), after.as_deref(), PAGE).await?;
+            rows.extend(page.rows);
+            match page.last_id {
+                Some(last) if page.has_more => after = Some(last),
+                _ => return Ok(rows),
+            }
+        }
+    }
+
     /// Lines of an invoice beyond those it embeds.
     pub async fn remaining_lines(&self, invoice: &str, last_line: &str, seen: usize) -> anyhow::Result<Vec<Row>> {
         use stripe_billing::invoice_line_item::ListInvoiceInvoiceLineItem;

@@ -251,9 +251,7 @@ pub async fn run(opts: &PullOptions) -> anyhow::Result<PullSummary> {
 }
 
 fn save_checkpoint(work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
-    let tmp = work.join("checkpoint.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)?;
-    std::fs::rename(&tmp, work.join("checkpoint.json")).context("saving the pull checkpoint")
+    crate::atomic_dir::write_json(&work.join("checkpoint.json"), cp)
 }
 
 /// Pages every unfinished slice, `concurrency` at a time.

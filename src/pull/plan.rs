@@ -196,20 +196,14 @@ pub async fn plan(f: &Fetcher, per_type: usize, events_since: i64, live: bool) -
 
 /// Every test clock's id (all pages).
 async fn test_clocks(f: &Fetcher) -> anyhow::Result<Vec<String>> {
-    let mut ids = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = f.page(ObjectKind::TestClocks, &Scope::Plain, (None, None), after.as_deref(), PAGE).await?;
-        for row in &page.rows {
-            if let Some(crate::snapshot::schema::Cell::Str(id)) = row.cells.first() {
-                ids.push(id.clone());
-            }
-        }
-        if !page.has_more || page.last_id.is_none() {
-            return Ok(ids);
-        }
-        after = page.last_id;
-    }
+    let rows = f.list_all(ObjectKind::TestClocks).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match row.cells.into_iter().next() {
+            Some(crate::snapshot::schema::Cell::Str(id)) => Some(id),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The `created` ranges of one list: [gte, lt) pairs, oldest first.

@@ -172,11 +172,11 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
         tracing::info!("retrieving {} prices that new lines or items name and the snapshot lacks", referenced.len());
         fetched = retrieve_all(f, &work, referenced.into_iter().map(|p| (Kind::Price, p)).collect(), 1).await?;
     }
-    let coupons = list_all(f, ObjectKind::Coupons).await?;
+    let coupons = f.list_all(ObjectKind::Coupons).await?;
     let clocks = if conn.live {
         None // test helpers exist in test mode only
     } else {
-        match list_all(f, ObjectKind::TestClocks).await {
+        match f.list_all(ObjectKind::TestClocks).await {
             Ok(rows) => Some(rows),
             Err(e) if e.downcast_ref::<Forbidden>().is_some() => {
                 tracing::warn!("{e:#}; the base snapshot's test clocks are kept as they were");
@@ -310,9 +310,7 @@ fn check_account(base: &Snapshot, account_id: Option<&str>) -> anyhow::Result<()
 }
 
 fn save_checkpoint(work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
-    let tmp = work.join("checkpoint.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(cp)?)?;
-    std::fs::rename(&tmp, work.join(CHECKPOINT)).context("saving the refresh checkpoint")
+    crate::atomic_dir::write_json(&work.join(CHECKPOINT), cp)
 }
 
 /// Pages `GET /v1/events` from the base's `as_of` to `--as-of`, checkpointing every page.
@@ -563,19 +561,6 @@ fn prices_referenced<'a>(
         }
     }
     named
-}
-
-/// Every object of a small list (coupons, test clocks), all pages.
-async fn list_all(f: &Fetcher, kind: ObjectKind) -> anyhow::Result<Vec<Row>> {
-    let (mut rows, mut after) = (Vec::new(), None::<String>);
-    loop {
-        let page = f.page(kind, &Scope::Plain, (None, None), after.as_deref(), PAGE).await?;
-        rows.extend(page.rows);
-        match page.last_id {
-            Some(last) if page.has_more => after = Some(last),
-            _ => return Ok(rows),
-        }
-    }
 }
 
 /// The values of one string column of a snapshot table (empty for a table it predates).
