@@ -123,6 +123,12 @@ fn full() -> &'static (common::TempAccount, tempfile::TempDir, Rows) {
 /// change) and from the ground truth, June..November 2026.
 fn case_series(case: &str) -> (Vec<i64>, Vec<i64>) {
     let (acct, _, by_customer) = full();
+    series(acct, by_customer, case, &["2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"])
+}
+
+/// A case customer's MRR in `months` from the engine's `mrr_by_customer` rows and from the
+/// account's ground truth.
+fn series(acct: &common::TempAccount, by_customer: &Rows, case: &str, months: &[&str]) -> (Vec<i64>, Vec<i64>) {
     let customers = common::objects(&acct.dir, "customers.jsonl");
     let id =
         customers.iter().find(|c| c["metadata"]["case"] == case).unwrap_or_else(|| panic!("no customer for {case}"))
@@ -130,15 +136,15 @@ fn case_series(case: &str) -> (Vec<i64>, Vec<i64>) {
             .as_str()
             .unwrap()
             .to_string();
-    let months = ["2026-06", "2026-07", "2026-08", "2026-09", "2026-10", "2026-11"];
-    let mut last = 0;
+    // A row per change: a month without one carries the latest row before it.
     let engine: Vec<i64> = months
         .iter()
         .map(|m| {
-            if let Some(r) = by_customer.iter().find(|r| r["customer"] == id.as_str() && r["month"] == *m) {
-                last = r["mrr"].as_i64().unwrap();
-            }
-            last
+            by_customer
+                .iter()
+                .filter(|r| r["customer"] == id.as_str() && r["month"].as_str().is_some_and(|month| month <= *m))
+                .max_by_key(|r| r["month"].as_str().unwrap_or_default().to_string())
+                .map_or(0, |r| r["mrr"].as_i64().unwrap())
         })
         .collect();
     let truth_rows = common::objects(&acct.dir, "ground_truth_customers.jsonl");
@@ -198,13 +204,53 @@ mod edge_case {
         past_due_then_unpaid,
         past_due_open,
         coupon_amount_multi_item,
+        deleted_coupon,
+        removed_discount,
+        removed_discount_invoiced,
+        customer_level_coupon,
+        product_restricted_coupon,
         legacy_archived_plan,
         transform_quantity_packs,
         inline_price,
         volume_tiers,
         graduated_tiers,
         currency_options_eur,
+        pending_proration_upgrade,
+        seat_change_without_proration,
     );
+}
+
+/// A change not invoiced yet (create_prorations pending, or proration_behavior=none) counts
+/// from its `customer.subscription.updated` event. Seen on December 3rd, the full scenario's
+/// two such changes (November 27th and 30th) are in November's MRR, exact to the cent. Pulled
+/// when Stripe no longer has those events (here: an account with 2 days of events), a change
+/// counts from the snapshot's instant, the first the objects show it: December has it,
+/// November keeps the old items (docs/metrics.md, "Now").
+#[test]
+fn an_uninvoiced_change_counts_from_its_event_or_else_from_the_snapshot_instant() {
+    let now = mrr::calendar::parse_timestamp("2026-12-03T12:00:00Z").unwrap();
+    let early_december = |event_days| {
+        common::simulate_changed(Scenario::Full, 40, 42, |o| {
+            o.now = now;
+            o.event_days = event_days;
+        })
+    };
+    assert_exact_account(&early_december(30), "full seen 12-03");
+
+    let acct = early_december(2);
+    let data = tempfile::tempdir().unwrap();
+    let snap = common::pull(&acct, data.path(), &[], &[]);
+    let results = common::report_rows(&snap, MetricOptions::default());
+    let by_customer = results.into_iter().find(|(q, _)| *q == "mrr_by_customer").unwrap().1;
+    let months = ["2026-10", "2026-11", "2026-12"];
+    // Starter $29 to Business $199 on 11-30; annual Pro from 2 to 5 seats on 11-27.
+    for (case, old, new) in
+        [("pending_proration_upgrade", 2900, 19900), ("seat_change_without_proration", 13167, 32917)]
+    {
+        let (engine, truth) = series(&acct, &by_customer, case, &months);
+        assert_eq!(truth, [old, new, new], "{case}: the ground truth knows the instant");
+        assert_eq!(engine, [old, old, new], "{case}: without its event, from the snapshot's instant");
+    }
 }
 
 #[test]
@@ -279,6 +325,22 @@ fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_t
         .unwrap();
     let named = tiered.iter().chain([&business]).find(|id| err.contains(&format!("price {id} cannot be valued")));
     assert!(named.is_some(), "{err}");
+    assert!(err.contains("pull again"), "{err}");
+    assert!(out.is_empty(), "no partial report: {out}");
+}
+
+/// Were Stripe not to expand a deleted coupon in its discounts (D1's assumption), the snapshot
+/// would lack it: `mrr report` refuses, naming the discount and the coupon, rather than drop
+/// the discount and overstate MRR.
+#[test]
+fn a_discount_whose_coupon_the_snapshot_lacks_is_refused_naming_both() {
+    let acct = common::simulate(Scenario::Full, 20, 42);
+    std::fs::remove_file(acct.dir.join(mrr::simulate::DELETED_COUPONS_FILE)).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    let (code, out, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("has no coupon LAUNCH30") && err.contains("discount di_"), "{err}");
     assert!(err.contains("pull again"), "{err}");
     assert!(out.is_empty(), "no partial report: {out}");
 }

@@ -153,6 +153,17 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("past_due_then_canceled", [2900, 0, 0, 0, 0, 0]),
         ("past_due_then_unpaid", [2900, 2900, 0, 0, 0, 0]),
         ("past_due_open", [7900, 7900, 7900, 7900, 7900, 7900]),
+        // 30% off Pro forever since 07-04 from a coupon deleted since: it still discounts.
+        ("deleted_coupon", [0, 5530, 5530, 5530, 5530, 5530]),
+        // 25% off Business since 07-06 (14925), taken off 11-11.
+        ("removed_discount", [0, 14925, 14925, 14925, 14925, 19900]),
+        // 25% off Pro since 06-28 (5925), taken off 09-15.
+        ("removed_discount_invoiced", [5925, 5925, 5925, 7900, 7900, 7900]),
+        // Pro since 06-20 and Starter since 06-21; 12.5% off both from the customer's coupon
+        // since 07-10: 6912.5 + 2537.5.
+        ("customer_level_coupon", [10800, 9450, 9450, 9450, 9450, 9450]),
+        // Pro + 3 seats since 07-12, 50% off the seats only: 7900 + 1500.
+        ("product_restricted_coupon", [0, 9400, 9400, 9400, 9400, 9400]),
         // On Pro's archived $69 price since 06-03: valued like any price.
         ("legacy_archived_plan", [6900, 6900, 6900, 6900, 6900, 6900]),
         // Pro $79 + 7 seats in packs of 4 at $10 a pack, rounded up: 2 packs.
@@ -165,6 +176,10 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("graduated_tiers", [0, 34000, 34000, 34000, 34000, 34000]),
         // A EUR subscription on a USD price: its currency option, 185.00 EUR.
         ("currency_options_eur", [18500, 18500, 18500, 18500, 18500, 18500]),
+        // Starter since 09-10, Business from 11-17 with its prorations still pending.
+        ("pending_proration_upgrade", [0, 0, 0, 2900, 2900, 19900]),
+        // Annual Pro since 06-20, 2 seats (2 x 79000 / 12), 5 seats from 11-14, not invoiced.
+        ("seat_change_without_proration", [13167, 13167, 13167, 13167, 13167, 32917]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

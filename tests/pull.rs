@@ -33,7 +33,6 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     for (file, table) in [
         ("customers.jsonl", "customers"),
         ("products.jsonl", "products"),
-        ("coupons.jsonl", "coupons"),
         ("subscriptions.jsonl", "subscriptions"),
         ("invoices.jsonl", "invoices"),
         ("events.jsonl", "events"),
@@ -42,6 +41,10 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     ] {
         assert_eq!(table_ids(&snap, table), ids(&acct, file), "{table}");
     }
+    // Every listed coupon, and the deleted one (in no list) from the discounts that expand it (D1).
+    let mut coupons = ids(&acct, "coupons.jsonl");
+    coupons.extend(ids(&acct, mrr::simulate::DELETED_COUPONS_FILE));
+    assert_eq!(table_ids(&snap, "coupons"), sorted(coupons), "coupons");
     // Every listed price, and the inline one (in no list) from the item that embeds it.
     let mut prices = ids(&acct, "prices.jsonl");
     prices.extend(ids(&acct, mrr::simulate::INLINE_PRICES_FILE));
@@ -71,13 +74,15 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 37,
-        "150 random + 37 edge-case customers"
+        150 + 44,
+        "150 random + 44 edge-case customers"
     );
     // Tiers and currency options come only when asked for (catalogue L10); the pull asks.
     let rows = |t: &str| m.tables.iter().find(|e| e.name == t).unwrap().rows;
     assert_eq!(rows("price_tiers"), 6, "two tiered prices of three tiers each");
     assert_eq!(rows("price_currency_options"), 1, "Business monthly in EUR");
+    // A coupon's restrictions come only when asked for (catalogue D4); the pull asks.
+    assert_eq!(rows("coupon_products"), 1, "SEATS50 applies to the seats product only");
     let manifest_text = std::fs::read_to_string(snap.dir.join("manifest.json")).unwrap();
     assert!(!manifest_text.contains(&acct.info.api_key));
     for entry in std::fs::read_dir(&snap.dir).unwrap() {
@@ -352,10 +357,12 @@ fn refresh_args(acct: &common::TempAccount, base: &str, since: &str) -> Vec<Stri
     args
 }
 
-/// Runs `mrr snapshots diff A B --ignore events` and returns (exit code, report).
+/// Runs `mrr snapshots diff A B --ignore events --ignore event_changes` and returns (exit code,
+/// report).
 fn diff(data: &std::path::Path, a: &mrr::snapshot::Snapshot, b: &mrr::snapshot::Snapshot) -> (i32, serde_json::Value) {
     let (a, b) = (a.dir.to_str().unwrap(), b.dir.to_str().unwrap());
-    let (code, out, err) = mrr(data, &["snapshots", "diff", a, b, "--ignore", "events", "--format", "json"]);
+    let args = ["snapshots", "diff", a, b, "--ignore", "events", "--ignore", "event_changes", "--format", "json"];
+    let (code, out, err) = mrr(data, &args);
     (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}")))
 }
 

@@ -37,7 +37,8 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
         "17 + an archived price + a seat pack + volume and graduated seats (with their tiers and options)"
     );
     assert_eq!(parse_file::<stripe_shared::Price>(d, mrr::simulate::INLINE_PRICES_FILE), 1, "a negotiated price");
-    assert_eq!(parse_file::<stripe_shared::Coupon>(d, "coupons.jsonl"), 7);
+    assert_eq!(parse_file::<stripe_shared::Coupon>(d, "coupons.jsonl"), 8);
+    assert_eq!(parse_file::<stripe_shared::Coupon>(d, mrr::simulate::DELETED_COUPONS_FILE), 1);
     assert!(parse_file::<stripe_shared::Subscription>(d, "subscriptions.jsonl") > 75);
     assert!(parse_file::<stripe_shared::Invoice>(d, "invoices.jsonl") > 200);
     assert!(parse_file::<stripe_shared::Event>(d, "events.jsonl") > 50);
@@ -49,6 +50,7 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
             "customer" => parse_as::<stripe_shared::Customer>("event customer", &object),
             "subscription" => parse_as::<stripe_shared::Subscription>("event subscription", &object),
             "invoice" => parse_as::<stripe_shared::Invoice>("event invoice", &object),
+            "discount" => parse_as::<stripe_shared::Discount>("event discount", &object),
             other => panic!("unexpected event object {other}"),
         }
     }
@@ -97,7 +99,7 @@ fn same_seed_gives_byte_identical_accounts() {
     let c = simulate(Scenario::Full, 120, 8);
     let mut files: Vec<_> = std::fs::read_dir(&a.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     files.sort();
-    assert_eq!(files.len(), 13, "{files:?}");
+    assert_eq!(files.len(), 14, "{files:?}");
     for f in &files {
         let (x, y) = (std::fs::read(a.dir.join(f)).unwrap(), std::fs::read(b.dir.join(f)).unwrap());
         assert!(x == y, "{f:?} differs between two runs with the same seed");

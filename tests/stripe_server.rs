@@ -195,6 +195,38 @@ fn tiers_and_currency_options_come_only_when_expanded() {
     }
 }
 
+/// A coupon's `applies_to` comes only when expanded (D4); a deleted coupon is in no list and
+/// 404 by id, yet embedded in its discounts when `discounts.source.coupon` is expanded (D1).
+#[test]
+fn coupons_restrictions_come_when_expanded_and_deleted_ones_only_inside_their_discounts() {
+    let acct = simulate(Scenario::Full, 3, 2);
+    let server = Server::start(&acct.dir, &[]);
+    let key = Some(acct.info.api_key.as_str());
+    let plain = get(server.port, "/v1/coupons?limit=100", key).unwrap().json();
+    let ids: Vec<_> = plain["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    assert!(ids.contains(&"SEATS50".to_string()) && !ids.contains(&"LAUNCH30".to_string()), "{ids:?}");
+    assert!(plain["data"].as_array().unwrap().iter().all(|c| c.get("applies_to").is_none()), "not by default");
+    let expanded = get(server.port, "/v1/coupons?limit=100&expand[]=data.applies_to", key).unwrap().json();
+    let seats = expanded["data"].as_array().unwrap().iter().find(|c| c["id"] == "SEATS50").unwrap().clone();
+    assert_eq!(seats["applies_to"]["products"].as_array().unwrap().len(), 1, "{seats}");
+    assert_eq!(get(server.port, "/v1/coupons/LAUNCH30", key).unwrap().status, 404);
+    let path = "/v1/subscriptions?limit=100&status=all&expand[]=data.discounts&expand[]=data.discounts.source.coupon";
+    let mut subs = Vec::new();
+    for clock in objects(&acct.dir, "test_clocks.jsonl") {
+        let page = get(server.port, &format!("{path}&test_clock={}", clock["id"].as_str().unwrap()), key).unwrap();
+        subs.extend(page.json()["data"].as_array().unwrap().clone());
+    }
+    subs.extend(get(server.port, path, key).unwrap().json()["data"].as_array().unwrap().clone());
+    let coupons: Vec<_> = subs
+        .iter()
+        .flat_map(|s| s["discounts"].as_array().unwrap().clone())
+        .map(|d| d["source"]["coupon"].clone())
+        .collect();
+    let launch = coupons.iter().find(|c| c["id"] == "LAUNCH30").expect("the deleted coupon, expanded");
+    assert_eq!((launch["percent_off"].as_f64(), launch["valid"].as_bool()), (Some(30.0), Some(false)));
+    assert!(coupons.iter().all(|c| c.is_object() && c.get("applies_to").is_none()), "{coupons:?}");
+}
+
 #[test]
 fn embedded_items_stop_at_ten_and_the_rest_page_through_subscription_items() {
     let acct = simulate(Scenario::Default, 5, 2);

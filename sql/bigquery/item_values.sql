@@ -78,13 +78,70 @@ line_changes AS (
     AND (previous_at IS NULL OR price IS DISTINCT FROM previous_price OR quantity IS DISTINCT FROM previous_quantity
          OR before_previous_at IS NOT DISTINCT FROM previous_at)
 ),
--- Subscriptions without any invoice line fall back to their current items from the start.
-item_changes AS (
-  SELECT subscription, item, effective_at, until, price, quantity FROM line_changes
-  UNION ALL
-  SELECT si.subscription, si.id, s.start_date, {{end_of_time}}, si.price, si.quantity
+-- Now (the contract): a running subscription's current items are its value whether or not
+-- the change is invoiced yet (proration_behavior=none, or create_prorations pending until the
+-- next renewal). Uninvoiced: a current item whose price or quantity differs from its last
+-- invoiced version (metered items have no quantity to compare), a new item, and an invoiced
+-- item no longer there.
+invoiced_now AS (
+  SELECT subscription, item, price, quantity FROM line_changes WHERE until = {{end_of_time}} AND price IS NOT NULL
+),
+current_items AS (
+  SELECT si.subscription, si.id AS item, si.price, si.quantity
   FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
-  WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
+  WHERE s.ended_at IS NULL AND si.subscription IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
+),
+uninvoiced AS (
+  SELECT COALESCE(c.subscription, i.subscription) AS subscription, COALESCE(c.item, i.item) AS item, c.price, c.quantity
+  FROM current_items c
+  FULL OUTER JOIN invoiced_now i ON i.item = c.item
+  WHERE CASE
+    WHEN c.item IS NULL THEN i.subscription IN (SELECT subscription FROM current_items)
+    WHEN i.item IS NULL THEN TRUE
+    ELSE c.price <> i.price OR (c.quantity IS NOT NULL AND c.quantity IS DISTINCT FROM i.quantity)
+  END
+),
+-- When the uninvoiced change was made: the newest `customer.subscription.updated` that changed
+-- the subscription's items after its last invoice, when the snapshot has that event (30 days
+-- of events); otherwise {{as_of}}, the first instant the objects show it (docs/metrics.md).
+items_updated AS (
+  SELECT object_id AS subscription, MAX(created) AS updated_at
+  FROM {{event_changes}}
+  WHERE type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
+  GROUP BY 1
+),
+last_invoiced AS (
+  SELECT subscription, MAX(created) AS invoiced_at FROM {{invoices}} WHERE subscription IS NOT NULL GROUP BY 1
+),
+uninvoiced_since AS (
+  SELECT u.subscription,
+         CASE WHEN e.updated_at IS NOT NULL AND (l.invoiced_at IS NULL OR e.updated_at > l.invoiced_at) THEN e.updated_at
+              ELSE {{as_of}} END AS since
+  FROM (SELECT DISTINCT subscription FROM uninvoiced) u
+  LEFT JOIN items_updated e ON e.subscription = u.subscription
+  LEFT JOIN last_invoiced l ON l.subscription = u.subscription
+),
+-- Item history: invoiced versions (the last one cut short where an uninvoiced change
+-- follows), the uninvoiced versions, and, for subscriptions without any invoice line, their
+-- current items from the start. Versions cut to nothing are dropped.
+item_changes AS (
+  SELECT * FROM (
+    SELECT lc.subscription, lc.item, lc.effective_at,
+           CASE WHEN u.item IS NOT NULL AND lc.until = {{end_of_time}} THEN us.since ELSE lc.until END AS until,
+           lc.price, lc.quantity
+    FROM line_changes lc
+    LEFT JOIN uninvoiced u ON u.item = lc.item
+    LEFT JOIN uninvoiced_since us ON us.subscription = lc.subscription
+    UNION ALL
+    SELECT u.subscription, u.item, us.since, {{end_of_time}}, u.price, u.quantity
+    FROM uninvoiced u JOIN uninvoiced_since us ON us.subscription = u.subscription
+    WHERE u.price IS NOT NULL
+    UNION ALL
+    SELECT si.subscription, si.id, s.start_date, {{end_of_time}}, si.price, si.quantity
+    FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
+    WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
+  ) versions
+  WHERE effective_at < until
 ),
 -- A tier holds the quantities after the previous tier's up_to through its own (NULL: inf).
 tiers AS (
@@ -112,7 +169,7 @@ tiered AS (
   GROUP BY e.item, e.effective_at
 ),
 priced AS (
-  SELECT e.subscription, e.item, e.effective_at, e.until, e.price,
+  SELECT e.subscription, e.item, e.effective_at, e.until, e.price, p.product,
          p.recurring_interval, p.recurring_interval_count,
          CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS per_year,
          -- what the item bills per interval, minor units (also the weight an amount-off coupon is
@@ -142,23 +199,62 @@ sub_interval AS (
   SELECT subscription, ANY_VALUE(recurring_interval) AS recurring_interval, ANY_VALUE(recurring_interval_count) AS recurring_interval_count
   FROM priced WHERE recurring_interval IS NOT NULL GROUP BY 1
 ),
+-- Each discount with each subscription it applies to: its own subscription, or, for a
+-- customer-level discount, every subscription of its customer, which inherits it while it has
+-- no discount of its own (Stripe: a subscription without discounts "inherits the discount from
+-- the subscription's customer"; docs/stripe-behaviour.md, D3).
+discount_targets AS (
+  SELECT d.id AS discount, d.subscription, FALSE AS inherited, d.coupon, d.start, d.`end` AS scheduled_end
+  FROM {{discounts}} d
+  WHERE d.subscription IS NOT NULL
+  UNION ALL
+  SELECT d.id, s.subscription, TRUE, d.coupon, d.start, d.`end`
+  FROM {{discounts}} d JOIN subs s ON s.customer = d.customer
+  WHERE d.subscription IS NULL AND d.invoice IS NULL
+),
 first_period_end AS (
-  SELECT l.subscription, d.id AS discount, MIN(l.period_end) AS once_until
-  FROM {{invoice_lines}} l JOIN {{discounts}} d ON d.subscription = l.subscription
-  WHERE NOT l.proration AND l.period_end > d.start
+  SELECT l.subscription, t.discount, MIN(l.period_end) AS once_until
+  FROM {{invoice_lines}} l JOIN discount_targets t ON t.subscription = l.subscription
+  WHERE NOT l.proration AND l.period_end > t.start
+  GROUP BY 1, 2
+),
+-- A discount taken off its subscription stops counting then (docs/stripe-behaviour.md, D2):
+-- at its `customer.discount.deleted` event (Stripe keeps 30 days of events), or else at the
+-- first renewal invoice after its start that had something to discount and discounted nothing.
+-- Stripe also deletes a discount when it ends; the earliest instant of all is kept.
+discount_deleted AS (
+  SELECT object_id AS discount, MIN(created) AS removed_at
+  FROM {{events}}
+  WHERE type = 'customer.discount.deleted' AND created <= {{as_of}}
+  GROUP BY 1
+),
+undiscounted_renewal AS (
+  SELECT t.discount, t.subscription, MIN(i.created) AS removed_at
+  FROM discount_targets t
+  JOIN {{invoices}} i ON i.subscription = t.subscription
+  WHERE i.billing_reason = 'subscription_cycle' AND i.created > t.start AND i.subtotal > 0 AND i.total_discount = 0
   GROUP BY 1, 2
 ),
 -- The window in which each coupon reduces MRR, by the `discounts` option.
 discount_windows AS (
-  SELECT d.subscription, d.start AS from_at,
-         COALESCE(CASE c.duration WHEN 'repeating' THEN d.`end` WHEN 'once' THEN f.once_until END, {{end_of_time}}) AS until,
+  SELECT t.subscription, t.inherited, t.coupon, t.start AS from_at,
+         LEAST(
+           COALESCE(CASE c.duration WHEN 'repeating' THEN t.scheduled_end WHEN 'once' THEN f.once_until END, {{end_of_time}}),
+           COALESCE(dd.removed_at, {{end_of_time}}),
+           COALESCE(ur.removed_at, {{end_of_time}})
+         ) AS until,
          c.percent_off_hundredths, c.amount_off
-  FROM {{discounts}} d
-  JOIN {{coupons}} c ON c.id = d.coupon
-  JOIN sub_interval si ON si.subscription = d.subscription
-  LEFT JOIN first_period_end f ON f.subscription = d.subscription AND f.discount = d.id
-  WHERE d.subscription IS NOT NULL
-    AND ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
+  FROM discount_targets t
+  JOIN {{coupons}} c ON c.id = t.coupon
+  JOIN sub_interval si ON si.subscription = t.subscription
+  LEFT JOIN first_period_end f ON f.subscription = t.subscription AND f.discount = t.discount
+  LEFT JOIN discount_deleted dd ON dd.discount = t.discount
+  LEFT JOIN undiscounted_renewal ur ON ur.discount = t.discount AND ur.subscription = t.subscription
+  WHERE ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
+),
+-- Coupons that discount only some products' items (`applies_to.products`).
+restricted_coupons AS (
+  SELECT DISTINCT coupon FROM {{coupon_products}}
 ),
 -- Every instant at which something about a subscription's value may change.
 breakpoints AS (
@@ -173,7 +269,7 @@ breakpoints AS (
 ),
 -- Each item active at each instant.
 item_at AS (
-  SELECT b.subscription, b.instant, p.item, p.price, p.per_year, p.recurring_interval_count, p.amount
+  SELECT b.subscription, b.instant, p.item, p.price, p.product, p.per_year, p.recurring_interval_count, p.amount
   FROM breakpoints b
   LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
   WHERE b.instant <= {{as_of}}
@@ -188,15 +284,25 @@ ruled AS (
       WHEN s.ended_at IS NOT NULL AND i.instant >= s.ended_at THEN 'none'
       WHEN '{{churn_at}}' = 'cancel' AND s.canceled_at IS NOT NULL AND i.instant >= s.canceled_at THEN 'none'
       WHEN u.unpaid_at IS NOT NULL AND i.instant >= u.unpaid_at THEN 'none'
-      WHEN d.subscription IS NULL THEN 'full'
-      WHEN d.percent_off_hundredths IS NOT NULL THEN 'percent'
+      WHEN COALESCE(d.subscription, cd.subscription) IS NULL THEN 'full'
+      -- A coupon restricted to some products (`applies_to`) leaves the others' items whole (D4).
+      WHEN r.coupon IS NOT NULL AND cp.coupon IS NULL THEN 'full'
+      WHEN COALESCE(d.percent_off_hundredths, cd.percent_off_hundredths) IS NOT NULL THEN 'percent'
       ELSE 'amount'
     END AS rule,
-    d.percent_off_hundredths, d.amount_off
+    COALESCE(d.percent_off_hundredths, cd.percent_off_hundredths) AS percent_off_hundredths,
+    COALESCE(d.amount_off, cd.amount_off) AS amount_off
   FROM item_at i
   JOIN subs s ON s.subscription = i.subscription
   LEFT JOIN unpaid u ON u.subscription = i.subscription
-  LEFT JOIN discount_windows d ON d.subscription = i.subscription AND d.from_at <= i.instant AND i.instant < d.until
+  -- Its own discount, else the one it inherits from its customer (D3).
+  LEFT JOIN discount_windows d
+    ON d.subscription = i.subscription AND NOT d.inherited AND d.from_at <= i.instant AND i.instant < d.until
+  LEFT JOIN discount_windows cd
+    ON cd.subscription = i.subscription AND cd.inherited AND d.subscription IS NULL
+       AND cd.from_at <= i.instant AND i.instant < cd.until
+  LEFT JOIN restricted_coupons r ON r.coupon = COALESCE(d.coupon, cd.coupon)
+  LEFT JOIN {{coupon_products}} cp ON cp.coupon = COALESCE(d.coupon, cd.coupon) AND cp.product = i.product
 ),
 -- An amount-off coupon (capped at the billed total) is split across the items in proportion to
 -- what they bill, in whole minor units, the units left over going one each to the largest

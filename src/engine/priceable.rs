@@ -1,5 +1,5 @@
 //! Before any metric runs: every price a subscription bills on must have an amount in that
-//! subscription's currency. The SQL values an item from its price's `unit_amount`, its
+//! subscription's currency, and every coupon its discounts name must be in the snapshot. The SQL values an item from its price's `unit_amount`, its
 //! currency option or its tiers; without this check a price the snapshot lacks would be
 //! valued at 0 silently (the contract: "No item is ever valued at 0 because its price was not
 //! found; a price that cannot be obtained at all is an error naming it").
@@ -24,7 +24,7 @@ pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParam
     let failed = |e: duckdb::Error| bad_input(format!("sql/duckdb/{FILE}.sql failed in DuckDB: {e}"));
     let mut stmt = conn.prepare(&sql).map_err(failed)?;
     let mut rows = stmt.query([]).map_err(failed)?;
-    let Some(row) = rows.next().map_err(failed)? else { return Ok(()) };
+    let Some(row) = rows.next().map_err(failed)? else { return check_coupons(conn, snapshot, params) };
     let (price, currency, subscription): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
     let (price_currency, decimal, problem): (Option<String>, Option<String>, String) =
         (row.get(3)?, row.get(4)?, row.get(5)?);
@@ -51,4 +51,21 @@ pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParam
         ),
     };
     Err(bad_input(format!("price {price} cannot be valued for subscription {subscription}: {why}")))
+}
+
+/// Fails, naming the first discount (of a subscription or a customer) whose coupon the snapshot lacks.
+fn check_coupons(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+    const FILE: &str = "_coupons_known";
+    let sql = super::duckdb::render_for(snapshot, FILE, params)?;
+    let failed = |e: duckdb::Error| bad_input(format!("sql/duckdb/{FILE}.sql failed in DuckDB: {e}"));
+    let mut stmt = conn.prepare(&sql).map_err(failed)?;
+    let mut rows = stmt.query([]).map_err(failed)?;
+    let Some(row) = rows.next().map_err(failed)? else { return Ok(()) };
+    let (discount, coupon, owner): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    Err(bad_input(format!(
+        "discount {discount} of {owner} cannot be valued: snapshot {} has no coupon \
+         {coupon} (a coupon deleted after it was redeemed is in no list and comes only expanded in its \
+         discounts, which a snapshot of schema version 3 or later has); pull again (`mrr pull`)",
+        snapshot.manifest.id
+    )))
 }

@@ -192,12 +192,17 @@ impl Fetcher {
                 let includables = vec!["data.tiers".to_string(), "data.currency_options".to_string()];
                 list!(request.clone().expand(includables.clone()), extract::price)
             }
-            ObjectKind::Coupons => list!(ListCoupon::new().created(range), extract::coupon),
+            // `applies_to` is "not included by default" (catalogue D4).
+            ObjectKind::Coupons => {
+                list!(ListCoupon::new().created(range).expand(vec!["data.applies_to".to_string()]), extract::coupon)
+            }
             ObjectKind::Subscriptions => {
-                let mut request = ListSubscription::new()
-                    .created(range)
-                    .status(ListSubscriptionStatus::All)
-                    .expand(vec!["data.discounts".to_string(), "data.items.data.price".to_string()]);
+                let mut request =
+                    ListSubscription::new().created(range).status(ListSubscriptionStatus::All).expand(vec![
+                        "data.discounts".to_string(),
+                        "data.discounts.source.coupon".to_string(),
+                        "data.items.data.price".to_string(),
+                    ]);
                 if let Some(clock) = &clock {
                     request = request.test_clock(clock.clone());
                 }
@@ -216,7 +221,8 @@ impl Fetcher {
                 (list.data.len(), list.has_more, list.data.first().map(|o| o.created), last, rows)
             }
             ObjectKind::Invoices => {
-                let list = fetch!(ListInvoice::new().created(range).expand(vec!["data.discounts".to_string()]));
+                let expand = vec!["data.discounts".to_string(), "data.discounts.source.coupon".to_string()];
+                let list = fetch!(ListInvoice::new().created(range).expand(expand.clone()));
                 let mut rows = Vec::new();
                 for inv in &list.data {
                     let id = inv.id.as_ref().map(|i| i.to_string()).context("an invoice without an id")?;
@@ -357,7 +363,11 @@ impl Fetcher {
                 RetrieveCustomerReturned::DeletedCustomer(_) => return Ok(None),
             },
             Kind::Subscription => {
-                let expand = vec!["discounts".to_string(), "items.data.price".to_string()];
+                let expand = vec![
+                    "discounts".to_string(),
+                    "discounts.source.coupon".to_string(),
+                    "items.data.price".to_string(),
+                ];
                 let sub = retrieve!(RetrieveSubscription::new(id).expand(expand.clone()));
                 let mut rows = extract::subscription(&sub);
                 embedded_prices.extend(sub.items.data.iter().flat_map(|item| extract::price(&item.price)));
@@ -373,7 +383,8 @@ impl Fetcher {
                 rows
             }
             Kind::Invoice => {
-                let inv = retrieve!(RetrieveInvoice::new(id).expand(vec!["discounts".to_string()]));
+                let expand = vec!["discounts".to_string(), "discounts.source.coupon".to_string()];
+                let inv = retrieve!(RetrieveInvoice::new(id).expand(expand.clone()));
                 let mut rows = extract::invoice(&inv);
                 rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| extract::invoice_line(id, n, l)));
                 if let (true, Some(last)) = (inv.lines.has_more, inv.lines.data.last()) {

@@ -433,9 +433,10 @@ async fn account_id(fetcher: &Fetcher) -> Option<String> {
 }
 
 /// Tables whose rows can arrive more than once (a price from its list and embedded in an
-/// item, a discount on a subscription and its invoices, an object on two overlapping lists):
+/// item, a discount on a subscription and its invoices, a coupon from its list and expanded
+/// in a discount, an object on two overlapping lists):
 /// the first copy is kept.
-const DEDUPLICATED: [&str; 5] = ["prices", "discounts", "customers", "subscriptions", "subscription_items"];
+const DEDUPLICATED: [&str; 6] = ["prices", "discounts", "coupons", "customers", "subscriptions", "subscription_items"];
 
 /// Writes the staged rows as Parquet tables, in plan order, into a new snapshot.
 fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow::Result<Snapshot> {

@@ -154,7 +154,9 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
     };
 
     let cp = read_events(f, &work, cp, base.as_of()?).await?;
-    let events: Vec<Row> = staged(&work.join(EVENTS))?;
+    // The events, and what their updates changed (`event_changes`, staged beside them).
+    let (events, event_changes): (Vec<Row>, Vec<Row>) =
+        staged::<Row>(&work.join(EVENTS))?.into_iter().partition(|r| r.table == "events");
     let (from_events, to_retrieve) = states_from_events(&events, refetch_all)?;
     tracing::info!(
         "{} events since {} name {} objects: {} carried whole by their newest event, {} to retrieve",
@@ -205,8 +207,11 @@ pub async fn run(opts: &PullOptions, since: &str, refetch_all: bool) -> anyhow::
         }
         changes.object(o.kind, &o.id, o.rows, true);
     }
-    changes.rows_by_id("events", events);
-    changes.relist("coupons", coupons);
+    changes.rows_by_id(events);
+    changes.rows_by_id(event_changes);
+    // Coupons by id, not relisted: a deleted coupon, in no list, keeps the row its discounts
+    // need (D1).
+    changes.rows_by_id(coupons);
     if let Some(clocks) = clocks {
         changes.relist("test_clocks", clocks);
     }

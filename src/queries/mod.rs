@@ -48,6 +48,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "_round_half_even",
     "duckdb" / "_cents",
     "duckdb" / "_priceable",
+    "duckdb" / "_coupons_known",
     "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
     "bigquery" / "mrr_by_customer",

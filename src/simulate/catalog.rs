@@ -141,6 +141,19 @@ pub struct Coupon {
     pub off: Off,
     pub duration: Duration,
     pub created: i64,
+    /// Deleted after its redemptions: no list or retrieval returns it, and the discounts made
+    /// from it keep discounting (docs/stripe-behaviour.md, D1).
+    pub deleted: bool,
+    /// `applies_to.products` (indices into [`Catalog::products`]): only their items are
+    /// discounted; empty, every item (D4).
+    pub applies_to: Vec<usize>,
+}
+
+impl Coupon {
+    /// Whether the coupon discounts an item of `product`.
+    pub fn applies_to_product(&self, product: usize) -> bool {
+        self.applies_to.is_empty() || self.applies_to.contains(&product)
+    }
 }
 
 /// Every object of the catalogue, with named handles for the scenarios.
@@ -253,7 +266,15 @@ impl Catalog {
             Some((TiersMode::Volume, vec![tier(Some(5), 1200, 0), tier(Some(20), 1000, 500), tier(None, 800, 2000)]));
         prices[price::SEAT_GRADUATED].tiers =
             Some((TiersMode::Graduated, vec![tier(Some(10), 1500, 1000), tier(Some(50), 1200, 0), tier(None, 900, 0)]));
-        let coupon = |id, name, off, duration| Coupon { id, name, off, duration, created };
+        let coupon = |id, name, off, duration| Coupon {
+            id,
+            name,
+            off,
+            duration,
+            created,
+            deleted: false,
+            applies_to: Vec::new(),
+        };
         let coupons = vec![
             coupon("PCT25FOREVER", "25% off forever", Off::Percent(25.0), Duration::Forever),
             coupon("PCT20X3", "20% off for 3 months", Off::Percent(20.0), Duration::Repeating { months: 3 }),
@@ -267,6 +288,14 @@ impl Catalog {
                 Duration::Repeating { months: 2 },
             ),
             coupon("USD5ONCE", "$5 off once", Off::Amount { amount: 500, currency: "usd" }, Duration::Once),
+            Coupon {
+                deleted: true,
+                ..coupon("LAUNCH30", "30% off forever (launch, retired)", Off::Percent(30.0), Duration::Forever)
+            },
+            Coupon {
+                applies_to: vec![prices[price::SEAT_MONTHLY].product],
+                ..coupon("SEATS50", "50% off seats forever", Off::Percent(50.0), Duration::Forever)
+            },
         ];
         Catalog { products, prices, coupons }
     }

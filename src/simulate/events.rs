@@ -13,10 +13,16 @@ use crate::rng::stripe_id;
 pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice], from: i64) -> Vec<Value> {
     let now = acct.now;
     let mut moments: Vec<(i64, Moment)> = vec![(c.created, Moment::CustomerCreated)];
+    // A customer-level discount is one discount however many subscriptions inherit it.
+    let mut discounts = std::collections::HashSet::new();
     for (s, sub) in c.subscriptions.iter().enumerate() {
         moments.push((sub.start, Moment::SubCreated(s)));
-        if let Some(d) = &sub.discount {
+        if let Some(d) = sub.discount.as_ref().filter(|d| discounts.insert(d.id.clone())) {
             moments.push((d.start, Moment::DiscountCreated(s)));
+            // Stripe deletes a discount when it ends or is taken off (D2).
+            if let Some(end) = sub.discount_end(&acct.catalog).filter(|end| sub.ends_at().is_none_or(|e| *end < e)) {
+                moments.push((end, Moment::DiscountDeleted(s)));
+            }
         }
         let mut updates: Vec<i64> = sub.phases.iter().skip(1).map(|p| p.from).collect();
         updates.extend(sub.trial_end.filter(|_| sub.ends_at() != sub.trial_end));
@@ -99,6 +105,10 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
                 let discount = render::discount(acct, c, &c.subscriptions[s]).expect("has a discount");
                 ("customer.discount.created", discount, None)
             }
+            Moment::DiscountDeleted(s) => {
+                let discount = render::discount(acct, c, &c.subscriptions[s]).expect("has a discount");
+                ("customer.discount.deleted", discount, None)
+            }
             Moment::SubUpdated(s) => {
                 let (before, after) = (sub_at(s, t - 1), sub_at(s, t));
                 if before == after {
@@ -120,6 +130,7 @@ enum Moment {
     CustomerUpdated,
     SubCreated(usize),
     DiscountCreated(usize),
+    DiscountDeleted(usize),
     SubUpdated(usize),
     SubDeleted(usize),
     Invoice(usize, &'static str),

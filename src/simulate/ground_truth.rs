@@ -51,6 +51,8 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
     let full: Vec<(usize, i128)> = items.iter().map(|(_, p, a)| (*p, scaled(*a))).collect();
     let Some(d) = &sub.discount else { return full };
     let coupon = &catalog.coupons[d.coupon];
+    // A coupon restricted to some products (`applies_to`) discounts only their items (D4).
+    let eligible = |price: usize| coupon.applies_to_product(catalog.prices[price].product);
     let counts = match opts.discounts {
         DiscountRule::None => false,
         DiscountRule::Recurring => coupon.duration != Duration::Once,
@@ -61,21 +63,24 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         return full;
     }
     match coupon.off {
-        Off::Percent(p) => {
-            full.into_iter().map(|(price, v)| (price, apply_percent_off(v, percent_to_hundredths(p)))).collect()
-        }
+        Off::Percent(p) => full
+            .into_iter()
+            .map(|(price, v)| (price, if eligible(price) { apply_percent_off(v, percent_to_hundredths(p)) } else { v }))
+            .collect(),
         Off::Amount { amount, .. } => {
-            let gross: i64 = items.iter().map(|(_, _, a)| a).sum();
+            // What each item bills, counting only the items the coupon applies to.
+            let billed = |(_, price, a): &(&str, usize, i64)| if eligible(*price) { *a } else { 0 };
+            let gross: i64 = items.iter().map(billed).sum();
             if gross == 0 {
                 return full;
             }
             let off = amount.min(gross) as i128;
             let mut shares: Vec<(i128, i128)> = items
                 .iter()
-                .map(|(_, _, a)| (off * *a as i128 / gross as i128, off * *a as i128 % gross as i128))
+                .map(|i| (off * billed(i) as i128 / gross as i128, off * billed(i) as i128 % gross as i128))
                 .collect();
             let left_over = off - shares.iter().map(|(s, _)| s).sum::<i128>();
-            let mut order: Vec<usize> = (0..items.len()).collect();
+            let mut order: Vec<usize> = (0..items.len()).filter(|i| billed(&items[*i]) > 0).collect();
             order.sort_by(|x, y| shares[*y].1.cmp(&shares[*x].1).then(items[*x].0.cmp(items[*y].0)));
             for i in order.into_iter().take(left_over as usize) {
                 shares[i].0 += 1;
@@ -336,8 +341,14 @@ mod tests {
             interval_count: 1,
             currency: "usd",
             items: vec![SimItem { id: "si_a".into(), created: 0 }, SimItem { id: "si_b".into(), created: 0 }],
-            phases: vec![Phase { from: 0, items }],
-            discount: Some(SimDiscount { id: "di_1".into(), coupon: catalog.coupon("USD10FOREVER"), start: 0 }),
+            phases: vec![Phase::invoiced(0, items)],
+            discount: Some(SimDiscount {
+                id: "di_1".into(),
+                coupon: catalog.coupon("USD10FOREVER"),
+                start: 0,
+                removed: None,
+                inherited: false,
+            }),
             failure: None,
             cancel: None,
         };

@@ -5,7 +5,7 @@
 //! Invoices feed only the emitted objects; the ground truth never reads them.
 
 use super::catalog::{Catalog, Off, Usage};
-use super::model::{FailureOutcome, ItemState, SimCustomer, SimSubscription};
+use super::model::{FailureOutcome, ItemState, Proration, SimCustomer, SimSubscription};
 use crate::money::round_half_even;
 use crate::rng::{stripe_id, Rng};
 
@@ -196,7 +196,9 @@ fn subscription_invoices(
         k += 1;
     }
 
-    // Mid-period changes are prorated on an invoice of their own (proration_behavior=always_invoice).
+    // Mid-period changes are prorated as their `proration_behavior` says: on an invoice of
+    // their own (always_invoice), on the next renewal's invoice (create_prorations: pending
+    // until then, so in no invoice yet when that renewal lies ahead), or not at all (none).
     let mut proration_lines = 2048u64;
     let mut next_line_id = || {
         proration_lines += 1;
@@ -205,7 +207,7 @@ fn subscription_invoices(
     for pair in sub.phases.windows(2) {
         let (old, new, at) = (&pair[0], &pair[1], pair[1].from);
         let k = sub.period_at(at);
-        if k < 0 || at >= stop || at == sub.period_start(k) {
+        if k < 0 || at >= stop || at == sub.period_start(k) || new.proration == Proration::None {
             continue;
         }
         let period = (sub.period_start(k), sub.period_start(k + 1));
@@ -213,6 +215,7 @@ fn subscription_invoices(
         let length = (period.1 - period.0) as i128;
         let mut inv = blank(at, (at, at), "subscription_update");
         inv.paid_at = Some(at + 60);
+        let renewal = sub.period_start(k + 1);
         let prorate = |amount: i64| round_half_even(amount as i128 * remaining, length) as i64;
         for item in old.items.iter().filter(|i| !new.items.contains(i)) {
             let mut line = new_line(item, catalog, sub.currency, (at, period.1), next_line_id());
@@ -230,7 +233,14 @@ fn subscription_invoices(
                 format!("Remaining time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
             inv.lines.push(line);
         }
-        out.push(inv);
+        if new.proration == Proration::AlwaysInvoice {
+            out.push(inv);
+        } else if let Some(next) = out
+            .iter_mut()
+            .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle")
+        {
+            next.lines.extend(inv.lines);
+        }
     }
 
     if let Some(rate) = customer.tax_percent {
@@ -266,16 +276,18 @@ fn apply_coupon(sub: &SimSubscription, catalog: &Catalog, inv: &mut SimInvoice) 
     if inv.created < d.start || inv.created >= end {
         return;
     }
+    // Only the lines of the products the coupon applies to (D4).
+    let eligible = |l: &SimLine| l.amount > 0 && coupon.applies_to_product(catalog.prices[l.price].product);
     match coupon.off {
         Off::Percent(p) => {
             let hundredths = crate::money::percent_to_hundredths(p);
-            for line in inv.lines.iter_mut().filter(|l| l.amount > 0) {
+            for line in inv.lines.iter_mut().filter(|l| eligible(l)) {
                 line.discount = round_half_even(line.amount as i128 * hundredths, 10_000) as i64;
             }
         }
         Off::Amount { amount, .. } => {
             let mut left = amount;
-            for line in inv.lines.iter_mut().filter(|l| l.amount > 0) {
+            for line in inv.lines.iter_mut().filter(|l| eligible(l)) {
                 line.discount = left.min(line.amount);
                 left -= line.discount;
             }

@@ -43,6 +43,9 @@ pub const DISCOUNTS_FILE: &str = "discounts.jsonl";
 /// Prices created inline (`price_data`): retrievable by id and embedded in items, but in no
 /// price list ("Returns a list of your active prices, excluding inline prices").
 pub const INLINE_PRICES_FILE: &str = "prices-inline.jsonl";
+/// Coupons deleted after their redemptions: in no list, yet their discounts embed them
+/// when expanded (`expand[]=discounts.source.coupon`).
+pub const DELETED_COUPONS_FILE: &str = "coupons-deleted.jsonl";
 
 /// Settings of one simulation.
 #[derive(Clone, Debug)]
@@ -227,10 +230,12 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         }
         let invoices = invoices::customer_invoices(&c, &acct.catalog, seed, opts.now);
         files.write("customers.jsonl", &render::customer(&acct, &c, invoices.len(), opts.now))?;
+        // A customer-level discount is one discount however many subscriptions inherit it.
+        let mut discounts = std::collections::HashSet::new();
         for (s, sub) in c.subscriptions.iter().enumerate().filter(|(_, sub)| sub.start <= opts.now) {
             let latest = invoices.iter().rfind(|i| i.subscription == s).map(|i| i.id.as_str());
             files.write("subscriptions.jsonl", &render::subscription(&acct, &c, sub, latest, opts.now))?;
-            if let Some(d) = sub.discount.as_ref().filter(|d| d.start <= opts.now) {
+            if let Some(d) = sub.discount.as_ref().filter(|d| d.start <= opts.now && discounts.insert(d.id.clone())) {
                 redeemed[d.coupon] += 1;
                 files.write(DISCOUNTS_FILE, &render::discount(&acct, &c, sub).expect("has a discount"))?;
             }
@@ -263,7 +268,8 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     }
     progress.finish_and_clear();
     for (coupon, count) in acct.catalog.coupons.iter().zip(&redeemed) {
-        files.write("coupons.jsonl", &render::coupon(coupon, *count))?;
+        let file = if coupon.deleted { DELETED_COUPONS_FILE } else { "coupons.jsonl" };
+        files.write(file, &render::coupon(&acct, coupon, *count))?;
     }
     files.finish(&info, event_from)?;
     let truth = truth.finish();
@@ -305,6 +311,7 @@ impl Files {
         let names = OBJECT_FILES.iter().map(|(_, f)| *f).chain([
             DISCOUNTS_FILE,
             INLINE_PRICES_FILE,
+            DELETED_COUPONS_FILE,
             "ground_truth_customers.jsonl",
         ]);
         for name in names {

@@ -71,6 +71,26 @@ pub struct ItemState {
 pub struct Phase {
     pub from: i64,
     pub items: Vec<ItemState>,
+    /// How Stripe billed the change that opened this phase (ignored for the first).
+    pub proration: Proration,
+}
+
+impl Phase {
+    /// A phase whose change was invoiced at once.
+    pub fn invoiced(from: i64, items: Vec<ItemState>) -> Phase {
+        Phase { from, items, proration: Proration::AlwaysInvoice }
+    }
+}
+
+/// `proration_behavior` of a subscription update (docs/stripe-behaviour.md, U1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proration {
+    /// Prorations invoiced at once, on an invoice of their own.
+    AlwaysInvoice,
+    /// Stripe's default: prorations wait as pending invoice items for the next invoice.
+    CreateProrations,
+    /// No prorations: the next renewal simply bills the new items.
+    None,
 }
 
 /// A coupon applied to a subscription.
@@ -79,6 +99,11 @@ pub struct SimDiscount {
     pub id: String,
     pub coupon: usize,
     pub start: i64,
+    /// When it was taken off the subscription before its coupon's own end (D2).
+    pub removed: Option<i64>,
+    /// A customer-level discount, which a subscription without discounts of its own inherits
+    /// (D3): listed on the customer, not on the subscription.
+    pub inherited: bool,
 }
 
 /// How a failed renewal payment played out.
@@ -214,9 +239,24 @@ impl SimSubscription {
         self.phases.iter().rev().find(|p| p.from <= t).unwrap_or(&self.phases[0])
     }
 
-    /// End of the window in which a coupon applies on Stripe's invoices:
-    /// `repeating` for N months from its start, `once` for the first billing period.
+    /// End of the window in which a coupon applies on Stripe's invoices: its scheduled end,
+    /// or its removal when that came first.
     pub fn discount_end(&self, catalog: &Catalog) -> Option<i64> {
+        let removed = self.discount.as_ref()?.removed;
+        match (self.scheduled_discount_end(catalog), removed) {
+            (Some(end), Some(removed)) => Some(end.min(removed)),
+            (end, removed) => end.or(removed),
+        }
+    }
+
+    /// Whether its discount applies at `t`.
+    pub fn discount_live(&self, catalog: &Catalog, t: i64) -> bool {
+        self.discount.as_ref().is_some_and(|d| d.start <= t && self.discount_end(catalog).is_none_or(|end| t < end))
+    }
+
+    /// The discount's own `end`: `repeating` for N months from its start, `once` for the
+    /// first billing period, `forever` never.
+    pub fn scheduled_discount_end(&self, catalog: &Catalog) -> Option<i64> {
         let d = self.discount.as_ref()?;
         match catalog.coupons[d.coupon].duration {
             Duration::Forever => None,

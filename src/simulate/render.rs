@@ -25,7 +25,7 @@ pub fn customer(acct: &Account, c: &SimCustomer, invoice_count: usize, as_of: i6
     json!({
         "id": c.id, "object": "customer", "address": null, "balance": 0, "created": c.created,
         "currency": c.currency, "default_source": null, "delinquent": delinquent, "description": null,
-        "discount": null, "email": c.email, "invoice_prefix": invoice_prefix(c),
+        "discount": customer_discount(acct, c, as_of), "email": c.email, "invoice_prefix": invoice_prefix(c),
         "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
         "livemode": false, "metadata": metadata, "name": c.name, "next_invoice_sequence": invoice_count + 1,
         "phone": null, "preferred_locales": [], "shipping": null, "tax_exempt": "none",
@@ -138,7 +138,7 @@ fn plan(acct: &Account, p: &Price) -> Value {
 }
 
 /// A coupon with its redemption count.
-pub fn coupon(c: &Coupon, times_redeemed: u64) -> Value {
+pub fn coupon(acct: &Account, c: &Coupon, times_redeemed: u64) -> Value {
     let (percent_off, amount_off, currency) = match c.off {
         Off::Percent(p) => (Some(p), None, None),
         Off::Amount { amount, currency } => (None, Some(amount), Some(currency)),
@@ -152,22 +152,35 @@ pub fn coupon(c: &Coupon, times_redeemed: u64) -> Value {
         "id": c.id, "object": "coupon", "amount_off": amount_off, "created": c.created, "currency": currency,
         "duration": duration, "duration_in_months": months, "livemode": false, "max_redemptions": null,
         "metadata": {}, "name": c.name, "percent_off": percent_off, "redeem_by": null,
-        "times_redeemed": times_redeemed, "valid": true,
+        "times_redeemed": times_redeemed, "valid": !c.deleted,
+        // Stored whole; the server leaves it out unless `expand[]` asks for it (D4).
+        "applies_to": if c.applies_to.is_empty() { Value::Null } else {
+            json!({"products": c.applies_to.iter().map(|p| &acct.catalog.products[*p].id).collect::<Vec<_>>()})
+        },
     })
 }
 
-/// A subscription's discount object.
+/// The customer-level discount in force at `as_of` (D3), which its subscriptions inherit.
+fn customer_discount(acct: &Account, c: &SimCustomer, as_of: i64) -> Value {
+    c.subscriptions
+        .iter()
+        .find(|s| s.discount.as_ref().is_some_and(|d| d.inherited) && s.discount_live(&acct.catalog, as_of))
+        .and_then(|s| discount(acct, c, s))
+        .unwrap_or(Value::Null)
+}
+
+/// A subscription's discount object (a customer-level one names no subscription).
 pub fn discount(acct: &Account, c: &SimCustomer, sub: &SimSubscription) -> Option<Value> {
     let d = sub.discount.as_ref()?;
     let end = match acct.catalog.coupons[d.coupon].duration {
-        Duration::Repeating { .. } => sub.discount_end(&acct.catalog),
+        Duration::Repeating { .. } => sub.scheduled_discount_end(&acct.catalog),
         _ => None,
     };
     Some(json!({
         "id": d.id, "object": "discount", "checkout_session": null, "customer": c.id, "customer_account": null,
         "end": end, "invoice": null, "invoice_item": null, "promotion_code": null,
         "source": {"coupon": acct.catalog.coupons[d.coupon].id, "type": "coupon"},
-        "start": d.start, "subscription": sub.id, "subscription_item": null,
+        "start": d.start, "subscription": if d.inherited { None } else { Some(&sub.id) }, "subscription_item": null,
     }))
 }
 
@@ -201,9 +214,10 @@ pub fn subscription(
             })
         })
         .collect();
-    let discount_live = sub.discount.as_ref().is_some_and(|d| {
-        d.start <= as_of && sub.discount_end(&acct.catalog).is_none_or(|end| as_of < end) && ended_at.is_none()
-    });
+    // A customer-level discount is listed on the customer, not here (D3).
+    let discount_live = sub.discount.as_ref().is_some_and(|d| !d.inherited)
+        && sub.discount_live(&acct.catalog, as_of)
+        && ended_at.is_none();
     let discounts: Vec<Value> = if discount_live { discount(acct, c, sub).into_iter().collect() } else { vec![] };
     let pending_cancel = sub.cancel.as_ref().filter(|x| x.requested_at <= as_of && ended_at.is_none());
     let cancel_at = pending_cancel.map(|x| x.ends_at);

@@ -5,9 +5,10 @@
 use super::catalog::{price, Catalog};
 use super::invoices::kind;
 use super::model::{
-    Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, SimCustomer, SimDiscount, SimItem, SimSubscription,
+    Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, Proration, SimCustomer, SimDiscount, SimItem,
+    SimSubscription,
 };
-use crate::calendar::{Month, DAY};
+use crate::calendar::{add_months, Month, DAY};
 use crate::rng::{stripe_id, Rng};
 
 /// Number of signup cohorts (one test clock each), as in the original generator.
@@ -123,19 +124,19 @@ impl Generator<'_> {
         });
         add("upgrade_mid_period", "usd", &|g, c| {
             let mut s = g.subscription(c, 0, at(0, 10), &[(starter, 1)]);
-            s.phases.push(Phase { from: at(2, 20), items: vec![ItemState { slot: 0, price: business, quantity: 1 }] });
+            s.phases.push(Phase::invoiced(at(2, 20), vec![ItemState { slot: 0, price: business, quantity: 1 }]));
             c.subscriptions.push(s);
         });
         add("downgrade_mid_period", "usd", &|g, c| {
             let mut s = g.subscription(c, 0, at(0, 12), &[(business, 1)]);
-            s.phases.push(Phase { from: at(2, 3), items: vec![ItemState { slot: 0, price: pro, quantity: 1 }] });
+            s.phases.push(Phase::invoiced(at(2, 3), vec![ItemState { slot: 0, price: pro, quantity: 1 }]));
             c.subscriptions.push(s);
         });
         add("quantity_change", "usd", &|g, c| {
             let mut s = g.subscription(c, 0, at(0, 15), &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
             let mut items = s.phases[0].items.clone();
             items[1].quantity = 7;
-            s.phases.push(Phase { from: at(1, 25), items });
+            s.phases.push(Phase::invoiced(at(1, 25), items));
             c.subscriptions.push(s);
         });
         add("multi_item", "usd", &|g, c| {
@@ -154,7 +155,7 @@ impl Generator<'_> {
             let mut s = g.subscription(c, 0, at(0, 18), &all);
             let items = s.phases[0].items.iter().map(|i| ItemState { quantity: i.quantity + 1, ..*i }).collect();
             // Twelve proration lines: more than an invoice embeds, so pulls must page through /lines.
-            s.phases.push(Phase { from: at(1, 20), items });
+            s.phases.push(Phase::invoiced(at(1, 20), items));
             c.subscriptions.push(s);
         });
         add("quarterly_price", "usd", &|g, c| {
@@ -188,6 +189,8 @@ impl Generator<'_> {
                     id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
                     coupon: g.catalog.coupon(coupon),
                     start,
+                    removed: None,
+                    inherited: false,
                 });
                 c.subscriptions.push(s);
             });
@@ -292,6 +295,79 @@ impl Generator<'_> {
                 id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
                 coupon: g.catalog.coupon("USD10FOREVER"),
                 start,
+                removed: None,
+                inherited: false,
+            });
+            c.subscriptions.push(s);
+        });
+        add("deleted_coupon", "usd", &|g, c| {
+            // 30% off Pro forever since 07-04, from a launch coupon deleted since: no coupon list
+            // or retrieval returns it, and it keeps discounting her (7900 x 0.7).
+            let start = at(1, 4);
+            let mut s = g.subscription(c, 0, start, &[(pro, 1)]);
+            s.discount = Some(SimDiscount {
+                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
+                coupon: g.catalog.coupon("LAUNCH30"),
+                start,
+                removed: None,
+                inherited: false,
+            });
+            c.subscriptions.push(s);
+        });
+        add("removed_discount", "usd", &|g, c| {
+            // 25% off Business forever since 07-06, taken off 9 days ago, after the last renewal:
+            // only its `customer.discount.deleted` event says when (D2).
+            let start = at(1, 6);
+            let mut s = g.subscription(c, 0, start, &[(business, 1)]);
+            s.discount = Some(SimDiscount {
+                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
+                coupon: g.catalog.coupon("PCT25FOREVER"),
+                start,
+                removed: Some(g.now - 9 * DAY),
+                inherited: false,
+            });
+            c.subscriptions.push(s);
+        });
+        add("removed_discount_invoiced", "usd", &|g, c| {
+            // 25% off Pro forever since 06-28, taken off 09-15, an event older than Stripe keeps:
+            // the 09-28 renewal, the first invoice without a discount, says it is gone (D2).
+            let start = at(0, 28);
+            let mut s = g.subscription(c, 0, start, &[(pro, 1)]);
+            s.discount = Some(SimDiscount {
+                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
+                coupon: g.catalog.coupon("PCT25FOREVER"),
+                start,
+                removed: Some(at(3, 15)),
+                inherited: false,
+            });
+            c.subscriptions.push(s);
+        });
+        add("customer_level_coupon", "usd", &|g, c| {
+            // 12.5% off forever on the customer since 07-10: her Pro and Starter subscriptions,
+            // with no discount of their own, both inherit it (D3): 6912.5 + 2537.5.
+            let discount = SimDiscount {
+                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
+                coupon: g.catalog.coupon("PCT12P5FOREVER"),
+                start: at(1, 10),
+                removed: None,
+                inherited: true,
+            };
+            for (n, plan) in [pro, starter].into_iter().enumerate() {
+                let mut s = g.subscription(c, n as u64, at(0, 20 + n as i64), &[(plan, 1)]);
+                s.discount = Some(discount.clone());
+                c.subscriptions.push(s);
+            }
+        });
+        add("product_restricted_coupon", "usd", &|g, c| {
+            // Pro + 3 seats since 07-12 with 50% off seats only (`applies_to`): 7900 + 1500 (D4).
+            let start = at(1, 12);
+            let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+            s.discount = Some(SimDiscount {
+                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
+                coupon: g.catalog.coupon("SEATS50"),
+                start,
+                removed: None,
+                inherited: false,
             });
             c.subscriptions.push(s);
         });
@@ -314,6 +390,24 @@ impl Generator<'_> {
         add("graduated_tiers", "usd", &|g, c| {
             // 25 seats on graduated tiers: 10 x $15 + $10 flat, then 15 x $12.
             c.subscriptions.push(g.subscription(c, 0, at(1, 14), &[(price::SEAT_GRADUATED, 25)]));
+        });
+        add("pending_proration_upgrade", "usd", &|g, c| {
+            // Starter to Business 3 days ago with Stripe's default, create_prorations: the
+            // prorations wait for the next renewal's invoice, so no invoice shows Business yet.
+            let start = add_months(g.now - 10 * DAY, -2);
+            let mut s = g.subscription(c, 0, start, &[(starter, 1)]);
+            let items = vec![ItemState { slot: 0, price: business, quantity: 1 }];
+            s.phases.push(Phase { from: g.now - 3 * DAY, items, proration: Proration::CreateProrations });
+            c.subscriptions.push(s);
+        });
+        add("seat_change_without_proration", "usd", &|g, c| {
+            // Annual Pro from 2 to 5 seats 6 days ago with proration_behavior=none: nothing is
+            // invoiced until the renewal, 7 months ahead.
+            let pro_annual = price::annual(1);
+            let mut s = g.subscription(c, 0, add_months(g.now, -5), &[(pro_annual, 2)]);
+            let items = vec![ItemState { slot: 0, price: pro_annual, quantity: 5 }];
+            s.phases.push(Phase { from: g.now - 6 * DAY, items, proration: Proration::None });
+            c.subscriptions.push(s);
         });
         add("currency_options_eur", "eur", &|g, c| {
             // A EUR subscription on Business monthly, a USD price: billed its 185.00 EUR option.
@@ -356,14 +450,14 @@ impl Generator<'_> {
                     created: start,
                 })
                 .collect(),
-            phases: vec![Phase {
-                from: start,
-                items: items
+            phases: vec![Phase::invoiced(
+                start,
+                items
                     .iter()
                     .enumerate()
                     .map(|(slot, (price, quantity))| ItemState { slot, price: *price, quantity: *quantity })
                     .collect(),
-            }],
+            )],
             discount: None,
             failure: None,
             cancel: None,

@@ -69,8 +69,10 @@ impl Kind {
             "test_helpers.test_clock" => Kind::TestClock,
             _ => return None,
         };
-        // A deleted subscription is canceled, not gone: Stripe still lists it.
-        Some((kind, action == "deleted" && kind != Kind::Subscription))
+        // A deleted subscription is canceled, not gone: Stripe still lists it. A deleted coupon
+        // keeps discounting those who have it (D1), and a deleted discount stays on the
+        // invoices it discounted (D2): their rows stay.
+        Some((kind, action == "deleted" && !matches!(kind, Kind::Subscription | Kind::Coupon | Kind::Discount)))
     }
 
     /// The table holding the object itself.
@@ -123,23 +125,23 @@ impl Changes {
             return;
         };
         *self.upserted.entry(kind.table()).or_default() += 1;
+        // Discounts and the coupons expanded in them replace the base's copies.
         for r in &rows {
-            if r.table == "discounts" {
-                if let Some(Cell::Str(d)) = r.cells.first() {
-                    self.replaced.entry("discounts").or_default().insert(d.clone());
-                }
+            if let (Some(table), Some(Cell::Str(id))) = (EMBEDDED.iter().find(|t| **t == r.table), r.cells.first()) {
+                self.replaced.entry(table).or_default().insert(id.clone());
             }
         }
         self.rows.extend(rows);
     }
 
-    /// Rows added as they are, replacing any base row of the same id (events).
-    pub fn rows_by_id(&mut self, table: &'static str, rows: Vec<Row>) {
-        let ids = self.replaced.entry(table).or_default();
-        ids.extend(rows.iter().filter_map(|r| match r.cells.first() {
-            Some(Cell::Str(id)) => Some(id.clone()),
-            _ => None,
-        }));
+    /// Rows added as they are, each replacing the base's rows of the same key (an event and
+    /// its `event_changes`).
+    pub fn rows_by_id(&mut self, rows: Vec<Row>) {
+        for r in &rows {
+            if let Some(Cell::Str(id)) = r.cells.first() {
+                self.replaced.entry(super::schema::table(&r.table).name).or_default().insert(id.clone());
+            }
+        }
         self.rows.extend(rows);
     }
 
@@ -163,13 +165,14 @@ impl Changes {
         source: Source,
         derived_from: DerivedFrom,
     ) -> anyhow::Result<Snapshot> {
-        // A discount shared by a subscription and its invoices appears once, the last state given.
-        let mut seen_discounts = HashSet::new();
+        // A discount shared by a subscription and its invoices (and the coupon expanded in
+        // each) appears once, the last state given.
+        let mut seen = HashSet::new();
         let mut rows = Vec::with_capacity(self.rows.len());
         for r in self.rows.into_iter().rev() {
-            if r.table == "discounts" {
-                let Some(Cell::Str(d)) = r.cells.first() else { continue };
-                if !seen_discounts.insert(d.clone()) {
+            if EMBEDDED.contains(&r.table.as_str()) {
+                let Some(Cell::Str(id)) = r.cells.first() else { continue };
+                if !seen.insert((r.table.clone(), id.clone())) {
                     continue;
                 }
             }
@@ -243,12 +246,18 @@ impl Changes {
     }
 }
 
+/// Tables whose rows also arrive embedded in other objects (a subscription's or invoice's
+/// expanded discounts, and their coupons).
+const EMBEDDED: [&str; 2] = ["discounts", "coupons"];
+
 /// The column that ties a table's rows to the objects that replace them.
 fn key_column(table: &str) -> &'static str {
     match table {
         "subscription_items" => "subscription",
         "invoice_lines" => "invoice",
         "price_tiers" | "price_currency_options" => "price",
+        "event_changes" => "event",
+        "coupon_products" => "coupon",
         _ => "id",
     }
 }
@@ -262,7 +271,8 @@ mod tests {
         assert_eq!(Kind::of("customer.subscription.deleted"), Some((Kind::Subscription, false)));
         assert_eq!(Kind::of("customer.subscription.updated"), Some((Kind::Subscription, false)));
         assert_eq!(Kind::of("customer.deleted"), Some((Kind::Customer, true)));
-        assert_eq!(Kind::of("customer.discount.deleted"), Some((Kind::Discount, true)));
+        assert_eq!(Kind::of("customer.discount.deleted"), Some((Kind::Discount, false)));
+        assert_eq!(Kind::of("coupon.deleted"), Some((Kind::Coupon, false)));
         assert_eq!(Kind::of("invoice.paid"), Some((Kind::Invoice, false)));
         assert_eq!(Kind::of("invoice.deleted"), Some((Kind::Invoice, true)));
         assert_eq!(Kind::of("invoice.upcoming"), None);

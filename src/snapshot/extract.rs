@@ -20,8 +20,10 @@ fn metadata(m: Option<&std::collections::HashMap<String, String>>) -> Option<Str
     Some(serde_json::to_string(&sorted).expect("strings serialize"))
 }
 
+/// A customer, and its customer-level discount, which its subscriptions without discounts of
+/// their own inherit (docs/stripe-behaviour.md, D3).
 pub fn customer(c: &Customer) -> Vec<Row> {
-    vec![row!(
+    let mut rows = vec![row!(
         "customers",
         s(&c.id),
         c.created,
@@ -31,7 +33,9 @@ pub fn customer(c: &Customer) -> Vec<Row> {
         c.delinquent,
         c.test_clock.as_ref().map(|t| s(t.id())),
         metadata(c.metadata.as_ref()),
-    )]
+    )];
+    rows.extend(c.discount.iter().flat_map(discount));
+    rows
 }
 
 pub fn product(p: &Product) -> Vec<Row> {
@@ -98,8 +102,12 @@ fn price_tiers(price: &str, currency: &str, tiers: Option<&[stripe_shared::Price
         .collect()
 }
 
+/// A coupon, and the products it is restricted to when Stripe included `applies_to` (only on
+/// request: a coupon expanded inside a discount comes without it).
 pub fn coupon(c: &Coupon) -> Vec<Row> {
-    vec![row!(
+    let products = c.applies_to.iter().flat_map(|a| &a.products);
+    let restricted = products.map(|p| row!("coupon_products", s(&c.id), p.clone()));
+    let mut rows = vec![row!(
         "coupons",
         s(&c.id),
         c.created,
@@ -112,11 +120,23 @@ pub fn coupon(c: &Coupon) -> Vec<Row> {
         c.duration_in_months,
         c.valid,
         c.times_redeemed,
-    )]
+    )];
+    rows.extend(restricted);
+    rows
 }
 
-/// A discount row (shared by subscriptions' and invoices' expanded discounts).
-pub fn discount(d: &Discount) -> Row {
+/// A discount row (shared by subscriptions' and invoices' expanded discounts), and its coupon
+/// when expanded (`discounts.source.coupon`): a deleted coupon is in no list, yet keeps
+/// discounting those who have it (docs/stripe-behaviour.md, D1).
+pub fn discount(d: &Discount) -> Vec<Row> {
+    let mut rows = vec![discount_row(d)];
+    if let Some(stripe_types::Expandable::Object(c)) = &d.source.coupon {
+        rows.extend(coupon(c));
+    }
+    rows
+}
+
+fn discount_row(d: &Discount) -> Row {
     row!(
         "discounts",
         s(&d.id),
@@ -152,7 +172,7 @@ pub fn subscription(sub: &Subscription) -> Vec<Row> {
         sub.test_clock.as_ref().map(|t| s(t.id())),
     )];
     rows.extend(sub.items.data.iter().map(|item| subscription_item(sub.id.as_str(), item)));
-    rows.extend(sub.discounts.iter().filter_map(|d| d.as_object()).map(discount));
+    rows.extend(sub.discounts.iter().filter_map(|d| d.as_object()).flat_map(discount));
     rows
 }
 
@@ -204,7 +224,7 @@ pub fn invoice(inv: &Invoice) -> Vec<Row> {
         t.marked_uncollectible_at,
         inv.test_clock.as_ref().map(|c| s(c.id())),
     )];
-    rows.extend(inv.discounts.iter().filter_map(|d| d.as_object()).map(discount));
+    rows.extend(inv.discounts.iter().filter_map(|d| d.as_object()).flat_map(discount));
     rows
 }
 
@@ -248,10 +268,17 @@ pub fn event(e: &Event) -> Vec<Row> {
     };
     let mut data = miniserde::json::Object::new();
     data.insert("object".into(), object.clone());
+    // What the update changed, as rows both SQL dialects can filter without parsing JSON.
+    let mut changes = Vec::new();
     if let Some(prev) = &e.data.previous_attributes {
+        if let miniserde::json::Value::Object(fields) = prev {
+            for key in fields.keys() {
+                changes.push(row!("event_changes", s(&e.id), s(&e.type_), e.created, field("id"), key.clone()));
+            }
+        }
         data.insert("previous_attributes".into(), prev.clone());
     }
-    vec![row!(
+    let mut rows = vec![row!(
         "events",
         s(&e.id),
         s(&e.type_),
@@ -260,7 +287,9 @@ pub fn event(e: &Event) -> Vec<Row> {
         field("id"),
         field("object"),
         miniserde::json::to_string(&miniserde::json::Value::Object(data)),
-    )]
+    )];
+    rows.extend(changes);
+    rows
 }
 
 pub fn test_clock(c: &TestHelpersTestClock) -> Vec<Row> {
@@ -295,7 +324,7 @@ pub fn json_rows(object: &serde_json::Value) -> anyhow::Result<Vec<Row>> {
         "product" => product(&parse(object, kind)?),
         "price" => price(&parse(object, kind)?),
         "coupon" => coupon(&parse(object, kind)?),
-        "discount" => vec![discount(&parse(object, kind)?)],
+        "discount" => discount(&parse(object, kind)?),
         "test_helpers.test_clock" => test_clock(&parse(object, "test clock")?),
         "event" => event(&parse(object, kind)?),
         "invoice" => {

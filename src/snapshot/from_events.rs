@@ -141,7 +141,7 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
         })?;
         event_rows.extend(extract::event(&event));
     }
-    changes.rows_by_id("events", event_rows);
+    changes.rows_by_id(event_rows);
 
     let (upserted, deleted) = (changes.upserted.clone(), changes.deleted);
     let derived_from = DerivedFrom {

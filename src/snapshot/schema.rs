@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the table layout below; bump on any change.
 /// 2: `price_tiers` and `price_currency_options` (a version-1 snapshot reads as having none).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: `event_changes` and `coupon_products` (an older snapshot reads as having none).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The schema version a table first appeared in; an older snapshot has no rows of it.
 pub fn since_version(table: &str) -> u32 {
     match table {
         "price_tiers" | "price_currency_options" => 2,
+        "event_changes" | "coupon_products" => 3,
         _ => 1,
     }
 }
@@ -28,6 +30,8 @@ pub fn key_columns(table: &str) -> &'static [&'static str] {
     match table {
         "price_tiers" => &["price", "currency", "tier"],
         "price_currency_options" => &["price", "currency"],
+        "event_changes" => &["event", "field"],
+        "coupon_products" => &["coupon", "product"],
         _ => &["id"],
     }
 }
@@ -124,6 +128,12 @@ pub const TABLES: &[TableDef] = &[
         ],
     },
     TableDef {
+        name: "coupon_products",
+        doc:
+            "The products a coupon is restricted to (applies_to.products); a coupon with none applies to every product.",
+        columns: cols!["coupon" Str "coupon id", "product" Str "prod_ id"],
+    },
+    TableDef {
         name: "subscriptions",
         doc: "One row per subscription (all statuses).",
         columns: cols![
@@ -183,6 +193,14 @@ pub const TABLES: &[TableDef] = &[
             "id" Str "evt_ id", "type" Str "", "created" Ts "", "api_version" Str "",
             "object_id" Str "data.object.id", "object_type" Str "data.object.object",
             "data" Str "data as JSON (object and previous_attributes)",
+        ],
+    },
+    TableDef {
+        name: "event_changes",
+        doc: "What each event's update changed: one row per top-level field of its previous_attributes.",
+        columns: cols![
+            "event" Str "evt_ id", "type" Str "", "created" Ts "", "object_id" Str "data.object.id",
+            "field" Str "a key of data.previous_attributes (items, status, ...)",
         ],
     },
     TableDef {

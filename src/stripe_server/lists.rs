@@ -45,14 +45,17 @@ pub(super) fn list_params(kind: &str) -> Option<(&'static [&'static str], &'stat
         "products" => (&["active"], &[]),
         // Tiers and currency options come only when asked for (`expand[]=data.tiers`), L10.
         "prices" => (&["active"], &["tiers", "currency_options"]),
-        "coupons" | "test_helpers/test_clocks" => (&[], &[]),
+        // A coupon's `applies_to` comes only when asked for (D4).
+        "coupons" => (&[], &["applies_to"]),
+        "test_helpers/test_clocks" => (&[], &[]),
         "subscriptions" => (
             &["status", "customer", "price", "test_clock"],
-            &["customer", "discounts", "items.data.price", "latest_invoice"],
+            &["customer", "discounts", "discounts.source.coupon", "items.data.price", "latest_invoice"],
         ),
-        "invoices" => {
-            (&["status", "customer", "subscription"], &["customer", "discounts", "lines", "lines.data.discounts"])
-        }
+        "invoices" => (
+            &["status", "customer", "subscription"],
+            &["customer", "discounts", "discounts.source.coupon", "lines", "lines.data.discounts"],
+        ),
         "events" => (&["type", "types[]"], &[]),
         _ => return None,
     })
@@ -347,6 +350,13 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
             }
         }
     }
+    if kind == "coupons" && !wants("applies_to") {
+        // "This field is not included by default. To include it in the response, expand the
+        // `applies_to` field."
+        if let Some(fields) = object.as_object_mut() {
+            fields.remove("applies_to");
+        }
+    }
     if matches!(kind, "subscriptions" | "invoices") {
         if let Some(list) = object["discounts"].as_array_mut() {
             for d in list.iter_mut() {
@@ -357,6 +367,19 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
                         state.store.discounts.get(&id)?.unwrap_or(json!(id))
                     } else {
                         json!(id)
+                    };
+                }
+                // A discount's coupon, deleted or not, as it was redeemed (D1).
+                if let Some(coupon) = d["source"]["coupon"].as_str().filter(|_| wants("discounts.source.coupon")) {
+                    let coupon = coupon.to_string();
+                    let deleted = state.store.deleted_coupons.as_ref();
+                    let found = match state.store.tables["coupons"].get(&coupon)? {
+                        None => deleted.map_or(Ok(None), |t| t.get(&coupon))?,
+                        some => some,
+                    };
+                    d["source"]["coupon"] = match found {
+                        Some(found) => present(state, "coupons", found, &[])?,
+                        None => json!(coupon),
                     };
                 }
             }

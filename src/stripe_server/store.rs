@@ -238,6 +238,9 @@ pub struct Store {
     /// Prices created inline: retrieved by id, never listed (None: an account folder from
     /// before inline prices were simulated).
     pub inline_prices: Option<Table>,
+    /// Coupons deleted after their redemptions: embedded in their discounts when expanded,
+    /// never listed or retrieved (None: an account folder from before they were simulated).
+    pub deleted_coupons: Option<Table>,
 }
 
 impl Store {
@@ -255,8 +258,16 @@ impl Store {
             tables.insert(route, Table::load(&path)?);
         }
         let discounts = Table::load(&dir.join(crate::simulate::DISCOUNTS_FILE))?;
-        let inline = dir.join(crate::simulate::INLINE_PRICES_FILE);
-        let inline_prices = if inline.exists() { Some(Table::load(&inline)?) } else { None };
-        Ok(Store { tables, discounts, inline_prices })
+        let optional = |file: &str| {
+            let path = dir.join(file);
+            if path.exists() {
+                Table::load(&path).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let inline_prices = optional(crate::simulate::INLINE_PRICES_FILE)?;
+        let deleted_coupons = optional(crate::simulate::DELETED_COUPONS_FILE)?;
+        Ok(Store { tables, discounts, inline_prices, deleted_coupons })
     }
 }
