@@ -185,13 +185,7 @@ impl Generator<'_> {
             add(case, "usd", &move |g, c| {
                 let start = at(1, 3 + day as i64);
                 let mut s = g.subscription(c, 0, start, &[(plan, 1)]);
-                s.discount = Some(SimDiscount {
-                    id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
-                    coupon: g.catalog.coupon(coupon),
-                    start,
-                    removed: None,
-                    inherited: false,
-                });
+                s.discount = Some(g.discount(c, coupon, start));
                 c.subscriptions.push(s);
             });
         }
@@ -291,13 +285,7 @@ impl Generator<'_> {
             // $10 off Pro + 3 seats: split 724.77 / 275.23 by what each bills, the spare cent to Pro.
             let start = at(1, 11);
             let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
-            s.discount = Some(SimDiscount {
-                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
-                coupon: g.catalog.coupon("USD10FOREVER"),
-                start,
-                removed: None,
-                inherited: false,
-            });
+            s.discount = Some(g.discount(c, "USD10FOREVER", start));
             c.subscriptions.push(s);
         });
         add("deleted_coupon", "usd", &|g, c| {
@@ -305,13 +293,7 @@ impl Generator<'_> {
             // or retrieval returns it, and it keeps discounting her (7900 x 0.7).
             let start = at(1, 4);
             let mut s = g.subscription(c, 0, start, &[(pro, 1)]);
-            s.discount = Some(SimDiscount {
-                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
-                coupon: g.catalog.coupon("LAUNCH30"),
-                start,
-                removed: None,
-                inherited: false,
-            });
+            s.discount = Some(g.discount(c, "LAUNCH30", start));
             c.subscriptions.push(s);
         });
         add("removed_discount", "usd", &|g, c| {
@@ -319,13 +301,7 @@ impl Generator<'_> {
             // only its `customer.discount.deleted` event says when (D2).
             let start = at(1, 6);
             let mut s = g.subscription(c, 0, start, &[(business, 1)]);
-            s.discount = Some(SimDiscount {
-                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
-                coupon: g.catalog.coupon("PCT25FOREVER"),
-                start,
-                removed: Some(g.now - 9 * DAY),
-                inherited: false,
-            });
+            s.discount = Some(SimDiscount { removed: Some(g.now - 9 * DAY), ..g.discount(c, "PCT25FOREVER", start) });
             c.subscriptions.push(s);
         });
         add("removed_discount_invoiced", "usd", &|g, c| {
@@ -333,25 +309,13 @@ impl Generator<'_> {
             // the 09-28 renewal, the first invoice without a discount, says it is gone (D2).
             let start = at(0, 28);
             let mut s = g.subscription(c, 0, start, &[(pro, 1)]);
-            s.discount = Some(SimDiscount {
-                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
-                coupon: g.catalog.coupon("PCT25FOREVER"),
-                start,
-                removed: Some(at(3, 15)),
-                inherited: false,
-            });
+            s.discount = Some(SimDiscount { removed: Some(at(3, 15)), ..g.discount(c, "PCT25FOREVER", start) });
             c.subscriptions.push(s);
         });
         add("customer_level_coupon", "usd", &|g, c| {
             // 12.5% off forever on the customer since 07-10: her Pro and Starter subscriptions,
             // with no discount of their own, both inherit it (D3): 6912.5 + 2537.5.
-            let discount = SimDiscount {
-                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
-                coupon: g.catalog.coupon("PCT12P5FOREVER"),
-                start: at(1, 10),
-                removed: None,
-                inherited: true,
-            };
+            let discount = SimDiscount { inherited: true, ..g.discount(c, "PCT12P5FOREVER", at(1, 10)) };
             for (n, plan) in [pro, starter].into_iter().enumerate() {
                 let mut s = g.subscription(c, n as u64, at(0, 20 + n as i64), &[(plan, 1)]);
                 s.discount = Some(discount.clone());
@@ -362,13 +326,7 @@ impl Generator<'_> {
             // Pro + 3 seats since 07-12 with 50% off seats only (`applies_to`): 7900 + 1500 (D4).
             let start = at(1, 12);
             let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
-            s.discount = Some(SimDiscount {
-                id: stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16),
-                coupon: g.catalog.coupon("SEATS50"),
-                start,
-                removed: None,
-                inherited: false,
-            });
+            s.discount = Some(g.discount(c, "SEATS50", start));
             c.subscriptions.push(s);
         });
         add("legacy_archived_plan", "usd", &|g, c| {
@@ -416,6 +374,18 @@ impl Generator<'_> {
             c.subscriptions.push(s);
         });
         out
+    }
+
+    /// The customer's discount (one per customer: the edge cases have at most one) of `coupon`
+    /// from `start`.
+    fn discount(&self, c: &SimCustomer, coupon: &str, start: i64) -> SimDiscount {
+        SimDiscount {
+            id: stripe_id("di", self.seed, kind::DISCOUNT, c.index * 16),
+            coupon: self.catalog.coupon(coupon),
+            start,
+            removed: None,
+            inherited: false,
+        }
     }
 
     fn customer(&self, index: u64, created: i64, currency: &'static str, clock: Option<usize>) -> SimCustomer {
