@@ -1,8 +1,10 @@
 //! Before any metric runs: every price a subscription bills on must have an amount in that
-//! subscription's currency, and every coupon its discounts name must be in the snapshot. The SQL values an item from its price's `unit_amount`, its
-//! currency option or its tiers; without this check a price the snapshot lacks would be
-//! valued at 0 silently (the contract: "No item is ever valued at 0 because its price was not
-//! found; a price that cannot be obtained at all is an error naming it").
+//! subscription's currency, and every coupon its discounts name must be in the snapshot. The
+//! SQL values an item from its price's `unit_amount`, its currency option or its tiers, and
+//! joins each discount to its coupon; without these checks a price the snapshot lacks would
+//! be valued at 0 and a discount without its coupon dropped, silently (the contract: "No item
+//! is ever valued at 0 because its price was not found; a price that cannot be obtained at
+//! all is an error naming it").
 
 use crate::error::bad_input;
 use crate::snapshot::Snapshot;
@@ -53,7 +55,8 @@ pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParam
     Err(bad_input(format!("price {price} cannot be valued for subscription {subscription}: {why}")))
 }
 
-/// Fails, naming the first discount (of a subscription or a customer) whose coupon the snapshot lacks.
+/// Fails, naming the first discount (of a subscription or a customer) whose coupon the
+/// snapshot lacks.
 fn check_coupons(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
     const FILE: &str = "_coupons_known";
     let sql = super::duckdb::render_for(snapshot, FILE, params)?;
