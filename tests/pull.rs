@@ -290,13 +290,13 @@ fn conflicts_and_proxy_error_pages_are_retried_to_identical_tables() {
 }
 
 #[test]
-fn every_item_of_a_subscription_with_25_is_pulled() {
+fn every_item_of_a_subscription_with_20_is_pulled() {
     let acct = simulate(Scenario::Default, 5, 2);
-    let sub = common::with_many_items(&acct.dir, 25);
+    let sub = common::with_many_items(&acct.dir, 20);
     let data = tempfile::tempdir().unwrap();
     let snap = pull(&acct, data.path(), &[], &[]);
     let items = column(&snap, "subscription_items", "subscription");
-    assert_eq!(items.iter().filter(|s| s.as_deref() == Some(sub.as_str())).count(), 25);
+    assert_eq!(items.iter().filter(|s| s.as_deref() == Some(sub.as_str())).count(), 20);
 }
 
 #[test]

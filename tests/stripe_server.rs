@@ -230,7 +230,7 @@ fn coupons_restrictions_come_when_expanded_and_deleted_ones_only_inside_their_di
 #[test]
 fn embedded_items_stop_at_ten_and_the_rest_page_through_subscription_items() {
     let acct = simulate(Scenario::Default, 5, 2);
-    let sub_id = common::with_many_items(&acct.dir, 25);
+    let sub_id = common::with_many_items(&acct.dir, 20);
     let server = Server::start(&acct.dir, &[]);
     let key = Some(acct.info.api_key.as_str());
     let served = get(server.port, &format!("/v1/subscriptions/{sub_id}"), key).unwrap().json();
@@ -241,7 +241,7 @@ fn embedded_items_stop_at_ten_and_the_rest_page_through_subscription_items() {
         get(server.port, &format!("/v1/subscription_items?subscription={sub_id}&limit=100&starting_after={last}"), key)
             .unwrap()
             .json();
-    assert_eq!(rest["data"].as_array().unwrap().len(), 15);
+    assert_eq!(rest["data"].as_array().unwrap().len(), 10);
     assert_eq!(rest["has_more"], false);
     let missing = get(server.port, "/v1/subscription_items", key).unwrap();
     assert_eq!(missing.status, 400);

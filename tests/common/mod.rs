@@ -496,8 +496,10 @@ pub fn rewrite_objects(dir: &Path, file: &str, change: impl FnOnce(&mut Vec<serd
 }
 
 /// Gives the account's first subscription `n` items (copies of its first, with new ids), as
-/// an account with many add-ons has; returns its id.
+/// an account with many add-ons has; returns its id. Stripe allows at most 20: "A list of up
+/// to 20 subscription items" (Create a subscription, `items`).
 pub fn with_many_items(dir: &Path, n: usize) -> String {
+    assert!(n <= 20, "Stripe allows at most 20 items on a subscription");
     let mut id = String::new();
     rewrite_objects(dir, "subscriptions.jsonl", |subs| {
         let first = subs[0]["items"]["data"][0].clone();
