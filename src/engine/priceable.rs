@@ -18,18 +18,43 @@ pub fn check_snapshot(snapshot: &Snapshot) -> anyhow::Result<()> {
     check(&super::duckdb::open()?, snapshot, &params)
 }
 
-/// Fails, naming the first price (and a subscription billing on it) that has no amount in the
-/// subscription's currency, why, and what to do.
+/// Fails on the first price or coupon the snapshot cannot value, naming it, why, and what to do.
 pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
-    const FILE: &str = "_priceable";
-    let sql = super::duckdb::render_for(snapshot, FILE, params)?;
-    let failed = |e: duckdb::Error| bad_input(format!("sql/duckdb/{FILE}.sql failed in DuckDB: {e}"));
+    check_prices(conn, snapshot, params)?;
+    check_coupons(conn, snapshot, params)
+}
+
+/// The first row `sql/duckdb/<file>.sql` returns, read by `read`; `None` when it returns none.
+fn first_row<T>(
+    conn: &duckdb::Connection,
+    snapshot: &Snapshot,
+    file: &str,
+    params: &QueryParams,
+    read: impl FnOnce(&duckdb::Row) -> duckdb::Result<T>,
+) -> anyhow::Result<Option<T>> {
+    let sql = super::duckdb::render_for(snapshot, file, params)?;
+    let failed = |e: duckdb::Error| bad_input(format!("sql/duckdb/{file}.sql failed in DuckDB: {e}"));
     let mut stmt = conn.prepare(&sql).map_err(failed)?;
     let mut rows = stmt.query([]).map_err(failed)?;
-    let Some(row) = rows.next().map_err(failed)? else { return check_coupons(conn, snapshot, params) };
-    let (price, currency, subscription): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-    let (price_currency, decimal, problem): (Option<String>, Option<String>, String) =
-        (row.get(3)?, row.get(4)?, row.get(5)?);
+    match rows.next().map_err(failed)? {
+        Some(row) => Ok(Some(read(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Fails, naming the first price (and a subscription billing on it) that has no amount in the
+/// subscription's currency, why, and what to do.
+fn check_prices(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+    let read = |row: &duckdb::Row| -> duckdb::Result<_> {
+        let names: (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let problem: (Option<String>, Option<String>, String) = (row.get(3)?, row.get(4)?, row.get(5)?);
+        Ok((names, problem))
+    };
+    let Some(((price, currency, subscription), (price_currency, decimal, problem))) =
+        first_row(conn, snapshot, "_priceable", params, read)?
+    else {
+        return Ok(());
+    };
     let id = &snapshot.manifest.id;
     let pull_again = "pull again (`mrr pull`): a full pull retrieves every price an item or invoice line names, \
                       with its tiers and currency options";
@@ -58,13 +83,11 @@ pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParam
 /// Fails, naming the first discount (of a subscription or a customer) whose coupon the
 /// snapshot lacks.
 fn check_coupons(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
-    const FILE: &str = "_coupons_known";
-    let sql = super::duckdb::render_for(snapshot, FILE, params)?;
-    let failed = |e: duckdb::Error| bad_input(format!("sql/duckdb/{FILE}.sql failed in DuckDB: {e}"));
-    let mut stmt = conn.prepare(&sql).map_err(failed)?;
-    let mut rows = stmt.query([]).map_err(failed)?;
-    let Some(row) = rows.next().map_err(failed)? else { return Ok(()) };
-    let (discount, coupon, owner): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+    let read =
+        |row: &duckdb::Row| -> duckdb::Result<(String, String, String)> { Ok((row.get(0)?, row.get(1)?, row.get(2)?)) };
+    let Some((discount, coupon, owner)) = first_row(conn, snapshot, "_coupons_known", params, read)? else {
+        return Ok(());
+    };
     Err(bad_input(format!(
         "discount {discount} of {owner} cannot be valued: snapshot {} has no coupon \
          {coupon} (a coupon deleted after it was redeemed is in no list and comes only expanded in its \
