@@ -69,13 +69,28 @@ pub enum Command {
     /// `ground_truth.json`: every metric per month and currency, computed from the
     /// simulator's own timeline. The same flags always give byte-identical files.
     Simulate(SimulateArgs),
-    /// Serve a simulated account through a Stripe-compatible read API on 127.0.0.1.
+    /// Serve an account through a Stripe-compatible API on 127.0.0.1.
     ///
     /// Prints the base URL on stdout (use it as `--api-base` / the client's URL)
     /// and serves until Ctrl-C. Authenticate with the `api_key` of the account's
-    /// `account.json`. The fault knobs make resilience tests reproducible: the n-th
+    /// `account.json`. A simulated account is read-only; a new folder starts an empty
+    /// writable account (its key is printed) that takes the writes of `mrr seed-stripe`. The fault knobs make resilience tests reproducible: the n-th
     /// request meets the same fate on every run with the same --seed.
     StripeServer(StripeServerArgs),
+    /// Fill a Stripe test account with the original generator's account, through test clocks.
+    ///
+    /// Creates the six plans (Starter, Pro, Business, Enterprise monthly; Pro and Business
+    /// annual), --clocks test clocks frozen at the start of --months months ago, --customers
+    /// customers on them with Stripe's test cards, and their subscriptions; then advances the
+    /// clocks to the 1st and the 15th of each month so that Stripe itself invoices the
+    /// renewals, while the generator upgrades, downgrades and cancels (about 15% churn) and
+    /// makes one customer in ten's card decline (the renewal fails, the subscription is
+    /// canceled after Stripe's retries). Writes --manifest: every object created and
+    /// `expected_mrr`, the MRR the metric contract says the account has each month, computed
+    /// from the plan. Test keys only: a live key is refused before any request. Interrupted?
+    /// Run the same command with --resume: nothing is created twice. Against `mrr stripe-server
+    /// --account NEW_DIR` it runs offline.
+    SeedStripe(SeedStripeArgs),
     /// Pull a Stripe account into a new immutable Parquet snapshot.
     ///
     /// Pulls customers, products, prices (active, archived and inline), coupons, subscriptions
@@ -540,8 +555,46 @@ pub struct SimulateArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SeedStripeArgs {
+    /// Stripe test secret key (sk_test_...); a live key is refused.
+    #[arg(long, env = "STRIPE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Stripe API base URL (the URL `mrr stripe-server` prints, to seed it instead).
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub api_base: String,
+    /// Where the run's manifest goes (and is read from with --resume).
+    #[arg(long, default_value = "data_manifest.json", value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Continue the run recorded in --manifest.
+    #[arg(long)]
+    pub resume: bool,
+    /// Customers to create.
+    #[arg(long, default_value_t = 75)]
+    pub customers: u64,
+    /// Months of billing, ending with last month.
+    #[arg(long, default_value_t = 6)]
+    pub months: u32,
+    /// Test clocks the customers are spread over.
+    #[arg(long, default_value_t = 5)]
+    pub clocks: u32,
+    /// Seed of the plan: the same seed and sizes make the same account.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// First month (YYYY-MM) [default: --months before the current month].
+    #[arg(long, value_name = "YYYY-MM")]
+    pub first_month: Option<String>,
+    /// Requests per second (Stripe allows 25 in test mode).
+    #[arg(long, default_value_t = 25.0, value_name = "RPS")]
+    pub max_rps: f64,
+    /// Tries per request before giving up (429, 5xx, timeouts, dropped connections).
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+}
+
+#[derive(Args, Debug)]
 pub struct StripeServerArgs {
-    /// Account folder written by `mrr simulate`.
+    /// Account folder written by `mrr simulate`, or a new (missing or empty) folder: a
+    /// writable account that `mrr seed-stripe` can fill, kept in that folder across restarts.
     #[arg(long, value_name = "DIR")]
     pub account: PathBuf,
     /// Port on 127.0.0.1 (0 picks a free one).

@@ -5,6 +5,8 @@
 //! `simulate` (a synthetic account and its ground truth) → `stripe_server`
 //! (a Stripe-compatible API over it) → pull → snapshot → engines → parity → ui/api.
 //! `metrics` and `money` state the metric contract that every stage follows.
+//! `seed` (`mrr seed-stripe`) is the other way in: it writes the original generator's account
+//! into a Stripe test account (or a writable `stripe_server`), to be pulled like any other.
 
 pub mod api;
 pub mod archive;
@@ -26,6 +28,7 @@ pub mod progress;
 pub mod pull;
 pub mod queries;
 pub mod rng;
+pub mod seed;
 pub mod settings;
 pub mod simulate;
 pub mod snapshot;

@@ -98,6 +98,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(mrr::stripe_server::serve(&opts))
         }
+        Command::SeedStripe(args) => {
+            if args.max_rps <= 0.0 || !args.max_rps.is_finite() {
+                return Err(bad_input("--max-rps must be a positive number"));
+            }
+            let first_month = match args.first_month {
+                Some(m) => m,
+                None => mrr::calendar::Month::of(mrr::calendar::now()).plus(-i64::from(args.months)).to_string(),
+            };
+            let run = mrr::seed::SeedRun {
+                api_key: args.api_key.unwrap_or_default(),
+                api_base: args.api_base,
+                manifest: args.manifest,
+                resume: args.resume,
+                options: mrr::seed::plan::SeedOptions {
+                    customers: args.customers,
+                    months: args.months,
+                    clocks: args.clocks,
+                    seed: args.seed,
+                    first_month,
+                },
+                max_rps: args.max_rps,
+                max_attempts: args.max_attempts,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let s = runtime.block_on(mrr::seed::run(&run))?;
+            tracing::info!(
+                "seeded {} customers ({} requests, {} steps already done); manifest and expected MRR in {}",
+                s.customers,
+                s.requests,
+                s.skipped,
+                s.manifest.display()
+            );
+            Ok(())
+        }
         Command::Pull(args) => {
             let opts = mrr::pull::PullOptions {
                 api_key: args.api_key.unwrap_or_default(),

@@ -12,7 +12,7 @@
 //! anywhere. What a restricted key could not read (events, test clocks) is a warning in the
 //! log and in the manifest; anything the metrics need is an error.
 
-mod fetcher;
+pub mod fetcher;
 mod plan;
 pub mod refresh;
 

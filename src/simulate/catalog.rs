@@ -13,7 +13,7 @@ pub enum Usage {
 #[derive(Clone, Debug)]
 pub struct Product {
     pub id: String,
-    pub name: &'static str,
+    pub name: String,
     pub created: i64,
 }
 
@@ -22,7 +22,7 @@ pub struct Product {
 pub struct Price {
     pub id: String,
     pub product: usize,
-    pub nickname: &'static str,
+    pub nickname: String,
     pub currency: &'static str,
     pub unit_amount: i64,
     pub interval: Interval,
@@ -210,10 +210,10 @@ impl Catalog {
         let products: Vec<Product> = names
             .iter()
             .enumerate()
-            .map(|(i, name)| Product { id: stripe_id("prod", seed, 10, i as u64), name, created })
+            .map(|(i, name)| Product { id: stripe_id("prod", seed, 10, i as u64), name: name.to_string(), created })
             .collect();
         let mut prices = Vec::new();
-        let mut add = |product: usize, nickname, currency, unit_amount, interval, interval_count, usage| {
+        let mut add = |product: usize, nickname: &str, currency, unit_amount, interval, interval_count, usage| {
             let n = prices.len() as u64;
             prices.push(Price {
                 active: true,
@@ -223,7 +223,7 @@ impl Catalog {
                 currency_options: Vec::new(),
                 id: stripe_id("price", seed, 11, n),
                 product,
-                nickname,
+                nickname: String::from(nickname),
                 currency,
                 unit_amount,
                 interval,
@@ -307,7 +307,7 @@ impl Catalog {
     pub fn scaled(mut self, factor: u32) -> anyhow::Result<Self> {
         let factor = i64::from(factor.max(1));
         for p in &mut self.prices {
-            let name = p.nickname;
+            let name = p.nickname.clone();
             let scale = |amount: &mut i64| {
                 *amount = amount.checked_mul(factor).filter(|a| *a <= MAX_AMOUNT).ok_or_else(|| {
                     crate::error::bad_input(format!(

@@ -173,6 +173,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
             id: rng::stripe_id("clock", seed, invoices::kind::CLOCK, c),
             name: format!("Cohort {}", c + 1),
             created: first.start(),
+            frozen_time: opts.now,
         })
         .collect();
     let acct = Account { seed, now: opts.now, catalog, clocks };
@@ -186,7 +187,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
     };
 
     let dir = crate::atomic_dir::AtomicDir::create(&opts.out)?;
-    let mut files = Files::create(dir.path(), opts.parquet_snapshot)?;
+    let mut files = ObjectFiles::create(dir.path(), opts.parquet_snapshot, &acct)?;
     let info = AccountInfo {
         account_id: rng::stripe_id("acct", seed, 0, 0),
         api_key: format!("sk_test_{}", rng::token(seed, 24)),
@@ -204,22 +205,8 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         generated_by: format!("mrr {}", env!("CARGO_PKG_VERSION")),
     };
     crate::atomic_dir::write_json(&dir.path().join("account.json"), &info)?;
-    for i in 0..acct.catalog.products.len() {
-        files.write("products.jsonl", &render::product(&acct, i))?;
-    }
-    for p in &acct.catalog.prices {
-        files.write(
-            if p.inline { INLINE_PRICES_FILE } else { "prices.jsonl" },
-            &render::price_with_includables(&acct, p),
-        )?;
-    }
-    for i in 0..acct.clocks.len() {
-        files.write("test_clocks.jsonl", &render::test_clock(&acct, i))?;
-    }
 
     let mut truth = ground_truth::GroundTruth::new(first, last, opts.now);
-    let mut redeemed = vec![0u64; acct.catalog.coupons.len()];
-    let mut summary = SimulateSummary { path: opts.out.clone(), ..Default::default() };
     let event_from = opts.now - opts.event_days as i64 * DAY;
     let edge = if opts.scenario == Scenario::Full { generator.edge_customers() } else { Vec::new() };
     let total = opts.customers + edge.len() as u64;
@@ -228,35 +215,9 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         if c.created > opts.now {
             return Ok(()); // signs up after `now` (only with a later --horizon)
         }
-        let invoices = invoices::customer_invoices(&c, &acct.catalog, seed, opts.now);
-        files.write("customers.jsonl", &render::customer(&acct, &c, invoices.len(), opts.now))?;
-        // A customer-level discount is one discount however many subscriptions inherit it.
-        let mut discounts = std::collections::HashSet::new();
-        for (s, sub) in c.subscriptions.iter().enumerate().filter(|(_, sub)| sub.start <= opts.now) {
-            let latest = invoices.iter().rfind(|i| i.subscription == s).map(|i| i.id.as_str());
-            files.write("subscriptions.jsonl", &render::subscription(&acct, &c, sub, latest, opts.now))?;
-            if let Some(d) = sub.discount.as_ref().filter(|d| d.start <= opts.now && discounts.insert(d.id.clone())) {
-                redeemed[d.coupon] += 1;
-                files.write(DISCOUNTS_FILE, &render::discount(&acct, &c, sub).expect("has a discount"))?;
-            }
-        }
-        for inv in &invoices {
-            files.write("invoices.jsonl", &render::invoice(&acct, &c, inv, opts.now))?;
-        }
-        let events = events::customer_events(&acct, &c, &invoices, event_from);
-        for e in &events {
-            if opts.api_version == render::API_VERSION {
-                files.write("events.jsonl", e)?;
-            } else {
-                files.write("events.jsonl", &render::in_api_version(e.clone(), &opts.api_version))?;
-            }
-        }
+        files.customer(&acct, &c, event_from, &opts.api_version)?;
         let series = truth.add(&acct.catalog, &c);
-        files.write_customer_truth(&c, &series, first)?;
-        summary.customers += 1;
-        summary.subscriptions += c.subscriptions.iter().filter(|s| s.start <= opts.now).count() as u64;
-        summary.invoices += invoices.len() as u64;
-        summary.events += events.len() as u64;
+        files.files.write_customer_truth(&c, &series, first)?;
         progress.inc(1);
         Ok(())
     };
@@ -267,17 +228,119 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         emit(c)?;
     }
     progress.finish_and_clear();
-    for (coupon, count) in acct.catalog.coupons.iter().zip(&redeemed) {
-        let file = if coupon.deleted { DELETED_COUPONS_FILE } else { "coupons.jsonl" };
-        files.write(file, &render::coupon(&acct, coupon, *count))?;
-    }
-    files.finish(&info, event_from)?;
+    let summary = files.finish(&acct, &info, event_from, opts.out.clone())?;
     let truth = truth.finish();
     let violations = crate::metrics::invariant_violations(&truth.mrr_monthly);
     anyhow::ensure!(violations.is_empty(), "ground truth breaks the movement invariant in {violations:?}");
     crate::atomic_dir::write_json(&dir.path().join("ground_truth.json"), &truth)?;
     dir.commit()?;
     Ok(summary)
+}
+
+/// Writes an account's objects as Stripe renders them: the catalogue and clocks first, then
+/// each customer with everything it owns, then the coupons (whose `times_redeemed` counts
+/// the customers). `mrr simulate` and the writable `mrr stripe-server` both write through it.
+pub struct ObjectFiles {
+    files: Files,
+    redeemed: Vec<u64>,
+    summary: SimulateSummary,
+    /// `metadata` by object id, for accounts whose objects carry some (the writable server's).
+    metadata: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl ObjectFiles {
+    /// Opens the files in `dir` and writes `acct`'s products, prices and test clocks.
+    pub fn create(dir: &Path, parquet: bool, acct: &Account) -> anyhow::Result<Self> {
+        Self::with_metadata(dir, parquet, acct, Default::default())
+    }
+
+    /// As [`ObjectFiles::create`], giving each object whose id `metadata` holds that `metadata`.
+    pub fn with_metadata(
+        dir: &Path,
+        parquet: bool,
+        acct: &Account,
+        metadata: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> anyhow::Result<Self> {
+        let files = Files::create(dir, parquet)?;
+        let redeemed = vec![0; acct.catalog.coupons.len()];
+        let mut out = ObjectFiles { files, redeemed, summary: SimulateSummary::default(), metadata };
+        for i in 0..acct.catalog.products.len() {
+            out.put("products.jsonl", render::product(acct, i))?;
+        }
+        for p in &acct.catalog.prices {
+            out.put(
+                if p.inline { INLINE_PRICES_FILE } else { "prices.jsonl" },
+                render::price_with_includables(acct, p),
+            )?;
+        }
+        for i in 0..acct.clocks.len() {
+            out.put("test_clocks.jsonl", render::test_clock(acct, i))?;
+        }
+        Ok(out)
+    }
+
+    fn put(&mut self, name: &'static str, mut object: serde_json::Value) -> anyhow::Result<()> {
+        if let Some(metadata) = object["id"].as_str().and_then(|id| self.metadata.get(id)) {
+            object["metadata"] = metadata.clone();
+        }
+        self.files.write(name, &object)
+    }
+
+    /// Writes a customer, its subscriptions, discounts and invoices as they look at
+    /// `acct.now`, and its events from `event_from` on, in `api_version`.
+    pub fn customer(
+        &mut self,
+        acct: &Account,
+        c: &model::SimCustomer,
+        event_from: i64,
+        api_version: &str,
+    ) -> anyhow::Result<()> {
+        let now = acct.now;
+        let invoices = invoices::customer_invoices(c, &acct.catalog, acct.seed, now);
+        self.put("customers.jsonl", render::customer(acct, c, invoices.len(), now))?;
+        // A customer-level discount is one discount however many subscriptions inherit it.
+        let mut discounts = std::collections::HashSet::new();
+        for (s, sub) in c.subscriptions.iter().enumerate().filter(|(_, sub)| sub.start <= now) {
+            let latest = invoices.iter().rfind(|i| i.subscription == s).map(|i| i.id.as_str());
+            self.put("subscriptions.jsonl", render::subscription(acct, c, sub, latest, now))?;
+            if let Some(d) = sub.discount.as_ref().filter(|d| d.start <= now && discounts.insert(d.id.clone())) {
+                self.redeemed[d.coupon] += 1;
+                self.files.write(DISCOUNTS_FILE, &render::discount(acct, c, sub).expect("has a discount"))?;
+            }
+        }
+        for inv in &invoices {
+            self.files.write("invoices.jsonl", &render::invoice(acct, c, inv, now))?;
+        }
+        let events = events::customer_events(acct, c, &invoices, event_from);
+        for e in &events {
+            if api_version == render::API_VERSION {
+                self.files.write("events.jsonl", e)?;
+            } else {
+                self.files.write("events.jsonl", &render::in_api_version(e.clone(), api_version))?;
+            }
+        }
+        self.summary.customers += 1;
+        self.summary.subscriptions += c.subscriptions.iter().filter(|s| s.start <= now).count() as u64;
+        self.summary.invoices += invoices.len() as u64;
+        self.summary.events += events.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the coupons and flushes every file (a snapshot gets its manifest).
+    pub fn finish(
+        mut self,
+        acct: &Account,
+        info: &AccountInfo,
+        event_from: i64,
+        path: PathBuf,
+    ) -> anyhow::Result<SimulateSummary> {
+        for (coupon, count) in acct.catalog.coupons.iter().zip(&self.redeemed) {
+            let file = if coupon.deleted { DELETED_COUPONS_FILE } else { "coupons.jsonl" };
+            self.files.write(file, &render::coupon(acct, coupon, *count))?;
+        }
+        self.files.finish(info, event_from)?;
+        Ok(SimulateSummary { path, ..self.summary })
+    }
 }
 
 /// Buffered JSON Lines writers, one per file; or, with `--parquet-snapshot`, one snapshot

@@ -272,4 +272,6 @@ pub struct TestClock {
     pub id: String,
     pub name: String,
     pub created: i64,
+    /// The clock's own instant: its customers' objects look as they do at this time.
+    pub frozen_time: i64,
 }

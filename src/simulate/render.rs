@@ -351,12 +351,12 @@ fn line(
     })
 }
 
-/// A test clock, frozen at the account's `now`.
+/// A test clock, at its frozen time.
 pub fn test_clock(acct: &Account, index: usize) -> Value {
     let clock = &acct.clocks[index];
     json!({
         "id": clock.id, "object": "test_helpers.test_clock", "created": clock.created,
-        "deletes_after": acct.now + 30 * crate::calendar::DAY, "frozen_time": acct.now, "livemode": false,
+        "deletes_after": clock.frozen_time + 30 * crate::calendar::DAY, "frozen_time": clock.frozen_time, "livemode": false,
         "name": clock.name, "status": "ready", "status_details": {},
     })
 }

@@ -15,9 +15,10 @@ pub(super) fn list_path(name: &str) -> String {
     }
 }
 
-/// Stripe's 403 for a restricted key without the permission a list needs. The permission is
-/// named as Stripe names them (`rak_<object>_read`), and the key only by its last 4 characters.
-fn forbidden(state: &AppState, kind: &str) -> Option<Response> {
+/// Stripe's 403 for a restricted key without the permission a request needs. The permission
+/// is named as Stripe names them (`rak_<object>_read`, `rak_<object>_write`), and the key only
+/// by its last 4 characters.
+fn forbidden(state: &AppState, kind: &str, access: &str) -> Option<Response> {
     if !state.forbid.iter().any(|f| f == kind) {
         return None;
     }
@@ -28,7 +29,7 @@ fn forbidden(state: &AppState, kind: &str) -> Option<Response> {
         "invalid_request_error",
         format!(
             "The provided key 'rk_test_***{tail}' does not have the required permissions for this endpoint on account \
-             '{}'. Having the 'rak_{object}_read' permission would allow this request to continue.",
+             '{}'. Having the 'rak_{object}_{access}' permission would allow this request to continue.",
             state.account_id
         ),
         None,
@@ -40,7 +41,19 @@ fn forbidden(state: &AppState, kind: &str) -> Option<Response> {
 /// (`forbidden`); the answer to send otherwise.
 pub(super) fn admit(state: &AppState, headers: &HeaderMap, list: &str) -> Result<(), Response> {
     authenticate(state, headers)?;
-    forbidden(state, list).map_or(Ok(()), Err)
+    forbidden(state, list, "read").map_or(Ok(()), Err)
+}
+
+/// Whether a request may write to `path` (under `/v1/`): the key, then its permission to
+/// write that kind of object (`--forbid products` takes both away, as a key without either).
+pub(super) fn admit_write(state: &AppState, headers: &HeaderMap, path: &str) -> Result<(), Response> {
+    authenticate(state, headers)?;
+    let kind = if path.starts_with("test_helpers/") {
+        "test_helpers/test_clocks"
+    } else {
+        path.split('/').next().unwrap_or(path)
+    };
+    forbidden(state, kind, "write").map_or(Ok(()), Err)
 }
 
 /// Checks the secret key (Bearer or Basic auth) without ever echoing it.

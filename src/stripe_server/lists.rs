@@ -31,7 +31,7 @@ impl Query {
     }
 }
 
-fn normalize_array_key(key: &str) -> String {
+pub(super) fn normalize_array_key(key: &str) -> String {
     match key.strip_suffix(']').and_then(|k| k.rsplit_once('[')) {
         Some((name, index)) if !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => format!("{name}[]"),
         _ => key.to_string(),
@@ -79,7 +79,8 @@ pub(super) async fn list(
             None,
         );
     };
-    let table = &state.store.tables[kind.as_str()];
+    let store = state.store();
+    let table = &store.tables[kind.as_str()];
     let q = Query::parse(raw);
     let mut filter = Filter::default();
     let mut limit = 10usize;
@@ -219,9 +220,9 @@ pub(super) async fn retrieve(
             k => return invalid(format!("Received unknown parameter: {k}"), k),
         }
     }
-    let found = match state.store.tables[kind.as_str()].get(&id) {
+    let found = match state.store().tables[kind.as_str()].get(&id) {
         // An inline price is in no list but retrieves like any other.
-        Ok(None) if kind == "prices" => state.store.inline_prices.as_ref().map_or(Ok(None), |t| t.get(&id)),
+        Ok(None) if kind == "prices" => state.store().inline_prices.as_ref().map_or(Ok(None), |t| t.get(&id)),
         other => other,
     };
     match found {
@@ -285,7 +286,7 @@ pub(super) async fn subscription_items(
 /// with Stripe's paging parameters; `accepted` are the parameters the endpoint takes.
 fn nested_list(state: &AppState, kind: &str, id: &str, field: &str, q: &Query, accepted: &[&str]) -> Response {
     let noun = kind.trim_end_matches('s');
-    let object = match state.store.tables[kind].get(id) {
+    let object = match state.store().tables[kind].get(id) {
         Ok(Some(o)) => o,
         Ok(None) => {
             let param = if kind == "invoices" { "id" } else { noun };
@@ -364,7 +365,7 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
                     d.get("id").and_then(Value::as_str).map(str::to_string).or_else(|| d.as_str().map(str::to_string));
                 if let Some(id) = id {
                     *d = if wants("discounts") {
-                        state.store.discounts.get(&id)?.unwrap_or(json!(id))
+                        state.store().discounts.get(&id)?.unwrap_or(json!(id))
                     } else {
                         json!(id)
                     };
@@ -372,8 +373,9 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
                 // A discount's coupon, deleted or not, as it was redeemed (D1).
                 if let Some(coupon) = d["source"]["coupon"].as_str().filter(|_| wants("discounts.source.coupon")) {
                     let coupon = coupon.to_string();
-                    let deleted = state.store.deleted_coupons.as_ref();
-                    let found = match state.store.tables["coupons"].get(&coupon)? {
+                    let store = state.store();
+                    let deleted = store.deleted_coupons.as_ref();
+                    let found = match state.store().tables["coupons"].get(&coupon)? {
                         None => deleted.map_or(Ok(None), |t| t.get(&coupon))?,
                         some => some,
                     };
@@ -386,18 +388,18 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
         }
         if wants("customer") {
             if let Some(id) = object["customer"].as_str().map(str::to_string) {
-                object["customer"] = state.store.tables["customers"].get(&id)?.unwrap_or(json!(id));
+                object["customer"] = state.store().tables["customers"].get(&id)?.unwrap_or(json!(id));
             }
         }
     }
     if kind == "subscriptions" && wants("latest_invoice") {
         if let Some(id) = object["latest_invoice"].as_str().map(str::to_string) {
-            object["latest_invoice"] = state.store.tables["invoices"].get(&id)?.unwrap_or(json!(id));
+            object["latest_invoice"] = state.store().tables["invoices"].get(&id)?.unwrap_or(json!(id));
         }
     }
     if kind == "customers" && wants("test_clock") {
         if let Some(id) = object["test_clock"].as_str().map(str::to_string) {
-            object["test_clock"] = state.store.tables["test_helpers/test_clocks"].get(&id)?.unwrap_or(json!(id));
+            object["test_clock"] = state.store().tables["test_helpers/test_clocks"].get(&id)?.unwrap_or(json!(id));
         }
     }
     let nested = match kind {

@@ -1,20 +1,23 @@
-//! `mrr stripe-server`: a read-only, Stripe-compatible API over a simulated account,
-//! on 127.0.0.1, so pulls and tests run with no network and no real key.
+//! `mrr stripe-server`: a Stripe-compatible API on 127.0.0.1 over an account folder, so
+//! pulls and tests run with no network and no real key. A folder written by `mrr simulate`
+//! is served read-only; a new (missing or empty) folder becomes a writable account that
+//! takes the writes `mrr seed-stripe` makes (`ledger`, `writes`).
 //!
 //! It implements what a puller relies on (list pagination with `starting_after`,
 //! `ending_before`, `created[...]`, `status`, `expand[]`, Stripe's error JSON, auth),
 //! Stripe's list rules that hide objects from plain lists (test-clock customers and
 //! subscriptions, inactive prices), and fault knobs for resilience tests. Every behaviour
-//! is a row of `docs/stripe-behaviour.md`, with its source. It does not create or modify
-//! objects.
+//! is a row of `docs/stripe-behaviour.md`, with its source.
 
 // Handlers return an early `Response` as their error (axum's idiom); boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
 
 mod auth;
 mod faults;
+mod ledger;
 mod lists;
 mod store;
+pub mod writes;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,7 +30,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -61,7 +64,11 @@ pub struct ServerOptions {
 }
 
 struct AppState {
-    store: Store,
+    /// The objects served; a write to a writable account swaps in the newly rendered ones.
+    store: std::sync::RwLock<Arc<Store>>,
+    /// The writable account (none: a simulated account, served read-only).
+    ledger: Option<tokio::sync::Mutex<ledger::Ledger>>,
+    info: AccountInfo,
     api_key: String,
     account_id: String,
     /// `GET /v1/account`: the account the key belongs to.
@@ -102,8 +109,21 @@ impl StripeServer {
         if opts.rate_limit == Some(0) {
             return Err(crate::error::bad_input("--rate-limit must be at least 1 request per second"));
         }
-        let info = AccountInfo::load(&opts.account)?;
-        let store = Store::load(&opts.account)?;
+        let new = ledger::is_new(&opts.account);
+        let info = if new { ledger::init(&opts.account)? } else { AccountInfo::load(&opts.account)? };
+        if new {
+            eprintln!(
+                "started an empty account in {} (its test key, also in account.json: {})",
+                opts.account.display(),
+                info.api_key
+            );
+        }
+        let ledger = if ledger::is_writable(&opts.account) {
+            Some(tokio::sync::Mutex::new(ledger::Ledger::open(&opts.account, &info)?))
+        } else {
+            None
+        };
+        let store = std::sync::RwLock::new(Arc::new(Store::load(&opts.account)?));
         let account = json!({
             "id": info.account_id,
             "object": "account",
@@ -115,20 +135,46 @@ impl StripeServer {
             "details_submitted": true,
         });
         let forbid = opts.forbid.iter().map(|l| list_path(l)).collect();
-        let state = Arc::new(AppState { store, api_key: info.api_key, account_id: info.account_id, account, forbid });
+        let (api_key, account_id) = (info.api_key.clone(), info.account_id.clone());
+        let state = Arc::new(AppState { store, ledger, info, api_key, account_id, account, forbid });
+        const CLOCKS: &str = "test_helpers/test_clocks";
         let app = Router::new()
             .route("/v1/account", get(retrieve_account))
             .route("/v1/invoices/{id}/lines", get(invoice_lines))
             .route("/v1/subscription_items", get(subscription_items))
-            .route("/v1/test_helpers/test_clocks", get(|s, q, h| list(s, "test_helpers/test_clocks".into(), q, h)))
+            .route(
+                "/v1/test_helpers/test_clocks",
+                get(|s, q, h| list(s, CLOCKS.into(), q, h)).post(|s, q, h, b| write(s, "POST", CLOCKS.into(), q, h, b)),
+            )
             .route(
                 "/v1/test_helpers/test_clocks/{id}",
-                get(|s, Path(id): Path<String>, q, h| retrieve(s, "test_helpers/test_clocks".into(), id, q, h)),
+                get(|s, Path(id): Path<String>, q, h| retrieve(s, CLOCKS.into(), id, q, h))
+                    .delete(|s, Path(id): Path<String>, q, h, b| write(s, "DELETE", format!("{CLOCKS}/{id}"), q, h, b)),
             )
-            .route("/v1/{kind}", get(|s, Path(kind): Path<String>, q, h| list(s, kind, q, h)))
+            .route(
+                "/v1/test_helpers/test_clocks/{id}/advance",
+                post(|s, Path(id): Path<String>, q, h, b| write(s, "POST", format!("{CLOCKS}/{id}/advance"), q, h, b)),
+            )
+            .route(
+                "/v1/payment_methods/{id}/attach",
+                post(|s, Path(id): Path<String>, q, h, b| {
+                    write(s, "POST", format!("payment_methods/{id}/attach"), q, h, b)
+                }),
+            )
+            .route(
+                "/v1/{kind}",
+                get(|s, Path(kind): Path<String>, q, h| list(s, kind, q, h))
+                    .post(|s, Path(kind): Path<String>, q, h, b| write(s, "POST", kind, q, h, b)),
+            )
             .route(
                 "/v1/{kind}/{id}",
-                get(|s, Path((kind, id)): Path<(String, String)>, q, h| retrieve(s, kind, id, q, h)),
+                get(|s, Path((kind, id)): Path<(String, String)>, q, h| retrieve(s, kind, id, q, h))
+                    .post(|s, Path((kind, id)): Path<(String, String)>, q, h, b| {
+                        write(s, "POST", format!("{kind}/{id}"), q, h, b)
+                    })
+                    .delete(|s, Path((kind, id)): Path<(String, String)>, q, h, b| {
+                        write(s, "DELETE", format!("{kind}/{id}"), q, h, b)
+                    }),
             )
             .fallback(unknown_route)
             .with_state(state);
@@ -258,6 +304,65 @@ async fn retrieve_account(State(state): State<Arc<AppState>>, headers: HeaderMap
         return r;
     }
     ok(state.account.clone())
+}
+
+impl AppState {
+    /// The objects to answer from (the newest rendering of a writable account).
+    fn store(&self) -> Arc<Store> {
+        self.store.read().expect("a store swap never panics").clone()
+    }
+}
+
+/// A create, update or delete: applied to a writable account (docs/stripe-behaviour.md, W1),
+/// refused on a simulated one. Parameters come form-encoded in the body (and, for a DELETE,
+/// possibly in the query string), as Stripe's clients send them.
+async fn write(
+    State(state): State<Arc<AppState>>,
+    method: &'static str,
+    path: String,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = auth::admit_write(&state, &headers, &path) {
+        return r;
+    }
+    let Some(ledger) = &state.ledger else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!(
+                "This mrr stripe-server serves a simulated account read-only ({method} /v1/{path}); start it with \
+                 --account on a new or empty folder to create objects."
+            ),
+            None,
+            None,
+        );
+    };
+    let pairs = form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+        .into_owned()
+        .chain(form_urlencoded::parse(&body).into_owned());
+    let form = pairs.map(|(k, v)| (lists::normalize_array_key(&k), v)).collect();
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let request = writes::WriteRequest { method: method.to_string(), path, form, at: crate::calendar::now() };
+    let mut ledger = ledger.lock().await;
+    match ledger.write(request, key, &state.info) {
+        Ok((body, store)) => {
+            if let Some(store) = store {
+                *state.store.write().expect("a store swap never panics") = Arc::new(store);
+            }
+            ok(body)
+        }
+        Err(e) => {
+            let kind = match e.status {
+                402 => "card_error",
+                500 => "api_error",
+                _ => "invalid_request_error",
+            };
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            error(status, kind, e.message, e.code, e.param.as_deref())
+        }
+    }
 }
 
 fn ok(body: Value) -> Response {
