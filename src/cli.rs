@@ -88,8 +88,8 @@ pub enum Command {
     /// canceled after Stripe's retries). Writes --manifest: every object created and
     /// `expected_mrr`, the MRR the metric contract says the account has each month, computed
     /// from the plan. Test keys only: a live key is refused before any request. Interrupted?
-    /// Run the same command with --resume: nothing is created twice. Against `mrr stripe-server
-    /// --account NEW_DIR` it runs offline.
+    /// Run the same command with --resume: nothing is created twice. --clean removes it all
+    /// again. Against `mrr stripe-server --account NEW_DIR` it runs offline.
     SeedStripe(SeedStripeArgs),
     /// Pull a Stripe account into a new immutable Parquet snapshot.
     ///
@@ -568,6 +568,10 @@ pub struct SeedStripeArgs {
     /// Continue the run recorded in --manifest.
     #[arg(long)]
     pub resume: bool,
+    /// Remove what the run in --manifest created: delete its test clocks (with their customers
+    /// and subscriptions) and archive its prices and products (Stripe deletes neither).
+    #[arg(long, conflicts_with = "resume")]
+    pub clean: bool,
     /// Customers to create.
     #[arg(long, default_value_t = 75)]
     pub customers: u64,

@@ -122,6 +122,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 max_attempts: args.max_attempts,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            if args.clean {
+                let removed = runtime.block_on(mrr::seed::clean(&run))?;
+                tracing::info!("removed {removed} objects of the run in {}", run.manifest.display());
+                return Ok(());
+            }
             let s = runtime.block_on(mrr::seed::run(&run))?;
             tracing::info!(
                 "seeded {} customers ({} requests, {} steps already done); manifest and expected MRR in {}",

@@ -35,10 +35,10 @@ fn a_seeded_local_account_pulls_and_reports_the_manifests_expected_mrr_to_the_ce
     let (account, data) = (tmp.path().join("account"), tmp.path().join("data"));
     let server = Server::start(&account, &[]);
     let key = key_of(&account);
-    let m = tmp.path().join("data_manifest.json");
-    let (code, _, err) = mrr(&data, &seed_args(&server, &key, m.to_str().unwrap(), &[]));
+    let m_path = tmp.path().join("data_manifest.json");
+    let (code, _, err) = mrr(&data, &seed_args(&server, &key, m_path.to_str().unwrap(), &[]));
     assert_eq!(code, 0, "{err}");
-    let m = manifest(&m);
+    let m = manifest(&m_path);
     assert_eq!(m["complete"], true);
     let done = m["done"].as_object().unwrap();
     // The plan exercises every action: changes, both cancellations, declined cards.
@@ -75,6 +75,31 @@ fn a_seeded_local_account_pulls_and_reports_the_manifests_expected_mrr_to_the_ce
             .unwrap_or_else(|| panic!("no {month} {currency} row"));
         assert_eq!(row["mrr"].as_i64(), Some(*cents), "{month} {currency}");
     }
+
+    // --clean: the clocks go with their customers; prices and products are archived.
+    let (code, _, err) = mrr(
+        &data,
+        &[
+            "seed-stripe",
+            "--clean",
+            "--api-base",
+            &server.base,
+            "--api-key",
+            &key,
+            "--manifest",
+            m_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(manifest(&m_path)["cleaned"], true);
+    let list =
+        |path: &str| common::get(server.port, path, Some(&key)).unwrap().json()["data"].as_array().unwrap().len();
+    assert_eq!(list("/v1/test_helpers/test_clocks"), 0);
+    assert!(objects(&account, "customers.jsonl").is_empty(), "no customer is left");
+    assert_eq!(list("/v1/prices"), 0, "archived prices leave the plain list (L3)");
+    assert_eq!(list("/v1/prices?active=false"), 6);
+    let gone = common::get(server.port, &format!("/v1/customers/{}", created[0]), Some(&key)).unwrap();
+    assert_eq!(gone.status, 404, "a deleted clock's customers are gone");
 }
 
 /// Each customer of an account folder by email: its subscriptions (status, price nickname,

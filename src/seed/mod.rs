@@ -49,6 +49,9 @@ pub struct Manifest {
     pub done: BTreeMap<String, String>,
     /// True once every step is done.
     pub complete: bool,
+    /// True once `--clean` removed what the run created.
+    #[serde(default)]
+    pub cleaned: bool,
     /// Each customer's plan, month by month (price nickname; none once ended).
     pub customers: Vec<CustomerRecord>,
     /// What the contract says the account's MRR is at each month's end.
@@ -120,13 +123,15 @@ pub fn new_manifest(plan: &Plan, api_base: &str, run_id: String) -> Manifest {
         run_id,
         done: BTreeMap::new(),
         complete: false,
+        cleaned: false,
         customers,
         expected_mrr,
     }
 }
 
-/// Runs (or, with `resume`, continues) a seed.
-pub async fn run(opts: &SeedRun) -> anyhow::Result<SeedSummary> {
+/// A client for `opts`' key and API, under the request-rate governor; a live key is refused
+/// before anything else happens.
+fn connect(opts: &SeedRun) -> anyhow::Result<Fetcher> {
     if opts.api_key.trim().is_empty() {
         return Err(bad_input("no Stripe API key: pass --api-key or set STRIPE_API_KEY (a test key, sk_test_...)"));
     }
@@ -136,6 +141,24 @@ pub async fn run(opts: &SeedRun) -> anyhow::Result<SeedSummary> {
              with a test key only (sk_test_... or rk_test_...)",
         ));
     }
+    let api_base = opts.api_base.trim_end_matches('/');
+    crate::install_crypto_provider();
+    let client = stripe::ClientBuilder::new(opts.api_key.clone())
+        .url(format!("{api_base}/"))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| bad_input(format!("--api-base {api_base}: {e}")))?;
+    Ok(Fetcher {
+        client,
+        governor: Governor::new(opts.max_rps),
+        max_attempts: opts.max_attempts.max(1),
+        stats: Default::default(),
+    })
+}
+
+/// Runs (or, with `resume`, continues) a seed.
+pub async fn run(opts: &SeedRun) -> anyhow::Result<SeedSummary> {
+    let fetcher = connect(opts)?;
     let api_base = opts.api_base.trim_end_matches('/').to_string();
     let manifest = if opts.manifest.exists() {
         if !opts.resume {
@@ -166,18 +189,6 @@ pub async fn run(opts: &SeedRun) -> anyhow::Result<SeedSummary> {
     };
     // A resumed run follows its own plan, whatever the flags say now.
     let plan = Plan::new(manifest.options.clone())?;
-    crate::install_crypto_provider();
-    let client = stripe::ClientBuilder::new(opts.api_key.clone())
-        .url(format!("{api_base}/"))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| bad_input(format!("--api-base {api_base}: {e}")))?;
-    let fetcher = Fetcher {
-        client,
-        governor: Governor::new(opts.max_rps),
-        max_attempts: opts.max_attempts.max(1),
-        stats: Default::default(),
-    };
     let skipped = manifest.done.len();
     let mut seeder = Seeder { fetcher, manifest, path: opts.manifest.clone() };
     seeder.seed(&plan).await?;
@@ -185,6 +196,72 @@ pub async fn run(opts: &SeedRun) -> anyhow::Result<SeedSummary> {
     save(&seeder.path, &seeder.manifest)?;
     let requests = seeder.fetcher.stats.lock().await.0;
     Ok(SeedSummary { manifest: opts.manifest.clone(), requests, skipped, customers: plan.customers.len() })
+}
+
+/// `--clean`: removes what the run in `opts.manifest` created. Its test clocks are deleted
+/// (Stripe deletes their customers, subscriptions and invoices with them: W3); its prices and
+/// products are archived (`active=false`), since the API deletes no price, nor a product
+/// that has prices. Each object is checked first (a clock by its name, a price or product by
+/// its `mrr_seed_run` metadata), so nothing the run did not make is touched.
+pub async fn clean(opts: &SeedRun) -> anyhow::Result<usize> {
+    use stripe_billing::test_helpers_test_clock::{DeleteTestHelpersTestClock, RetrieveTestHelpersTestClock};
+    use stripe_product::price::{RetrievePrice, UpdatePrice};
+    use stripe_product::product::{RetrieveProduct, UpdateProduct};
+
+    let fetcher = connect(opts)?;
+    let mut manifest: Manifest = serde_json::from_slice(
+        &std::fs::read(&opts.manifest)
+            .map_err(|e| bad_input(format!("--clean needs --manifest: {}: {e}", opts.manifest.display())))?,
+    )
+    .map_err(|e| bad_input(format!("{}: {e}", opts.manifest.display())))?;
+    let plan = Plan::new(manifest.options.clone())?;
+    let ours = |metadata: &HashMap<String, String>| metadata.get("mrr_seed_run") == Some(&manifest.run_id);
+    let gone = |e: &anyhow::Error| e.downcast_ref::<crate::pull::fetcher::NotFound>().is_some();
+    let client = &fetcher.client;
+    let mut removed = 0;
+    for (c, name) in plan.clock_names.iter().enumerate() {
+        let Some(id) = manifest.done.get(&format!("clock/{c}")).cloned() else { continue };
+        let what = format!("test clock {id}");
+        let request = RetrieveTestHelpersTestClock::new(id.clone());
+        match fetcher.call(&what, || request.send(client)).await {
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+            Ok(clock) if clock.name.as_deref() != Some(name.as_str()) => {
+                return Err(bad_input(format!("{what} is not named {name:?}: not made by this run, left alone")));
+            }
+            Ok(_) => {}
+        }
+        let request = DeleteTestHelpersTestClock::new(id.clone());
+        fetcher.call(&what, || request.send(client)).await?;
+        removed += 1;
+    }
+    for (i, _) in plan.catalog.prices.iter().enumerate() {
+        let Some(id) = manifest.done.get(&format!("price/{i}")).cloned() else { continue };
+        let what = format!("price {id}");
+        let request = RetrievePrice::new(id.clone());
+        let price = fetcher.call(&what, || request.send(client)).await?;
+        if !ours(&price.metadata) {
+            return Err(bad_input(format!("{what} does not carry this run's metadata: left alone")));
+        }
+        let request = UpdatePrice::new(id.clone()).active(false);
+        fetcher.call(&what, || request.send(client)).await?;
+        removed += 1;
+    }
+    for (i, _) in plan.catalog.products.iter().enumerate() {
+        let Some(id) = manifest.done.get(&format!("product/{i}")).cloned() else { continue };
+        let what = format!("product {id}");
+        let request = RetrieveProduct::new(id.clone());
+        let product = fetcher.call(&what, || request.send(client)).await?;
+        if !ours(&product.metadata) {
+            return Err(bad_input(format!("{what} does not carry this run's metadata: left alone")));
+        }
+        let request = UpdateProduct::new(id.clone()).active(false);
+        fetcher.call(&what, || request.send(client)).await?;
+        removed += 1;
+    }
+    manifest.cleaned = true;
+    save(&opts.manifest, &manifest)?;
+    Ok(removed)
 }
 
 /// Writes the manifest whole (aside, then renamed), so an interruption never leaves half of it.

@@ -213,7 +213,7 @@ fn catalog(created: i64) -> Catalog {
     let products: Vec<Product> = PLANS
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| Product { id: format!("prod_plan_{i}"), name: name.to_string(), created })
+        .map(|(i, (name, _))| Product { id: format!("prod_plan_{i}"), name: name.to_string(), created, active: true })
         .collect();
     let price = |n: usize, product: usize, interval: Interval, unit_amount: i64| Price {
         id: format!("price_plan_{n}"),

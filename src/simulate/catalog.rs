@@ -15,6 +15,8 @@ pub struct Product {
     pub id: String,
     pub name: String,
     pub created: i64,
+    /// False once archived (`active=false`).
+    pub active: bool,
 }
 
 /// A recurring price.
@@ -210,7 +212,12 @@ impl Catalog {
         let products: Vec<Product> = names
             .iter()
             .enumerate()
-            .map(|(i, name)| Product { id: stripe_id("prod", seed, 10, i as u64), name: name.to_string(), created })
+            .map(|(i, name)| Product {
+                id: stripe_id("prod", seed, 10, i as u64),
+                name: name.to_string(),
+                created,
+                active: true,
+            })
             .collect();
         let mut prices = Vec::new();
         let mut add = |product: usize, nickname: &str, currency, unit_amount, interval, interval_count, usage| {

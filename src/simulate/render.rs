@@ -38,7 +38,7 @@ pub fn product(acct: &Account, index: usize) -> Value {
     let p = &acct.catalog.products[index];
     let default_price = acct.catalog.prices.iter().find(|pr| pr.product == index).map(|pr| pr.id.clone());
     json!({
-        "id": p.id, "object": "product", "active": true, "created": p.created, "default_price": default_price,
+        "id": p.id, "object": "product", "active": p.active, "created": p.created, "default_price": default_price,
         "description": null, "images": [], "livemode": false, "marketing_features": [], "metadata": {},
         "name": p.name, "package_dimensions": null, "shippable": null, "statement_descriptor": null,
         "tax_code": null, "type": "service", "unit_label": null, "updated": p.created, "url": null,

@@ -251,6 +251,8 @@ impl WritableAccount {
         match (req.method.as_str(), parts.as_slice()) {
             ("POST", ["products"]) => self.create_product(&form, req.at),
             ("POST", ["prices"]) => self.create_price(&form, req.at),
+            ("POST", ["products", id]) => self.archive(&form, "products", id),
+            ("POST", ["prices", id]) => self.archive(&form, "prices", id),
             ("POST", ["test_helpers", "test_clocks"]) => self.create_clock(&form, req.at),
             ("POST", ["test_helpers", "test_clocks", id, "advance"]) => self.advance_clock(id, &form),
             ("DELETE", ["test_helpers", "test_clocks", id]) => self.delete_clock(id),
@@ -273,7 +275,7 @@ impl WritableAccount {
         form.only(&["name", "description", "metadata[*]"])?;
         let name = form.required("name")?.to_string();
         let id = self.next_id("prod", 20);
-        self.catalog.products.push(Product { id: id.clone(), name, created: at });
+        self.catalog.products.push(Product { id: id.clone(), name, created: at, active: true });
         self.set_metadata(&id, form.metadata());
         Ok(Answer::Object { kind: "products", id })
     }
@@ -354,6 +356,26 @@ impl WritableAccount {
         });
         self.set_metadata(&id, form.metadata());
         Ok(Answer::Object { kind: "prices", id })
+    }
+
+    /// `POST /v1/products/:id` or `/v1/prices/:id` with `active` (and metadata): how a price,
+    /// which the API cannot delete, is archived (L3: plain price lists then leave it out).
+    fn archive(&mut self, form: &Form, kind: &'static str, id: &str) -> Result<Answer, ApiError> {
+        form.only(&["active", "metadata[*]"])?;
+        let active = form.boolean("active")?;
+        let flag = if kind == "products" {
+            let p =
+                self.catalog.products.iter_mut().find(|p| p.id == id).ok_or_else(|| no_such("product", id, "id"))?;
+            &mut p.active
+        } else {
+            let p = self.catalog.prices.iter_mut().find(|p| p.id == id).ok_or_else(|| no_such("price", id, "id"))?;
+            &mut p.active
+        };
+        if let Some(active) = active {
+            *flag = active;
+        }
+        self.set_metadata(id, form.metadata());
+        Ok(Answer::Object { kind, id: id.to_string() })
     }
 
     fn create_clock(&mut self, form: &Form, at: i64) -> Result<Answer, ApiError> {
