@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,17 @@ fn seed_args<'a>(server: &'a Server, key: &'a str, manifest: &'a str, extra: &[&
     args
 }
 
+/// A new local account `name` in `dir`, seeded with the test plan: its server, key and manifest.
+fn seeded(dir: &Path, name: &str, data: &Path) -> (Server, String, PathBuf) {
+    let account = dir.join(name);
+    let server = Server::start(&account, &[]);
+    let key = key_of(&account);
+    let manifest = dir.join(format!("{name}.json"));
+    let (code, _, err) = mrr(data, &seed_args(&server, &key, manifest.to_str().unwrap(), &[]));
+    assert_eq!(code, 0, "{err}");
+    (server, key, manifest)
+}
+
 fn manifest(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -33,11 +44,7 @@ fn manifest(path: &Path) -> Value {
 fn a_seeded_local_account_pulls_and_reports_the_manifests_expected_mrr_to_the_cent() {
     let tmp = tempfile::tempdir().unwrap();
     let (account, data) = (tmp.path().join("account"), tmp.path().join("data"));
-    let server = Server::start(&account, &[]);
-    let key = key_of(&account);
-    let m_path = tmp.path().join("data_manifest.json");
-    let (code, _, err) = mrr(&data, &seed_args(&server, &key, m_path.to_str().unwrap(), &[]));
-    assert_eq!(code, 0, "{err}");
+    let (server, key, m_path) = seeded(tmp.path(), "account", &data);
     let m = manifest(&m_path);
     assert_eq!(m["complete"], true);
     let done = m["done"].as_object().unwrap();
@@ -136,11 +143,7 @@ fn a_seed_killed_mid_run_resumes_to_the_same_account_as_an_uninterrupted_one() {
     let data = tmp.path().join("data");
 
     let (whole, interrupted) = (tmp.path().join("whole"), tmp.path().join("interrupted"));
-    let server = Server::start(&whole, &[]);
-    let key = key_of(&whole);
-    let m_whole = tmp.path().join("whole.json");
-    let (code, _, err) = mrr(&data, &seed_args(&server, &key, m_whole.to_str().unwrap(), &[]));
-    assert_eq!(code, 0, "{err}");
+    let (_whole_server, _, m_whole) = seeded(tmp.path(), "whole", &data);
 
     let server = Server::start(&interrupted, &[]);
     let key = key_of(&interrupted);

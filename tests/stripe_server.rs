@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use common::{get, objects, simulate, Server};
 use futures_util::TryStreamExt;
@@ -487,10 +488,22 @@ fn bad_server_flags_exit_2_naming_the_flag() {
         assert_eq!(o.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&o.stderr).contains(needle));
     }
+    // A new folder starts a writable account, but only inside a folder that exists.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_mrr"))
         .args(["stripe-server", "--port", "0", "--account", "/nonexistent/acct"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/acct/account.json"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--account /nonexistent/acct: cannot create"));
+    assert!(!Path::new("/nonexistent").exists());
+    // A folder that is neither empty nor an account is refused, naming what is missing.
+    let stray = tempfile::tempdir().unwrap();
+    std::fs::write(stray.path().join("notes.txt"), "not an account").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mrr"))
+        .args(["stripe-server", "--port", "0", "--account"])
+        .arg(stray.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("account.json"));
 }

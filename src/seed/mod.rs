@@ -235,28 +235,27 @@ pub async fn clean(opts: &SeedRun) -> anyhow::Result<usize> {
         fetcher.call(&what, || request.send(client)).await?;
         removed += 1;
     }
-    for (i, _) in plan.catalog.prices.iter().enumerate() {
-        let Some(id) = manifest.done.get(&format!("price/{i}")).cloned() else { continue };
-        let what = format!("price {id}");
-        let request = RetrievePrice::new(id.clone());
-        let price = fetcher.call(&what, || request.send(client)).await?;
-        if !ours(&price.metadata) {
+    let prices = (0..plan.catalog.prices.len()).map(|i| ("price", i));
+    for (kind, i) in prices.chain((0..plan.catalog.products.len()).map(|i| ("product", i))) {
+        let Some(id) = manifest.done.get(&format!("{kind}/{i}")).cloned() else { continue };
+        let what = format!("{kind} {id}");
+        let metadata = if kind == "price" {
+            let request = RetrievePrice::new(id.clone());
+            fetcher.call(&what, || request.send(client)).await?.metadata
+        } else {
+            let request = RetrieveProduct::new(id.clone());
+            fetcher.call(&what, || request.send(client)).await?.metadata
+        };
+        if !ours(&metadata) {
             return Err(bad_input(format!("{what} does not carry this run's metadata: left alone")));
         }
-        let request = UpdatePrice::new(id.clone()).active(false);
-        fetcher.call(&what, || request.send(client)).await?;
-        removed += 1;
-    }
-    for (i, _) in plan.catalog.products.iter().enumerate() {
-        let Some(id) = manifest.done.get(&format!("product/{i}")).cloned() else { continue };
-        let what = format!("product {id}");
-        let request = RetrieveProduct::new(id.clone());
-        let product = fetcher.call(&what, || request.send(client)).await?;
-        if !ours(&product.metadata) {
-            return Err(bad_input(format!("{what} does not carry this run's metadata: left alone")));
+        if kind == "price" {
+            let request = UpdatePrice::new(id.clone()).active(false);
+            fetcher.call(&what, || request.send(client)).await?;
+        } else {
+            let request = UpdateProduct::new(id.clone()).active(false);
+            fetcher.call(&what, || request.send(client)).await?;
         }
-        let request = UpdateProduct::new(id.clone()).active(false);
-        fetcher.call(&what, || request.send(client)).await?;
         removed += 1;
     }
     manifest.cleaned = true;

@@ -14,6 +14,20 @@ use crate::rng::{stripe_id, Rng};
 /// Number of signup cohorts (one test clock each), as in the original generator.
 pub const COHORTS: u64 = 5;
 
+/// The original generator's odds, shared with `mrr seed-stripe`: how a new customer picks
+/// Starter, Pro, Business or Enterprise (per cent), and per mille how many take the annual
+/// variant, churn, or have a renewal payment fail (drawn at 14%: annual and brand-new
+/// subscriptions have no renewal to fail yet, so about 10% overall).
+pub const PLAN_WEIGHTS: [u64; 4] = [40, 30, 20, 10];
+pub const ANNUAL_PER_MILLE: u64 = 200;
+pub const CHURN_PER_MILLE: u64 = 150;
+pub const FAILURE_PER_MILLE: u64 = 140;
+
+/// The month (from the first) in which cohort `cohort` of `cohorts` signs up over `months`.
+pub fn cohort_month(cohort: u64, cohorts: u64, months: u32) -> u64 {
+    cohort * u64::from(months) / cohorts
+}
+
 /// What an account is made of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,18 +53,18 @@ impl Generator<'_> {
     pub fn base_customer(&self, index: u64) -> SimCustomer {
         let mut rng = Rng::for_stream(self.seed, index);
         let cohort = index * COHORTS / self.customers.max(1);
-        let month = self.first_month.plus(cohort as i64 * self.months as i64 / COHORTS as i64);
+        let month = self.first_month.plus(cohort_month(cohort, COHORTS, self.months) as i64);
         let latest = month.end().min(self.now - DAY);
         let created = month.start() + rng.range(0, (latest - month.start()).max(1));
         let mut c = self.customer(index, created, "usd", Some(cohort as usize));
 
-        let plan = rng.weighted(&[40, 30, 20, 10]);
-        let annual = rng.chance(200);
+        let plan = rng.weighted(&PLAN_WEIGHTS);
+        let annual = rng.chance(ANNUAL_PER_MILLE);
         let p = if annual { price::annual(plan) } else { price::monthly(plan) };
         let start = created + rng.range(60, 3600);
         let mut sub = self.subscription(&c, 0, start, &[(p, 1)]);
 
-        if rng.chance(150) {
+        if rng.chance(CHURN_PER_MILLE) {
             // Voluntary churn some time after signing up.
             let requested = start + rng.range(DAY, (self.now - start).max(DAY + 1));
             if requested < self.now {
@@ -71,9 +85,8 @@ impl Generator<'_> {
                     });
                 }
             }
-        } else if rng.chance(140) {
-            // A renewal payment fails; some recover, the rest end canceled or unpaid. Drawn at
-            // 14% because annual and brand-new subscriptions have no renewal yet: ~10% overall.
+        } else if rng.chance(FAILURE_PER_MILLE) {
+            // A renewal payment fails; some recover, the rest end canceled or unpaid.
             let eligible: Vec<i64> = (1..).take_while(|k| sub.period_start(*k) < self.now - 2 * DAY).collect();
             if !eligible.is_empty() {
                 let k = eligible[rng.below(eligible.len() as u64) as usize];

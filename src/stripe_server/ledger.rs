@@ -49,7 +49,12 @@ pub fn is_new(dir: &Path) -> bool {
 
 /// Starts an empty writable account in `dir` with a fresh test key; returns its `account.json`.
 pub fn init(dir: &Path) -> anyhow::Result<AccountInfo> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Like `mkdir`, not `mkdir -p`: a mistyped parent is an error, not a new tree.
+    if !dir.exists() {
+        std::fs::create_dir(dir).map_err(|e| {
+            crate::error::bad_input(format!("--account {}: cannot create the new account's folder: {e}", dir.display()))
+        })?;
+    }
     let now = crate::calendar::now();
     let seed = (now as u64) ^ u64::from(std::process::id()).rotate_left(32);
     let info = AccountInfo {
