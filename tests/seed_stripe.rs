@@ -149,9 +149,13 @@ fn a_seed_killed_mid_run_resumes_to_the_same_account_as_an_uninterrupted_one() {
     let key = key_of(&interrupted);
     let m = tmp.path().join("interrupted.json");
     let args = seed_args(&server, &key, m.to_str().unwrap(), &[]);
-    // Killed twice without warning (SIGKILL): once among the first customers, once while the
-    // clocks advance month by month.
-    for after_steps in [60, 200] {
+    // Killed twice without warning (SIGKILL): once among the first customers, once just after
+    // the server took a clock's advance, before the seed saw the clock ready.
+    let last_write_advances = || {
+        let ledger = std::fs::read_to_string(interrupted.join("writes.jsonl")).unwrap_or_default();
+        ledger.lines().last().is_some_and(|l| l.contains("/advance\""))
+    };
+    for (after_steps, mid_advance) in [(60, false), (200, true)] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mrr"))
             .arg("--data-dir")
             .arg(&data)
@@ -164,7 +168,9 @@ fn a_seed_killed_mid_run_resumes_to_the_same_account_as_an_uninterrupted_one() {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let steps = std::fs::read(&m).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-            if steps.is_some_and(|v| v["done"].as_object().unwrap().len() >= after_steps) {
+            if steps.is_some_and(|v| v["done"].as_object().unwrap().len() >= after_steps)
+                && (!mid_advance || last_write_advances())
+            {
                 break;
             }
             assert!(child.try_wait().unwrap().is_none(), "the seed ended before it was interrupted");
