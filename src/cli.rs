@@ -52,8 +52,9 @@ pub enum Format {
 pub enum Command {
     /// Run the whole pipeline on a simulated account: no Stripe key, no network.
     ///
-    /// Simulates a Stripe account (reused on later runs), serves it through the local
-    /// Stripe-compatible API, pulls it into a snapshot, verifies it, computes every metric
+    /// Simulates a Stripe account (kept in DATA_DIR/accounts/, reused while a fresh simulation
+    /// is identical; one that another version wrote is moved aside), serves it through the
+    /// local Stripe-compatible API, pulls it into a snapshot, verifies it, computes every metric
     /// with DuckDB and checks each cell against the simulator's independent ground truth,
     /// then pushes the same Parquet files to a local BigQuery emulator (started from
     /// .venv-emulators, see scripts/emulators), runs the BigQuery SQL there and compares

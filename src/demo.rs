@@ -5,8 +5,9 @@
 //! emulator (or a real project), run the BigQuery SQL there, compare both engines to the
 //! cent, and print a summary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use crate::metrics::MetricOptions;
@@ -28,6 +29,24 @@ pub struct DemoOptions {
     pub window: bool,
 }
 
+/// Whether two folders hold the same files with the same bytes.
+fn same_files(a: &Path, b: &Path) -> anyhow::Result<bool> {
+    let names = |dir: &Path| -> anyhow::Result<std::collections::BTreeSet<std::ffi::OsString>> {
+        let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        Ok(entries.filter_map(Result::ok).map(|e| e.file_name()).collect())
+    };
+    let files = names(a)?;
+    if files != names(b)? {
+        return Ok(false);
+    }
+    for name in &files {
+        if std::fs::read(a.join(name))? != std::fs::read(b.join(name))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Runs the demo; a ground-truth mismatch is a failed check (exit 1).
 pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     let scenario = serde_json::to_value(opts.scenario)?.as_str().unwrap_or("default").to_string();
@@ -36,22 +55,45 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         .join("accounts")
         .join(format!("{scenario}-seed{}-{}c-{}m", opts.seed, opts.customers, opts.months));
     stage("1/8", "simulate a Stripe account (deterministic, offline)");
-    if account.join("account.json").exists() {
-        eprintln!("    reusing {}", account.display());
+    // Simulated afresh every time (it takes well under a second) and compared with the folder
+    // a previous run left: the same bytes are reused; a folder another version of the
+    // simulator wrote (objects or ground truth of other rules) is moved aside, never trusted.
+    let fresh = account.with_file_name(format!(
+        ".{}.new-{}",
+        account.file_name().and_then(|n| n.to_str()).unwrap_or("account"),
+        std::process::id()
+    ));
+    let summary = crate::simulate::run(&SimulateOptions {
+        customers: opts.customers,
+        months: opts.months,
+        seed: opts.seed,
+        scenario: opts.scenario,
+        now: crate::calendar::parse_timestamp("2026-11-20T12:00:00Z").expect("valid"),
+        event_days: 30,
+        horizon: None,
+        parquet_snapshot: false,
+        amount_scale: 1,
+        api_version: crate::simulate::render::API_VERSION.to_string(),
+        out: fresh.clone(),
+    })?;
+    if account.exists() && same_files(&account, &fresh)? {
+        std::fs::remove_dir_all(&fresh).with_context(|| format!("removing {}", fresh.display()))?;
+        eprintln!("    reusing {} (identical to a fresh simulation)", account.display());
     } else {
-        let summary = crate::simulate::run(&SimulateOptions {
-            customers: opts.customers,
-            months: opts.months,
-            seed: opts.seed,
-            scenario: opts.scenario,
-            now: crate::calendar::parse_timestamp("2026-11-20T12:00:00Z").expect("valid"),
-            event_days: 30,
-            horizon: None,
-            parquet_snapshot: false,
-            amount_scale: 1,
-            api_version: crate::simulate::render::API_VERSION.to_string(),
-            out: account.clone(),
-        })?;
+        if account.exists() {
+            let aside = account.with_file_name(format!(
+                "{}.replaced-{}",
+                account.file_name().and_then(|n| n.to_str()).unwrap_or("account"),
+                crate::calendar::now()
+            ));
+            std::fs::rename(&account, &aside).with_context(|| format!("moving {} aside", account.display()))?;
+            eprintln!(
+                "    {} was written by another version of the simulator: moved to {}",
+                account.display(),
+                aside.display()
+            );
+        }
+        std::fs::rename(&fresh, &account).with_context(|| format!("moving {} into place", fresh.display()))?;
         eprintln!(
             "    {} customers, {} subscriptions, {} invoices -> {}",
             summary.customers,
