@@ -167,8 +167,7 @@ pub async fn run(opts: &SeedRun) -> anyhow::Result<SeedSummary> {
                 opts.manifest.display()
             )));
         }
-        let m: Manifest = serde_json::from_slice(&std::fs::read(&opts.manifest)?)
-            .map_err(|e| bad_input(format!("{}: {e}", opts.manifest.display())))?;
+        let m = load(&opts.manifest)?;
         if m.api_base != api_base {
             return Err(bad_input(format!(
                 "the run in {} seeded {}, not --api-base {api_base}",
@@ -209,11 +208,7 @@ pub async fn clean(opts: &SeedRun) -> anyhow::Result<usize> {
     use stripe_product::product::{RetrieveProduct, UpdateProduct};
 
     let fetcher = connect(opts)?;
-    let mut manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(&opts.manifest)
-            .map_err(|e| bad_input(format!("--clean needs --manifest: {}: {e}", opts.manifest.display())))?,
-    )
-    .map_err(|e| bad_input(format!("{}: {e}", opts.manifest.display())))?;
+    let mut manifest = load(&opts.manifest)?;
     let plan = Plan::new(manifest.options.clone())?;
     let ours = |metadata: &HashMap<String, String>| metadata.get("mrr_seed_run") == Some(&manifest.run_id);
     let gone = |e: &anyhow::Error| e.downcast_ref::<crate::pull::fetcher::NotFound>().is_some();
@@ -261,6 +256,12 @@ pub async fn clean(opts: &SeedRun) -> anyhow::Result<usize> {
     manifest.cleaned = true;
     save(&opts.manifest, &manifest)?;
     Ok(removed)
+}
+
+/// Reads a run's manifest.
+fn load(path: &Path) -> anyhow::Result<Manifest> {
+    let bytes = std::fs::read(path).map_err(|e| bad_input(format!("--manifest {}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| bad_input(format!("--manifest {}: {e}", path.display())))
 }
 
 /// Writes the manifest whole (aside, then renamed), so an interruption never leaves half of it.

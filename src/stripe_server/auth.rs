@@ -23,14 +23,14 @@ fn forbidden(state: &AppState, kind: &str, access: &str) -> Option<Response> {
         return None;
     }
     let object = kind.rsplit('/').next().unwrap_or(kind).trim_end_matches('s');
-    let tail = &state.api_key[state.api_key.len().saturating_sub(4)..];
+    let tail = &state.info.api_key[state.info.api_key.len().saturating_sub(4)..];
     Some(error(
         StatusCode::FORBIDDEN,
         "invalid_request_error",
         format!(
             "The provided key 'rk_test_***{tail}' does not have the required permissions for this endpoint on account \
              '{}'. Having the 'rak_{object}_{access}' permission would allow this request to continue.",
-            state.account_id
+            state.info.account_id
         ),
         None,
         None,
@@ -74,7 +74,7 @@ pub(super) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), 
     } else {
         String::new()
     };
-    if constant_time_eq(key.as_bytes(), state.api_key.as_bytes()) {
+    if constant_time_eq(key.as_bytes(), state.info.api_key.as_bytes()) {
         connected_account(state, headers)
     } else {
         Err(error(
@@ -93,7 +93,7 @@ pub(super) fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), 
 fn connected_account(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     match headers.get("stripe-account").and_then(|v| v.to_str().ok()) {
         None => Ok(()),
-        Some(acct) if acct == state.account_id => Ok(()),
+        Some(acct) if acct == state.info.account_id => Ok(()),
         Some(_) => Err(error(
             StatusCode::FORBIDDEN,
             "invalid_request_error",

@@ -4,7 +4,7 @@
 //! alone is the state; an idempotency key sent again gets the first answer back, as on Stripe
 //! (docs/stripe-behaviour.md, W2).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -193,16 +193,7 @@ fn render(dir: &Path, account: &WritableAccount, info: &AccountInfo) -> anyhow::
     };
     let unclocked = at(now);
     let by_clock: Vec<Account> = account.clocks.iter().map(|c| at(c.frozen_time)).collect();
-    let mut ids = Vec::new();
-    ids.extend(account.catalog.products.iter().map(|p| p.id.clone()));
-    ids.extend(account.catalog.prices.iter().map(|p| p.id.clone()));
-    for c in account.customers() {
-        ids.push(c.id.clone());
-        ids.extend(c.subscriptions.iter().map(|s| s.id.clone()));
-    }
-    let metadata: BTreeMap<String, Value> =
-        ids.into_iter().map(|id| (account.metadata_of(&id), id)).map(|(m, id)| (id, m)).collect();
-    let mut files = ObjectFiles::with_metadata(&aside, false, &unclocked, metadata)?;
+    let mut files = ObjectFiles::with_metadata(&aside, false, &unclocked, account.metadata())?;
     for c in account.customers() {
         let acct = c.test_clock.map_or(&unclocked, |k| &by_clock[k]);
         files.customer(acct, c, acct.now - i64::from(info.event_days) * crate::calendar::DAY, &info.api_version)?;

@@ -68,9 +68,8 @@ struct AppState {
     store: std::sync::RwLock<Arc<Store>>,
     /// The writable account (none: a simulated account, served read-only).
     ledger: Option<tokio::sync::Mutex<ledger::Ledger>>,
+    /// `account.json`: the key that unlocks the account and its id.
     info: AccountInfo,
-    api_key: String,
-    account_id: String,
     /// `GET /v1/account`: the account the key belongs to.
     account: Value,
     /// Lists answered with 403 (`--forbid`).
@@ -135,8 +134,7 @@ impl StripeServer {
             "details_submitted": true,
         });
         let forbid = opts.forbid.iter().map(|l| list_path(l)).collect();
-        let (api_key, account_id) = (info.api_key.clone(), info.account_id.clone());
-        let state = Arc::new(AppState { store, ledger, info, api_key, account_id, account, forbid });
+        let state = Arc::new(AppState { store, ledger, info, account, forbid });
         const CLOCKS: &str = "test_helpers/test_clocks";
         let app = Router::new()
             .route("/v1/account", get(retrieve_account))

@@ -96,10 +96,9 @@ struct Customer {
     default_card: Vec<(i64, Option<usize>)>,
 }
 
-impl Customer {
-    fn card_at(&self, t: i64) -> Option<usize> {
-        self.default_card.iter().rev().find(|(from, _)| *from <= t).and_then(|(_, c)| *c)
-    }
+/// The default card at `t` of a customer whose defaults were `default_card`.
+fn card_at(default_card: &[(i64, Option<usize>)], t: i64) -> Option<usize> {
+    default_card.iter().rev().find(|(from, _)| *from <= t).and_then(|(_, c)| *c)
 }
 
 /// The account the write API builds.
@@ -195,9 +194,9 @@ impl WritableAccount {
         self.customers.iter().map(|c| &c.sim)
     }
 
-    /// The metadata a request set on an object.
-    pub fn metadata_of(&self, id: &str) -> Value {
-        Value::Object(self.metadata.get(id).cloned().unwrap_or_default())
+    /// The metadata requests set, by object id.
+    pub fn metadata(&self) -> BTreeMap<String, Value> {
+        self.metadata.iter().map(|(id, m)| (id.clone(), Value::Object(m.clone()))).collect()
     }
 
     fn next_id(&mut self, prefix: &str, kind: u64) -> String {
@@ -423,12 +422,8 @@ impl WritableAccount {
             ));
         }
         for customer in self.customers.iter_mut().filter(|x| x.sim.test_clock == Some(c)) {
-            let cards = &self.cards;
-            let default_card = &customer.default_card;
-            let declines = |t: i64| {
-                let card = default_card.iter().rev().find(|(since, _)| *since <= t).and_then(|(_, k)| *k);
-                card.is_some_and(|k| cards[k].fails)
-            };
+            let (cards, default_card) = (&self.cards, &customer.default_card);
+            let declines = |t: i64| card_at(default_card, t).is_some_and(|k| cards[k].fails);
             for sub in &mut customer.sim.subscriptions {
                 charge_renewals(sub, from, to, declines);
             }
@@ -590,7 +585,7 @@ impl WritableAccount {
         }
         let start = self.time_of(self.customers[c].sim.test_clock, at);
         let customer = &self.customers[c];
-        let Some(card) = customer.card_at(start) else {
+        let Some(card) = card_at(&customer.default_card, start) else {
             return Err(invalid(
                 "This customer has no attached payment source or default payment method. Please consider adding a \
                  default payment method.",
@@ -808,7 +803,7 @@ mod tests {
         let err = a.apply(&post("products", &[("name", "Pro"), ("colour", "red")])).unwrap_err();
         assert_eq!((err.status, err.code, err.param.as_deref()), (400, Some("parameter_unknown"), Some("colour")));
         a.apply(&post("products", &[("name", "Pro"), ("metadata[by]", "test")])).unwrap();
-        assert_eq!(a.metadata_of(&a.catalog.products[0].id), json!({"by": "test"}));
+        assert_eq!(a.metadata()[&a.catalog.products[0].id], json!({"by": "test"}));
         let err = a.apply(&post("products", &[("metadata", "x")])).unwrap_err();
         assert_eq!(err.param.as_deref(), Some("metadata"));
         let err = a.apply(&post("products", &[])).unwrap_err();
