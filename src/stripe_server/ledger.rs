@@ -47,7 +47,8 @@ pub fn is_new(dir: &Path) -> bool {
     !dir.exists() || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
-/// Starts an empty writable account in `dir` with a fresh test key; returns its `account.json`.
+/// Starts an empty writable account in `dir` with a fresh test key (`account.json` and an
+/// empty `writes.jsonl`); returns its `account.json`.
 pub fn init(dir: &Path) -> anyhow::Result<AccountInfo> {
     // Like `mkdir`, not `mkdir -p`: a mistyped parent is an error, not a new tree.
     if !dir.exists() {
@@ -76,7 +77,7 @@ pub fn init(dir: &Path) -> anyhow::Result<AccountInfo> {
     crate::atomic_dir::write_json(&dir.join("account.json"), &info)?;
     std::fs::File::create(dir.join(WRITES_FILE))
         .with_context(|| format!("creating {}", dir.join(WRITES_FILE).display()))?;
-    render(dir, &WritableAccount::empty(seed), &info)?;
+    // Its object files come from `Ledger::open`, which renders every writable account it opens.
     Ok(info)
 }
 
