@@ -204,13 +204,20 @@ sub_interval AS (
 -- no discount of its own (Stripe: a subscription without discounts "inherits the discount from
 -- the subscription's customer"; docs/stripe-behaviour.md, D3).
 discount_targets AS (
-  SELECT d.id AS discount, d.subscription, FALSE AS inherited, d.coupon, d.start, d.`end` AS scheduled_end
-  FROM {{discounts}} d
-  WHERE d.subscription IS NOT NULL
-  UNION ALL
-  SELECT d.id, s.subscription, TRUE, d.coupon, d.start, d.`end`
-  FROM {{discounts}} d JOIN subs s ON s.customer = d.customer
-  WHERE d.subscription IS NULL AND d.invoice IS NULL
+  -- A later discount of the same level (its own, or its customer's) replaces the one before:
+  -- Stripe's subscription update sets the whole `discounts` list, and a customer has one
+  -- `discount`. Which discounts apply at once is known only from today's lists, where several
+  -- at one level are refused before any query (src/engine/priceable.rs, D5).
+  SELECT *, LEAD(start) OVER (PARTITION BY subscription, inherited ORDER BY start, discount) AS next_start
+  FROM (
+    SELECT d.id AS discount, d.subscription, FALSE AS inherited, d.coupon, d.start, d.`end` AS scheduled_end
+    FROM {{discounts}} d
+    WHERE d.subscription IS NOT NULL
+    UNION ALL
+    SELECT d.id, s.subscription, TRUE, d.coupon, d.start, d.`end`
+    FROM {{discounts}} d JOIN subs s ON s.customer = d.customer
+    WHERE d.subscription IS NULL AND d.invoice IS NULL
+  ) targets
 ),
 first_period_end AS (
   SELECT l.subscription, t.discount, MIN(l.period_end) AS once_until
@@ -241,7 +248,8 @@ discount_windows AS (
          LEAST(
            COALESCE(CASE c.duration WHEN 'repeating' THEN t.scheduled_end WHEN 'once' THEN f.once_until END, {{end_of_time}}),
            COALESCE(dd.removed_at, {{end_of_time}}),
-           COALESCE(ur.removed_at, {{end_of_time}})
+           COALESCE(ur.removed_at, {{end_of_time}}),
+           COALESCE(t.next_start, {{end_of_time}})
          ) AS until,
          c.percent_off_hundredths, c.amount_off
   FROM discount_targets t

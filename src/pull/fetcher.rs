@@ -299,7 +299,7 @@ impl Fetcher {
                 })
                 .await?;
             for item in &page.data {
-                rows.push(extract::subscription_item(subscription, item));
+                rows.extend(extract::subscription_item(subscription, item));
                 rows.extend(extract::price(&item.price));
             }
             match page.data.last() {

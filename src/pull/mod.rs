@@ -454,6 +454,8 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
         let key = match row.table.as_str() {
             // A price's tiers and currency options: one row per price, currency (and tier).
             "price_tiers" | "price_currency_options" => Some(format!("{:?}", &row.cells[..3])),
+            // A subscription listed twice (overlapping lists) lists its discounts twice.
+            "subscription_discounts" => Some(format!("{:?}", &row.cells[1..3])),
             t if DEDUPLICATED.contains(&t) => {
                 let Some(id) = row_id(&row) else { return Ok(()) };
                 Some(id.to_string())

@@ -49,6 +49,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "_cents",
     "duckdb" / "_priceable",
     "duckdb" / "_coupons_known",
+    "duckdb" / "_discounts_stacked",
     "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
     "bigquery" / "mrr_by_customer",

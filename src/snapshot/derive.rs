@@ -112,7 +112,7 @@ impl Changes {
     pub fn object(&mut self, kind: Kind, id: &str, state: Option<Vec<Row>>, includables: bool) {
         self.replaced.entry(kind.table()).or_default().insert(id.to_string());
         let children: &[&'static str] = match kind {
-            Kind::Subscription => &["subscription_items"],
+            Kind::Subscription => &["subscription_items", "subscription_discounts"],
             Kind::Invoice => &["invoice_lines"],
             Kind::Price if includables => &["price_tiers", "price_currency_options"],
             _ => &[],
@@ -253,7 +253,7 @@ const EMBEDDED: [&str; 2] = ["discounts", "coupons"];
 /// The column that ties a table's rows to the objects that replace them.
 fn key_column(table: &str) -> &'static str {
     match table {
-        "subscription_items" => "subscription",
+        "subscription_items" | "subscription_discounts" => "subscription",
         "invoice_lines" => "invoice",
         "price_tiers" | "price_currency_options" => "price",
         "event_changes" => "event",

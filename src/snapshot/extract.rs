@@ -171,14 +171,28 @@ pub fn subscription(sub: &Subscription) -> Vec<Row> {
         sub.latest_invoice.as_ref().and_then(|i| i.id().as_ref()).map(s),
         sub.test_clock.as_ref().map(|t| s(t.id())),
     )];
-    rows.extend(sub.items.data.iter().map(|item| subscription_item(sub.id.as_str(), item)));
+    rows.extend(sub.items.data.iter().flat_map(|item| subscription_item(sub.id.as_str(), item)));
+    rows.extend(listed_discounts(sub.id.as_str(), sub.id.as_str(), &sub.discounts));
     rows.extend(sub.discounts.iter().filter_map(|d| d.as_object()).flat_map(discount));
     rows
 }
 
-/// One item of a subscription (embedded in it, or from `GET /v1/subscription_items`).
-pub fn subscription_item(subscription: &str, item: &SubscriptionItem) -> Row {
-    row!(
+/// The discounts a subscription or one of its items lists now, in order, expanded or not
+/// (an event's subscription carries ids only). Which discounts are current, and whether
+/// several apply at once, is known only from these lists: the `discounts` table keeps every
+/// discount ever invoiced (docs/stripe-behaviour.md, D5).
+fn listed_discounts<'a>(
+    subscription: &'a str,
+    owner: &'a str,
+    list: &'a [stripe_types::Expandable<Discount>],
+) -> impl Iterator<Item = Row> + 'a {
+    list.iter().enumerate().map(move |(n, d)| row!("subscription_discounts", subscription, owner, s(d.id()), n as i64))
+}
+
+/// One item of a subscription (embedded in it, or from `GET /v1/subscription_items`), and the
+/// item-level discounts it lists.
+pub fn subscription_item(subscription: &str, item: &SubscriptionItem) -> Vec<Row> {
+    let mut rows = vec![row!(
         "subscription_items",
         s(&item.id),
         subscription,
@@ -188,7 +202,9 @@ pub fn subscription_item(subscription: &str, item: &SubscriptionItem) -> Row {
         item.quantity,
         item.current_period_start,
         item.current_period_end,
-    )
+    )];
+    rows.extend(listed_discounts(subscription, item.id.as_str(), &item.discounts));
+    rows
 }
 
 /// The invoice row and its discounts; lines come separately (they may span pages).

@@ -14,13 +14,15 @@ use serde::{Deserialize, Serialize};
 /// Version of the table layout below; bump on any change.
 /// 2: `price_tiers` and `price_currency_options` (a version-1 snapshot reads as having none).
 /// 3: `event_changes` and `coupon_products` (an older snapshot reads as having none).
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: `subscription_discounts` (an older snapshot reads as having none).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The schema version a table first appeared in; an older snapshot has no rows of it.
 pub fn since_version(table: &str) -> u32 {
     match table {
         "price_tiers" | "price_currency_options" => 2,
         "event_changes" | "coupon_products" => 3,
+        "subscription_discounts" => 4,
         _ => 1,
     }
 }
@@ -32,6 +34,7 @@ pub fn key_columns(table: &str) -> &'static [&'static str] {
         "price_currency_options" => &["price", "currency"],
         "event_changes" => &["event", "field"],
         "coupon_products" => &["coupon", "product"],
+        "subscription_discounts" => &["owner", "discount"],
         _ => &["id"],
     }
 }
@@ -151,6 +154,14 @@ pub const TABLES: &[TableDef] = &[
             "id" Str "si_ id", "subscription" Str "sub_ id", "created" Ts "", "price" Str "price_ id",
             "product" Str "prod_ id", "quantity" I64 "null for metered items",
             "current_period_start" Ts "", "current_period_end" Ts "",
+        ],
+    },
+    TableDef {
+        name: "subscription_discounts",
+        doc: "The discounts a subscription and each of its items list now (`discounts`), in their order.",
+        columns: cols![
+            "subscription" Str "sub_ id", "owner" Str "the sub_ id, or the si_ id of an item-level discount",
+            "discount" Str "di_ id", "position" I64 "in the owner's list, 0 first",
         ],
     },
     TableDef {
