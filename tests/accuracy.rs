@@ -392,6 +392,23 @@ fn a_coupon_redeemed_again_replaces_the_discount_before_it_and_counts_once() {
 }
 
 #[test]
+fn a_discount_taken_off_with_no_event_and_no_renewal_since_ends_by_the_snapshot_instant() {
+    // removed_discount was taken off 9 days ago, after its last renewal: only its
+    // `customer.discount.deleted` event says so. Without such events (older than Stripe keeps,
+    // or a key without event permission) the subscription's `discounts`, which no longer list
+    // it, say so (D2): November is undiscounted, as in the ground truth.
+    let acct = common::simulate(Scenario::Full, 20, 42);
+    let mut dropped = 0;
+    common::rewrite_objects(&acct.dir, "events.jsonl", |events| {
+        let before = events.len();
+        events.retain(|e| e["type"] != "customer.discount.deleted");
+        dropped = before - events.len();
+    });
+    assert!(dropped > 0, "the full scenario sends customer.discount.deleted");
+    assert_exact_account(&acct, "full seed 42, no customer.discount.deleted events");
+}
+
+#[test]
 fn several_discounts_at_once_or_on_an_item_are_refused_naming_them() {
     let acct = common::simulate(Scenario::Full, 20, 42);
     let (sub, old, new) = redeem_again(&acct, "coupon_percent_forever", &["old", "new"]);

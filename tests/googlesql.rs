@@ -94,7 +94,7 @@ fn account(name: &'static str, scenario: Scenario, customers: u64, amount_scale:
     let snapshot_dir =
         common::simulate_parquet_scaled(scenario, customers, 42, amount_scale, &dir.path().join("account"));
     let snapshot = Snapshot::open(&snapshot_dir).unwrap();
-    let params = QueryParams { as_of: snapshot.as_of().unwrap(), options: MetricOptions::default() };
+    let params = QueryParams::of(&snapshot, MetricOptions::default()).unwrap();
     let duckdb = mrr::engine::duckdb::run_all(&snapshot, &params).unwrap();
     Account { _dir: dir, name, snapshot, duckdb }
 }
@@ -143,6 +143,10 @@ fn bounds_tables(t: &Target) -> Map<String, Value> {
         "discounts",
         json!({"id": "di_eur", "subscription": "sub_eur", "customer": "cus_eur", "coupon": "PCT3333", "start": jan}),
     );
+    add(
+        "subscription_discounts",
+        json!({"subscription": "sub_eur", "owner": "sub_eur", "discount": "di_eur", "position": 0}),
+    );
     let kind = |k: Kind| match k {
         Kind::Str => "STRING",
         Kind::I64 => "INT64",
@@ -189,7 +193,7 @@ fn every_bigquery_query_equals_duckdb_on_googlesql_and_holds_the_contracts_bound
             let path = a.snapshot.table_path(table.name).unwrap();
             tables.insert(catalog_name(&t, table.name), json!({"parquet": path}));
         }
-        let params = QueryParams { as_of: a.snapshot.as_of().unwrap(), options: MetricOptions::default() };
+        let params = QueryParams::of(&a.snapshot, MetricOptions::default()).unwrap();
         for (query, sql) in mrr::bigquery::query::suite_sql(&t, &params).unwrap() {
             queries.push(json!({"name": format!("{}/{query}", a.name), "sql": sql}));
         }
@@ -197,7 +201,7 @@ fn every_bigquery_query_equals_duckdb_on_googlesql_and_holds_the_contracts_bound
     let bounds = target("bounds");
     tables.extend(bounds_tables(&bounds));
     let as_of = mrr::calendar::parse_timestamp(common::NOW).unwrap();
-    let bounds_params = QueryParams { as_of, options: MetricOptions::default() };
+    let bounds_params = QueryParams { as_of, options: MetricOptions::default(), discount_lists: true };
     for (query, sql) in mrr::bigquery::query::suite_sql(&bounds, &bounds_params).unwrap() {
         queries.push(json!({"name": format!("bounds/{query}"), "sql": sql}));
     }

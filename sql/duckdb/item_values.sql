@@ -244,6 +244,12 @@ undiscounted_renewal AS (
   WHERE i.billing_reason = 'subscription_cycle' AND i.created > t.start AND i.subtotal > 0 AND i.total_discount = 0
   GROUP BY 1, 2
 ),
+-- The discounts each subscription lists now. One it no longer lists was taken off by
+-- {{as_of}} at the latest, when the snapshot keeps the lists (schema version 4) as new as
+-- the discounts (a pulled snapshot, not one derived from events; D2, D5).
+listed_now AS (
+  SELECT DISTINCT owner AS subscription, discount FROM {{subscription_discounts}}
+),
 -- The window in which each coupon reduces MRR, by the `discounts` option.
 discount_windows AS (
   SELECT t.subscription, t.inherited, t.coupon, t.start AS from_at,
@@ -251,7 +257,8 @@ discount_windows AS (
            COALESCE(CASE c.duration WHEN 'repeating' THEN t.scheduled_end WHEN 'once' THEN f.once_until END, {{end_of_time}}),
            COALESCE(dd.removed_at, {{end_of_time}}),
            COALESCE(ur.removed_at, {{end_of_time}}),
-           COALESCE(t.next_start, {{end_of_time}})
+           COALESCE(t.next_start, {{end_of_time}}),
+           CASE WHEN {{discount_lists}} AND NOT t.inherited AND ln.discount IS NULL THEN {{as_of}} ELSE {{end_of_time}} END
          ) AS until,
          c.percent_off_hundredths, c.amount_off
   FROM discount_targets t
@@ -260,6 +267,7 @@ discount_windows AS (
   LEFT JOIN first_period_end f ON f.subscription = t.subscription AND f.discount = t.discount
   LEFT JOIN discount_deleted dd ON dd.discount = t.discount
   LEFT JOIN undiscounted_renewal ur ON ur.discount = t.discount AND ur.subscription = t.subscription
+  LEFT JOIN listed_now ln ON ln.subscription = t.subscription AND ln.discount = t.discount
   WHERE ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
 ),
 -- Coupons that discount only some products' items (`applies_to.products`).

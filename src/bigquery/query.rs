@@ -38,7 +38,7 @@ pub async fn report(
     options: MetricOptions,
 ) -> anyhow::Result<Vec<(&'static str, results::Rows)>> {
     super::push::check_dataset_holds(bq, snapshot).await?;
-    let params = QueryParams { as_of: snapshot.as_of()?, options };
+    let params = QueryParams::of(snapshot, options)?;
     let mut out = Vec::new();
     for (query, sql) in suite_sql(&bq.target, &params)? {
         let batch = run_sql(bq, &sql, &format!("sql/bigquery/{query}.sql")).await?;
@@ -83,7 +83,7 @@ pub async fn dry_run(
     options: MetricOptions,
 ) -> anyhow::Result<Vec<(&'static str, u64)>> {
     let t = &bq.target;
-    let params = QueryParams { as_of: snapshot.as_of()?, options };
+    let params = QueryParams::of(snapshot, options)?;
     let mut out = Vec::new();
     for (query, sql) in suite_sql(t, &params)? {
         let mut request = query_request(t, &sql);
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn every_time_zone_dependent_call_of_the_rendered_bigquery_sql_names_utc() {
-        let params = QueryParams { as_of: 1_800_000_000, options: MetricOptions::default() };
+        let params = QueryParams { as_of: 1_800_000_000, options: MetricOptions::default(), discount_lists: true };
         let mut total = 0;
         for query in QUERIES {
             let sql = crate::queries::render(Dialect::BigQuery, query, &params, &|t| format!("`p.d.{t}`")).unwrap();

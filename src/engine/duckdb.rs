@@ -20,8 +20,7 @@ pub fn resolved_sql(
     query: &str,
     options: crate::metrics::MetricOptions,
 ) -> anyhow::Result<String> {
-    let as_of = snapshot.as_of()?;
-    render_for(snapshot, query, &QueryParams { as_of, options })
+    render_for(snapshot, query, &QueryParams::of(snapshot, options)?)
 }
 
 pub(super) fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<String> {

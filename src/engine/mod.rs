@@ -15,8 +15,7 @@ pub fn report_duckdb(
     snapshot: &crate::snapshot::Snapshot,
     options: MetricOptions,
 ) -> anyhow::Result<Vec<(&'static str, Vec<arrow::array::RecordBatch>)>> {
-    let as_of = snapshot.as_of()?;
-    let params = QueryParams { as_of, options };
+    let params = QueryParams::of(snapshot, options)?;
     let out = duckdb::run_all(snapshot, &params)?;
     for (query, batches) in &out {
         let schema = match batches.first() {

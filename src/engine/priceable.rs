@@ -15,7 +15,7 @@ use crate::queries::QueryParams;
 /// [`check`] in a connection of its own: for `mrr push`, which sends the snapshot to BigQuery
 /// without running DuckDB's queries.
 pub fn check_snapshot(snapshot: &Snapshot) -> anyhow::Result<()> {
-    let params = QueryParams { as_of: snapshot.as_of()?, options: Default::default() };
+    let params = QueryParams::of(snapshot, Default::default())?;
     check(&super::duckdb::open()?, snapshot, &params)
 }
 

@@ -71,6 +71,21 @@ pub struct QueryParams {
     /// Unix seconds the current month is measured at.
     pub as_of: i64,
     pub options: MetricOptions,
+    /// Whether every subscription's current discounts (`subscription_discounts`, schema version
+    /// 4) are as new as the discounts themselves: then a discount its subscription no longer
+    /// lists has ended by `as_of`. Not in a snapshot derived from events, where a discount's
+    /// own event may be newer than its subscription's state.
+    pub discount_lists: bool,
+}
+
+impl QueryParams {
+    /// The parameters of a snapshot's queries under `options`.
+    pub fn of(snapshot: &crate::snapshot::Snapshot, options: MetricOptions) -> anyhow::Result<Self> {
+        let m = &snapshot.manifest;
+        let discount_lists = m.derived_from.is_none()
+            && m.schema_version >= crate::snapshot::schema::since_version("subscription_discounts");
+        Ok(QueryParams { as_of: snapshot.as_of()?, options, discount_lists })
+    }
 }
 
 /// Resolves a query's placeholders; `table_ref` names a snapshot table in the dialect.
@@ -136,6 +151,7 @@ fn expand(
             DiscountRule::None => "none",
         }
         .into(),
+        "discount_lists" => if params.discount_lists { "TRUE" } else { "FALSE" }.into(),
         "churn_at" => match params.options.churn_at {
             ChurnAt::End => "end",
             ChurnAt::Cancel => "cancel",
@@ -176,7 +192,7 @@ mod tests {
 
     #[test]
     fn every_query_resolves_in_both_dialects_with_the_same_columns() {
-        let params = QueryParams { as_of: 0, options: MetricOptions::default() };
+        let params = QueryParams { as_of: 0, options: MetricOptions::default(), discount_lists: true };
         for dialect in [Dialect::DuckDb, Dialect::BigQuery] {
             for q in QUERIES {
                 let sql = render(dialect, q, &params, &|t| format!("T_{t}")).unwrap();
@@ -202,7 +218,7 @@ mod tests {
 
     #[test]
     fn unknown_placeholders_name_the_file() {
-        let params = QueryParams { as_of: 0, options: MetricOptions::default() };
+        let params = QueryParams { as_of: 0, options: MetricOptions::default(), discount_lists: true };
         let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into(), &|_| None).unwrap_err();
         assert!(err.to_string().contains("sql/duckdb/x.sql: unknown placeholder {{nope}}"), "{err}");
     }
