@@ -207,6 +207,7 @@ mod edge_case {
         deleted_coupon,
         removed_discount,
         removed_discount_invoiced,
+        replaced_coupon,
         customer_level_coupon,
         product_restricted_coupon,
         legacy_archived_plan,

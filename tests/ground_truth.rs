@@ -180,6 +180,8 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("pending_proration_upgrade", [0, 0, 0, 2900, 2900, 19900]),
         // Annual Pro since 06-20, 2 seats (2 x 79000 / 12), 5 seats from 11-14, not invoiced.
         ("seat_change_without_proration", [13167, 13167, 13167, 13167, 13167, 32917]),
+        // Pro since 06-14 at 25% off (5925); the coupon replaced 08-10 by $10 off (6900).
+        ("replaced_coupon", [5925, 5925, 6900, 6900, 6900, 6900]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

@@ -144,6 +144,7 @@ impl Plan {
                         items: vec![SimItem { id: format!("si_plan_{}", plan.index), created: t }],
                         phases: vec![Phase::invoiced(t, vec![ItemState { slot: 0, price, quantity }])],
                         discount: None,
+                        replaced: None,
                         failure: None,
                         cancel: None,
                     });

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::invoices::{kind, SimInvoice};
-use super::model::{FailureOutcome, SimCustomer};
+use super::model::{FailureOutcome, SimCustomer, SimSubscription};
 use super::render;
 use super::Account;
 use crate::rng::stripe_id;
@@ -17,11 +17,11 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
     let mut discounts = std::collections::HashSet::new();
     for (s, sub) in c.subscriptions.iter().enumerate() {
         moments.push((sub.start, Moment::SubCreated(s)));
-        if let Some(d) = sub.discount.as_ref().filter(|d| discounts.insert(d.id.clone())) {
-            moments.push((d.start, Moment::DiscountCreated(s)));
-            // Stripe deletes a discount when it ends or is taken off (D2).
-            if let Some(end) = sub.discount_end(&acct.catalog).filter(|end| sub.ends_at().is_none_or(|e| *end < e)) {
-                moments.push((end, Moment::DiscountDeleted(s)));
+        for (n, d) in sub.discounts().enumerate().filter(|(_, d)| discounts.insert(d.id.clone())) {
+            moments.push((d.start, Moment::DiscountCreated(s, n)));
+            // Stripe deletes a discount when it ends, is taken off or is replaced (D2, D5).
+            if let Some(end) = sub.end_of(d, &acct.catalog).filter(|end| sub.ends_at().is_none_or(|e| *end < e)) {
+                moments.push((end, Moment::DiscountDeleted(s, n)));
             }
         }
         let mut updates: Vec<i64> = sub.phases.iter().skip(1).map(|p| p.from).collect();
@@ -36,7 +36,7 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
         if let Some(x) = sub.cancel.as_ref().filter(|x| x.at_period_end) {
             updates.push(x.requested_at);
         }
-        updates.extend(sub.discount_end(&acct.catalog));
+        updates.extend(sub.discounts().filter_map(|d| sub.end_of(d, &acct.catalog)));
         // Each renewal moves the billing period and `latest_invoice`: Stripe sends an update.
         updates.extend((1..).map(|k| sub.period_start(k)).take_while(|t| *t <= now));
         // A failed payment and its outcome flip the customer's `delinquent`.
@@ -85,6 +85,10 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
         sub
     };
     let customer_at = |t: i64| render::customer(acct, c, invoices.iter().filter(|i| i.created <= t).count(), t);
+    let discount_of = |s: usize, n: usize| {
+        let sub: &SimSubscription = &c.subscriptions[s];
+        render::discount(acct, c, sub, sub.discounts().nth(n).expect("the moment's discount"))
+    };
     let mut out = Vec::new();
     for (n, (t, moment)) in moments.into_iter().enumerate() {
         if t < from || t > now {
@@ -101,14 +105,8 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
                 ("customer.updated", after.clone(), Some(changed_fields(&before, &after)))
             }
             Moment::SubCreated(s) => ("customer.subscription.created", sub_at(s, t), None),
-            Moment::DiscountCreated(s) => {
-                let discount = render::discount(acct, c, &c.subscriptions[s]).expect("has a discount");
-                ("customer.discount.created", discount, None)
-            }
-            Moment::DiscountDeleted(s) => {
-                let discount = render::discount(acct, c, &c.subscriptions[s]).expect("has a discount");
-                ("customer.discount.deleted", discount, None)
-            }
+            Moment::DiscountCreated(s, n) => ("customer.discount.created", discount_of(s, n), None),
+            Moment::DiscountDeleted(s, n) => ("customer.discount.deleted", discount_of(s, n), None),
             Moment::SubUpdated(s) => {
                 let (before, after) = (sub_at(s, t - 1), sub_at(s, t));
                 if before == after {
@@ -129,8 +127,9 @@ enum Moment {
     CustomerCreated,
     CustomerUpdated,
     SubCreated(usize),
-    DiscountCreated(usize),
-    DiscountDeleted(usize),
+    /// (subscription, discount among its `discounts()`)
+    DiscountCreated(usize, usize),
+    DiscountDeleted(usize, usize),
     SubUpdated(usize),
     SubDeleted(usize),
     Invoice(usize, &'static str),

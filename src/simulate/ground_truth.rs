@@ -49,7 +49,7 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].billed(i.quantity, sub.currency)))
         .collect();
     let full: Vec<(usize, i128)> = items.iter().map(|(_, p, a)| (*p, scaled(*a))).collect();
-    let Some(d) = &sub.discount else { return full };
+    let Some(d) = sub.discount_at(catalog, t) else { return full };
     let coupon = &catalog.coupons[d.coupon];
     // A coupon restricted to some products (`applies_to`) discounts only their items (D4).
     let eligible = |price: usize| coupon.applies_to_product(catalog.prices[price].product);
@@ -58,8 +58,7 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         DiscountRule::Recurring => coupon.duration != Duration::Once,
         DiscountRule::All => true,
     };
-    let applies = counts && d.start <= t && sub.discount_end(catalog).is_none_or(|end| t < end);
-    if !applies {
+    if !counts {
         return full;
     }
     match coupon.off {
@@ -349,6 +348,7 @@ mod tests {
                 removed: None,
                 inherited: false,
             }),
+            replaced: None,
             failure: None,
             cancel: None,
         };

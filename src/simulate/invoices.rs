@@ -270,12 +270,8 @@ fn new_line(item: &ItemState, catalog: &Catalog, currency: &str, period: (i64, i
 
 /// Stripe applies a coupon to the invoices created while its discount lasts.
 fn apply_coupon(sub: &SimSubscription, catalog: &Catalog, inv: &mut SimInvoice) {
-    let Some(d) = &sub.discount else { return };
+    let Some(d) = sub.discount_at(catalog, inv.created) else { return };
     let coupon = &catalog.coupons[d.coupon];
-    let end = sub.discount_end(catalog).unwrap_or(i64::MAX);
-    if inv.created < d.start || inv.created >= end {
-        return;
-    }
     // Only the lines of the products the coupon applies to (D4).
     let eligible = |l: &SimLine| l.amount > 0 && coupon.applies_to_product(catalog.prices[l.price].product);
     match coupon.off {

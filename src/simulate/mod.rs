@@ -303,9 +303,9 @@ impl ObjectFiles {
         for (s, sub) in c.subscriptions.iter().enumerate().filter(|(_, sub)| sub.start <= now) {
             let latest = invoices.iter().rfind(|i| i.subscription == s).map(|i| i.id.as_str());
             self.put("subscriptions.jsonl", render::subscription(acct, c, sub, latest, now))?;
-            if let Some(d) = sub.discount.as_ref().filter(|d| d.start <= now && discounts.insert(d.id.clone())) {
+            for d in sub.discounts().filter(|d| d.start <= now && discounts.insert(d.id.clone())) {
                 self.redeemed[d.coupon] += 1;
-                self.files.write(DISCOUNTS_FILE, &render::discount(acct, c, sub).expect("has a discount"))?;
+                self.files.write(DISCOUNTS_FILE, &render::discount(acct, c, sub, d))?;
             }
         }
         for inv in &invoices {

@@ -149,6 +149,9 @@ pub struct SimSubscription {
     /// Non-empty; `phases[0].from == start`, strictly increasing.
     pub phases: Vec<Phase>,
     pub discount: Option<SimDiscount>,
+    /// The discount `discount` replaced at its start: Stripe's update sets the whole
+    /// `discounts` list, so naming a new coupon takes the old discount off (catalogue D5).
+    pub replaced: Option<SimDiscount>,
     pub failure: Option<PaymentFailure>,
     pub cancel: Option<Cancellation>,
 }
@@ -239,25 +242,26 @@ impl SimSubscription {
         self.phases.iter().rev().find(|p| p.from <= t).unwrap_or(&self.phases[0])
     }
 
-    /// End of the window in which a coupon applies on Stripe's invoices: its scheduled end,
-    /// or its removal when that came first.
-    pub fn discount_end(&self, catalog: &Catalog) -> Option<i64> {
-        let removed = self.discount.as_ref()?.removed;
-        match (self.scheduled_discount_end(catalog), removed) {
-            (Some(end), Some(removed)) => Some(end.min(removed)),
-            (end, removed) => end.or(removed),
-        }
+    /// Its discounts, oldest first: the one replaced, if any, then the current one.
+    pub fn discounts(&self) -> impl Iterator<Item = &SimDiscount> {
+        self.replaced.iter().chain(self.discount.iter())
     }
 
-    /// Whether its discount applies at `t`.
-    pub fn discount_live(&self, catalog: &Catalog, t: i64) -> bool {
-        self.discount.as_ref().is_some_and(|d| d.start <= t && self.discount_end(catalog).is_none_or(|end| t < end))
+    /// End of the window in which discount `d` applies on Stripe's invoices: its coupon's
+    /// own end, its removal, or the start of the discount that replaced it, whichever comes first.
+    pub fn end_of(&self, d: &SimDiscount, catalog: &Catalog) -> Option<i64> {
+        let replaced_at = self.discount.as_ref().filter(|_| self.replaced.as_ref().is_some_and(|r| r.id == d.id));
+        [self.scheduled_end_of(d, catalog), d.removed, replaced_at.map(|n| n.start)].into_iter().flatten().min()
     }
 
-    /// The discount's own `end`: `repeating` for N months from its start, `once` for the
-    /// first billing period, `forever` never.
-    pub fn scheduled_discount_end(&self, catalog: &Catalog) -> Option<i64> {
-        let d = self.discount.as_ref()?;
+    /// The discount that applies at `t`, if any.
+    pub fn discount_at(&self, catalog: &Catalog, t: i64) -> Option<&SimDiscount> {
+        self.discounts().find(|d| d.start <= t && self.end_of(d, catalog).is_none_or(|end| t < end))
+    }
+
+    /// Discount `d`'s own `end`: `repeating` for N months from its start, `once` for the
+    /// billing period it starts in, `forever` never.
+    pub fn scheduled_end_of(&self, d: &SimDiscount, catalog: &Catalog) -> Option<i64> {
         match catalog.coupons[d.coupon].duration {
             Duration::Forever => None,
             Duration::Repeating { months } => Some(crate::calendar::add_months(d.start, months as i64)),

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::catalog::{Coupon, Duration, Off, Price, TiersMode, Usage};
 use super::invoices::{invoice_prefix, SimInvoice, SimLine};
-use super::model::{SimCustomer, SimSubscription, Status};
+use super::model::{SimCustomer, SimDiscount, SimSubscription, Status};
 use super::Account;
 
 /// The Stripe API version the simulated objects follow (async-stripe's own).
@@ -164,24 +164,22 @@ pub fn coupon(acct: &Account, c: &Coupon, times_redeemed: u64) -> Value {
 fn customer_discount(acct: &Account, c: &SimCustomer, as_of: i64) -> Value {
     c.subscriptions
         .iter()
-        .find(|s| s.discount.as_ref().is_some_and(|d| d.inherited) && s.discount_live(&acct.catalog, as_of))
-        .and_then(|s| discount(acct, c, s))
+        .find_map(|s| s.discount_at(&acct.catalog, as_of).filter(|d| d.inherited).map(|d| discount(acct, c, s, d)))
         .unwrap_or(Value::Null)
 }
 
-/// A subscription's discount object (a customer-level one names no subscription).
-pub fn discount(acct: &Account, c: &SimCustomer, sub: &SimSubscription) -> Option<Value> {
-    let d = sub.discount.as_ref()?;
+/// One of a subscription's discount objects (a customer-level one names no subscription).
+pub fn discount(acct: &Account, c: &SimCustomer, sub: &SimSubscription, d: &SimDiscount) -> Value {
     let end = match acct.catalog.coupons[d.coupon].duration {
-        Duration::Repeating { .. } => sub.scheduled_discount_end(&acct.catalog),
+        Duration::Repeating { .. } => sub.scheduled_end_of(d, &acct.catalog),
         _ => None,
     };
-    Some(json!({
+    json!({
         "id": d.id, "object": "discount", "checkout_session": null, "customer": c.id, "customer_account": null,
         "end": end, "invoice": null, "invoice_item": null, "promotion_code": null,
         "source": {"coupon": acct.catalog.coupons[d.coupon].id, "type": "coupon"},
         "start": d.start, "subscription": if d.inherited { None } else { Some(&sub.id) }, "subscription_item": null,
-    }))
+    })
 }
 
 /// A subscription as it looked at `as_of`, with its discounts expanded
@@ -215,10 +213,12 @@ pub fn subscription(
         })
         .collect();
     // A customer-level discount is listed on the customer, not here (D3).
-    let discount_live = sub.discount.as_ref().is_some_and(|d| !d.inherited)
-        && sub.discount_live(&acct.catalog, as_of)
-        && ended_at.is_none();
-    let discounts: Vec<Value> = if discount_live { discount(acct, c, sub).into_iter().collect() } else { vec![] };
+    let discounts: Vec<Value> = sub
+        .discount_at(&acct.catalog, as_of)
+        .filter(|d| !d.inherited && ended_at.is_none())
+        .map(|d| discount(acct, c, sub, d))
+        .into_iter()
+        .collect();
     let pending_cancel = sub.cancel.as_ref().filter(|x| x.requested_at <= as_of && ended_at.is_none());
     let cancel_at = pending_cancel.map(|x| x.ends_at);
     let reason = match (&sub.cancel, sub.canceled_at(as_of)) {
@@ -263,7 +263,7 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     let total = inv.total();
     let at = |x: Option<i64>| x.filter(|x| *x <= as_of);
     let attempts = u32::from(at(inv.failed_at).is_some()) + u32::from(paid);
-    let discount_id = sub.discount.as_ref().map(|d| d.id.clone());
+    let discount_id = sub.discount_at(&acct.catalog, inv.created).map(|d| d.id.clone());
     let lines: Vec<Value> = inv.lines.iter().map(|l| line(acct, c, sub, inv, l, discount_id.as_deref())).collect();
     let discounts: Vec<Value> =
         if inv.discount() > 0 { discount_id.iter().map(|d| json!(d)).collect() } else { vec![] };

@@ -386,11 +386,23 @@ impl Generator<'_> {
             s.currency = c.currency;
             c.subscriptions.push(s);
         });
+        add("replaced_coupon", "usd", &|g, c| {
+            // 25% off Pro forever since 06-14 (5925), replaced on 08-10 by $10 off forever (6900):
+            // Stripe's update sets the whole `discounts` list (D5). The replacement's events are
+            // older than Stripe keeps and every renewal since is discounted: only the new
+            // discount's start says when the old one ended.
+            let first = at(0, 14);
+            let mut s = g.subscription(c, 0, first, &[(pro, 1)]);
+            s.replaced = Some(g.discount(c, "PCT25FOREVER", first));
+            let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
+            s.discount = Some(SimDiscount { id, ..g.discount(c, "USD10FOREVER", at(2, 10)) });
+            c.subscriptions.push(s);
+        });
         out
     }
 
-    /// The customer's discount (one per customer: the edge cases have at most one) of `coupon`
-    /// from `start`.
+    /// The customer's discount of `coupon` from `start` (one id per customer: `replaced_coupon`
+    /// numbers its second itself).
     fn discount(&self, c: &SimCustomer, coupon: &str, start: i64) -> SimDiscount {
         SimDiscount {
             id: stripe_id("di", self.seed, kind::DISCOUNT, c.index * 16),
@@ -442,6 +454,7 @@ impl Generator<'_> {
                     .collect(),
             )],
             discount: None,
+            replaced: None,
             failure: None,
             cancel: None,
         }

@@ -628,6 +628,7 @@ impl WritableAccount {
             items: slots,
             phases: vec![Phase::invoiced(start, items)],
             discount: None,
+            replaced: None,
             failure: None,
             cancel: None,
         });
