@@ -216,7 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let snapshot = mrr::snapshot::resolve(&cli.global.data_dir, &args.snapshot)
                 .with_context(|| format!("--snapshot {}", args.snapshot))?;
             // Before any request: a price the BigQuery SQL could only value at 0 stops here.
-            mrr::engine::priceable::check_snapshot(&snapshot)?;
+            mrr::engine::priceable::check_snapshot(&snapshot, args.metric.options())?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
                 let bq = mrr::bigquery::BigQuery::connect(args.bigquery.target()).await?;

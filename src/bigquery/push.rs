@@ -138,11 +138,13 @@ pub async fn push(bq: &BigQuery, snapshot: &Snapshot, stage: Option<&str>) -> an
     let target = &bq.target;
     let version = snapshot.manifest.schema_version;
     if version < crate::snapshot::schema::SCHEMA_VERSION {
+        use crate::snapshot::schema::{since_version, TABLES};
+        let lacking: Vec<&str> = TABLES.iter().map(|t| t.name).filter(|t| since_version(t) > version).collect();
         return Err(crate::error::bad_input(format!(
-            "snapshot {} has schema version {version}: it was pulled before mrr read price tiers and currency \
-             options, which the BigQuery SQL reads. DuckDB still reports it (as having none); to push, pull again \
-             (`mrr pull`)",
-            snapshot.manifest.id
+            "snapshot {} has schema version {version}: it was pulled before mrr read {}, which the BigQuery SQL \
+             reads. DuckDB still reports it (as having none); to push, pull again (`mrr pull`)",
+            snapshot.manifest.id,
+            lacking.join(", ")
         )));
     }
     ensure_dataset(bq).await?;

@@ -13,9 +13,9 @@ use crate::snapshot::Snapshot;
 use crate::queries::QueryParams;
 
 /// [`check`] in a connection of its own: for `mrr push`, which sends the snapshot to BigQuery
-/// without running DuckDB's queries.
-pub fn check_snapshot(snapshot: &Snapshot) -> anyhow::Result<()> {
-    let params = QueryParams::of(snapshot, Default::default())?;
+/// without running DuckDB's queries, and runs BigQuery's under `options`.
+pub fn check_snapshot(snapshot: &Snapshot, options: crate::metrics::MetricOptions) -> anyhow::Result<()> {
+    let params = QueryParams::of(snapshot, options)?;
     check(&super::duckdb::open()?, snapshot, &params)
 }
 
