@@ -208,6 +208,9 @@ mod edge_case {
         removed_discount,
         removed_discount_invoiced,
         replaced_coupon,
+        paused_collection,
+        long_invoice_paid_late,
+        pending_upgrade_events_gone,
         customer_level_coupon,
         product_restricted_coupon,
         legacy_archived_plan,
@@ -224,11 +227,13 @@ mod edge_case {
 /// A change not invoiced yet (create_prorations pending, or proration_behavior=none) counts
 /// from its `customer.subscription.updated` event. Seen on December 3rd, the full scenario's
 /// two such changes (November 27th and 30th) are in November's MRR, exact to the cent. Pulled
-/// when Stripe no longer has those events (here: an account with 2 days of events), a change
-/// counts from the snapshot's instant, the first the objects show it: December has it,
-/// November keeps the old items (docs/metrics.md, "Now").
+/// when Stripe no longer has those events (here: an account with 2 days of events), the
+/// create_prorations upgrade is still dated exactly by its pending proration items, and the
+/// proration_behavior=none seat change, which leaves no trace, counts from the snapshot's
+/// instant, the first the objects show it: December has it, November keeps the old items
+/// (docs/metrics.md, "Now"). A key that may not read invoice items loses the first too.
 #[test]
-fn an_uninvoiced_change_counts_from_its_event_or_else_from_the_snapshot_instant() {
+fn an_uninvoiced_change_counts_from_its_pending_items_or_event_or_else_from_the_snapshot_instant() {
     let now = mrr::calendar::parse_timestamp("2026-12-03T12:00:00Z").unwrap();
     let early_december = |event_days| {
         common::simulate_changed(Scenario::Full, 40, 42, |o| {
@@ -239,18 +244,24 @@ fn an_uninvoiced_change_counts_from_its_event_or_else_from_the_snapshot_instant(
     assert_exact_account(&early_december(30), "full seen 12-03");
 
     let acct = early_december(2);
-    let data = tempfile::tempdir().unwrap();
-    let snap = common::pull(&acct, data.path(), &[], &[]);
-    let results = common::report_rows(&snap, MetricOptions::default());
-    let by_customer = results.into_iter().find(|(q, _)| *q == "mrr_by_customer").unwrap().1;
     let months = ["2026-10", "2026-11", "2026-12"];
     // Starter $29 to Business $199 on 11-30; annual Pro from 2 to 5 seats on 11-27.
-    for (case, old, new) in
-        [("pending_proration_upgrade", 2900, 19900), ("seat_change_without_proration", 13167, 32917)]
-    {
-        let (engine, truth) = series(&acct, &by_customer, case, &months);
-        assert_eq!(truth, [old, new, new], "{case}: the ground truth knows the instant");
-        assert_eq!(engine, [old, old, new], "{case}: without its event, from the snapshot's instant");
+    let (upgrade, seats) =
+        (("pending_proration_upgrade", 2900, 19900), ("seat_change_without_proration", 13167, 32917));
+    for (forbid, exact) in [(&[][..], vec![upgrade]), (&["--forbid", "invoiceitems"][..], vec![])] {
+        let data = tempfile::tempdir().unwrap();
+        let snap = common::pull(&acct, data.path(), forbid, &[]);
+        let results = common::report_rows(&snap, MetricOptions::default());
+        let by_customer = results.into_iter().find(|(q, _)| *q == "mrr_by_customer").unwrap().1;
+        for (case, old, new) in [upgrade, seats] {
+            let (engine, truth) = series(&acct, &by_customer, case, &months);
+            assert_eq!(truth, [old, new, new], "{case}: the ground truth knows the instant");
+            if exact.iter().any(|(c, _, _)| *c == case) {
+                assert_eq!(engine, truth, "{case}: dated by its pending invoice items");
+            } else {
+                assert_eq!(engine, [old, old, new], "{case} ({forbid:?}): from the snapshot's instant");
+            }
+        }
     }
 }
 

@@ -87,6 +87,14 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
     ] {
         assert!(kinds.contains(kind), "the replay exercises {kind} (got {kinds:?})");
     }
+    // An invoice older than the base, paid since: its event embeds 10 of its 35 lines and the
+    // base's copy completes it (catalogue L6).
+    assert!(
+        events
+            .iter()
+            .any(|(_, b)| serde_json::from_slice::<Value>(b).unwrap()["data"]["object"]["lines"]["has_more"] == true),
+        "the replay has an invoice cut short"
+    );
     events.sort_by_key(|(id, _)| mrr::snapshot::hex(&<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes())));
     let server = common::Serve::start(data.path());
     let now = mrr::calendar::now();
@@ -124,8 +132,11 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
 
     // And the tables themselves. Not comparable: `events` (a pull keeps the last 30 days, the
     // built snapshot keeps the base's and every event since), a coupon's `times_redeemed` and
-    // a test clock's `frozen_time` (Stripe sends no event when they change).
-    for t in mrr::snapshot::schema::TABLES.iter().filter(|t| !t.name.starts_with("event")) {
+    // a test clock's `frozen_time` (Stripe sends no event when they change), and pending
+    // invoice items, which are listed, not derived: the built snapshot keeps the base's, and
+    // the change they would date arrives as its `customer.subscription.updated` event.
+    let comparable = |t: &str| !t.starts_with("event") && t != "pending_invoice_items";
+    for t in mrr::snapshot::schema::TABLES.iter().filter(|t| comparable(t.name)) {
         let skip: &[&str] = match t.name {
             "coupons" => &["times_redeemed"],
             "test_clocks" => &["frozen_time"],
@@ -149,6 +160,8 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
         "events",
         "--ignore",
         "event_changes",
+        "--ignore",
+        "pending_invoice_items",
         "--format",
         "json",
     ];
@@ -230,13 +243,16 @@ fn bad_input_is_refused_with_no_new_snapshot() {
     assert_eq!(code, 2);
     assert!(err.contains("lies before the base snapshot"), "{err}");
 
-    // An invoice whose lines go on beyond what the event carries cannot be built offline.
-    let invoice = common::objects(&acct.dir, "invoices.jsonl").into_iter().next().unwrap();
-    let mut invoice = invoice;
+    // An invoice whose lines go on beyond what the event carries, and which the base does not
+    // hold finalized, cannot be built offline (catalogue L6).
+    let mut invoice = common::objects(&acct.dir, "invoices.jsonl").into_iter().next().unwrap();
+    invoice["id"] = Value::from("in_test_not_in_the_base");
     invoice["lines"]["has_more"] = Value::Bool(true);
     let (code, _, err) = build_from_one_event(data.path(), &acct, "evt_test_more_lines", "invoice.updated", invoice);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("evt_test_more_lines") && err.contains("more lines"), "{err}");
+    for part in ["evt_test_more_lines", "in_test_not_in_the_base", "more lines", "mrr pull --since"] {
+        assert!(err.contains(part), "the error names {part:?}: {err}");
+    }
 
     assert_eq!(snapshots(data.path()), 1, "no snapshot was added");
     assert_eq!(mrr::snapshot::resolve(data.path(), "latest").unwrap().manifest.id, base.manifest.id);

@@ -182,6 +182,14 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("seat_change_without_proration", [13167, 13167, 13167, 13167, 13167, 32917]),
         // Pro since 06-14 at 25% off (5925); the coupon replaced 08-10 by $10 off (6900).
         ("replaced_coupon", [5925, 5925, 6900, 6900, 6900, 6900]),
+        // Starter, Pro, Business, Enterprise and a seat since 08-15 (81600 a seat each), two
+        // seats each from 09-20, three from 09-27, four from 10-04; past due 10-15 to 11-08.
+        ("long_invoice_paid_late", [0, 0, 81600, 244800, 326400, 326400]),
+        // Pro since 06-16, collection paused 07-05 to 08-01 (void) and since 10-13 (drafts):
+        // `active` throughout, so it counts as Stripe's MRR does.
+        ("paused_collection", [7900, 7900, 7900, 7900, 7900, 7900]),
+        // Annual Pro since 06-20, 2 seats (2 x 79000 / 12), 4 seats from 10-06, pending.
+        ("pending_upgrade_events_gone", [13167, 13167, 13167, 13167, 26333, 26333]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

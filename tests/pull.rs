@@ -74,8 +74,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 45,
-        "150 random + 45 edge-case customers"
+        150 + 48,
+        "150 random + 48 edge-case customers"
     );
     // Tiers and currency options come only when asked for (catalogue L10); the pull asks.
     let rows = |t: &str| m.tables.iter().find(|e| e.name == t).unwrap().rows;
@@ -83,6 +83,25 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(rows("price_currency_options"), 1, "Business monthly in EUR");
     // A coupon's restrictions come only when asked for (catalogue D4); the pull asks.
     assert_eq!(rows("coupon_products"), 1, "SEATS50 applies to the seats product only");
+    // A paused collection is pulled as the subscription shows it (catalogue P1); the drafts
+    // it leaves (no number, never finalized) are pulled like any invoice.
+    let paused: Vec<_> = objects(&acct.dir, "subscriptions.jsonl")
+        .into_iter()
+        .filter(|s| !s["pause_collection"].is_null())
+        .map(|s| {
+            (s["id"].as_str().unwrap().to_string(), s["pause_collection"]["behavior"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(paused.len(), 1, "paused_collection's second pause, open at the pull");
+    let pulled: Vec<_> = column(&snap, "paused_collections", "subscription")
+        .into_iter()
+        .zip(column(&snap, "paused_collections", "behavior"))
+        .map(|(s, b)| (s.unwrap(), b.unwrap()))
+        .collect();
+    assert_eq!(pulled, paused);
+    assert_eq!(paused[0].1, "keep_as_draft");
+    let statuses = column(&snap, "invoices", "status");
+    assert_eq!(statuses.iter().filter(|s| s.as_deref() == Some("draft")).count(), 2, "10-16 and 11-16 renewals");
     let manifest_text = std::fs::read_to_string(snap.dir.join("manifest.json")).unwrap();
     assert!(!manifest_text.contains(&acct.info.api_key));
     for entry in std::fs::read_dir(&snap.dir).unwrap() {

@@ -44,6 +44,11 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
     assert!(parse_file::<stripe_shared::Event>(d, "events.jsonl") > 50);
     assert_eq!(parse_file::<stripe_shared::TestHelpersTestClock>(d, "test_clocks.jsonl"), 5);
     assert!(parse_file::<stripe_shared::Discount>(d, "discounts.jsonl") >= 7);
+    assert_eq!(
+        parse_file::<stripe_billing::InvoiceItem>(d, "invoiceitems.jsonl"),
+        4,
+        "two upgrades with create_prorations, each a credit and a charge, pending at `now`"
+    );
     for event in objects(d, "events.jsonl") {
         let object = serde_json::to_string(&event["data"]["object"]).unwrap();
         match event["data"]["object"]["object"].as_str().unwrap() {
@@ -88,6 +93,7 @@ fn stripe_fixtures_of_the_same_kinds_deserialize_too() {
     parse_as::<stripe_shared::Subscription>("subscription", &s("subscription"));
     parse_as::<stripe_shared::Invoice>("invoice", &s("invoice"));
     parse_as::<stripe_shared::InvoiceLineItem>("line_item", &s("line_item"));
+    parse_as::<stripe_billing::InvoiceItem>("invoiceitem", &s("invoiceitem"));
     parse_as::<stripe_shared::Event>("event", &s("event"));
     parse_as::<stripe_shared::TestHelpersTestClock>("test clock", &s("test_helpers.test_clock"));
 }
@@ -99,7 +105,7 @@ fn same_seed_gives_byte_identical_accounts() {
     let c = simulate(Scenario::Full, 120, 8);
     let mut files: Vec<_> = std::fs::read_dir(&a.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     files.sort();
-    assert_eq!(files.len(), 14, "{files:?}");
+    assert_eq!(files.len(), 15, "{files:?}");
     for f in &files {
         let (x, y) = (std::fs::read(a.dir.join(f)).unwrap(), std::fs::read(b.dir.join(f)).unwrap());
         assert!(x == y, "{f:?} differs between two runs with the same seed");

@@ -31,6 +31,8 @@ unpaid AS (
 ),
 -- Item history from invoice lines: each line says which price and quantity an item had from
 -- the start of its period; a proration credit with no matching charge removes the item.
+-- Pending proration items (create_prorations, not invoiced yet) are the lines the next
+-- invoice will carry, dated at the change: they date a change exactly, whatever events remain.
 line_events AS (
   SELECT l.subscription, l.subscription_item AS item, l.period_start AS effective_at,
          CASE WHEN l.proration AND l.amount < 0 THEN NULL ELSE l.price END AS price,
@@ -38,6 +40,13 @@ line_events AS (
          CASE WHEN l.proration AND l.amount < 0 THEN 1 ELSE 0 END AS credit, l.invoice, l.line_index
   FROM {{invoice_lines}} l
   WHERE l.parent_type = 'subscription_item_details' AND l.subscription IS NOT NULL AND l.subscription_item IS NOT NULL
+  UNION ALL
+  SELECT p.subscription, p.subscription_item, p.period_start,
+         CASE WHEN p.amount < 0 THEN NULL ELSE p.price END,
+         CASE WHEN p.amount < 0 THEN NULL ELSE p.quantity END,
+         CASE WHEN p.amount < 0 THEN 1 ELSE 0 END, p.id, 0
+  FROM {{pending_invoice_items}} p
+  WHERE p.proration AND p.subscription IS NOT NULL AND p.subscription_item IS NOT NULL
 ),
 -- Most items never change: every line repeats one price and quantity, and the item's history
 -- is its first line. Only the others go through the window pass below (at 26 M lines its sort

@@ -235,6 +235,13 @@ impl Fetcher {
                 let last = list.data.last().and_then(|o| o.id.as_ref()).map(|i| i.to_string());
                 (list.data.len(), list.has_more, list.data.first().map(|o| o.created), last, rows)
             }
+            ObjectKind::InvoiceItems => {
+                use stripe_billing::invoice_item::ListInvoiceItem;
+                let list = fetch!(ListInvoiceItem::new().created(range).pending(true));
+                let rows = list.data.iter().flat_map(extract::invoice_item).collect();
+                let last = list.data.last().map(|o| o.id.to_string());
+                (list.data.len(), list.has_more, list.data.first().map(|o| o.date), last, rows)
+            }
             ObjectKind::Events => list!(ListEvent::new().created(range), extract::event),
             ObjectKind::TestClocks => list!(ListTestHelpersTestClock::new(), extract::test_clock),
         };

@@ -296,13 +296,15 @@ async fn fetch_slice(
     file.set_len(state.bytes)?;
     while !state.done {
         let page = f.page(state.kind, &state.scope, (state.gte, state.lt), state.after.as_deref(), PAGE).await?;
-        let mut rows = page.rows;
+        let mut lines = Vec::new();
         for (invoice, last_line, seen) in &page.invoices_with_more_lines {
-            rows.extend(f.remaining_lines(invoice, last_line, *seen).await?);
+            lines.push((invoice.clone(), f.remaining_lines(invoice, last_line, *seen).await?));
         }
+        let mut items = Vec::new();
         for (subscription, last_item, _) in &page.subscriptions_with_more_items {
-            rows.extend(f.remaining_items(subscription, last_item).await?);
+            items.push((subscription.clone(), f.remaining_items(subscription, last_item).await?));
         }
+        let rows = place_after(place_after(page.rows, "invoice_lines", lines), "subscription_items", items);
         let mut buf = Vec::new();
         for r in &rows {
             serde_json::to_writer(&mut buf, r)?;
@@ -320,6 +322,32 @@ async fn fetch_slice(
         save_checkpoint(work, &cp)?;
     }
     Ok(())
+}
+
+/// Puts the rows fetched beyond an object's page (an invoice's remaining lines, a
+/// subscription's remaining items) right after the last of its embedded `table` rows (whose
+/// second cell names it), so the staged order, and so the snapshot's bytes, do not depend on
+/// where a list's pages happened to end.
+fn place_after(rows: Vec<Row>, table: &str, extra: Vec<(String, Vec<Row>)>) -> Vec<Row> {
+    if extra.is_empty() {
+        return rows;
+    }
+    let last_of = |parent: &str| {
+        rows.iter().rposition(|r| r.table == table && matches!(r.cells.get(1), Some(Cell::Str(p)) if p == parent))
+    };
+    let mut after: Vec<(usize, Vec<Row>)> =
+        extra.into_iter().map(|(parent, more)| (last_of(&parent).unwrap_or(rows.len()), more)).collect();
+    after.sort_by_key(|(at, _)| *at);
+    let mut out = Vec::with_capacity(rows.len() + after.iter().map(|(_, m)| m.len()).sum::<usize>());
+    let mut next = after.into_iter().peekable();
+    for (i, row) in rows.into_iter().enumerate() {
+        out.push(row);
+        while let Some((_, more)) = next.next_if(|(at, _)| *at == i) {
+            out.extend(more);
+        }
+    }
+    out.extend(next.flat_map(|(_, more)| more));
+    out
 }
 
 /// The id (first cell) of a staged row.
@@ -433,10 +461,23 @@ async fn account_id(fetcher: &Fetcher) -> Option<String> {
 }
 
 /// Tables whose rows can arrive more than once (a price from its list and embedded in an
-/// item, a discount on a subscription and its invoices, a coupon from its list and expanded
-/// in a discount, an object on two overlapping lists):
-/// the first copy is kept.
-const DEDUPLICATED: [&str; 6] = ["prices", "discounts", "coupons", "customers", "subscriptions", "subscription_items"];
+/// item, with its tiers and currency options each time; a discount on a subscription and its
+/// invoices; a coupon from its list and expanded in a discount; an object on two overlapping
+/// lists, with its items, discounts and pause): the first row of each key
+/// ([`schema::key_columns`]) is kept.
+const DEDUPLICATED: [&str; 11] = [
+    "prices",
+    "price_tiers",
+    "price_currency_options",
+    "discounts",
+    "coupons",
+    "customers",
+    "subscriptions",
+    "subscription_items",
+    "subscription_discounts",
+    "paused_collections",
+    "pending_invoice_items",
+];
 
 /// Writes the staged rows as Parquet tables, in plan order, into a new snapshot.
 fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow::Result<Snapshot> {
@@ -451,18 +492,8 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
     let mut writers = TableWriters::create(&out)?;
     let mut seen: HashSet<(String, String)> = HashSet::new();
     for_each_staged_row(work, cp, |row| {
-        let key = match row.table.as_str() {
-            // A price's tiers and currency options: one row per price, currency (and tier).
-            "price_tiers" | "price_currency_options" => Some(format!("{:?}", &row.cells[..3])),
-            // A subscription listed twice (overlapping lists) lists its discounts twice.
-            "subscription_discounts" => Some(format!("{:?}", &row.cells[1..3])),
-            t if DEDUPLICATED.contains(&t) => {
-                let Some(id) = row_id(&row) else { return Ok(()) };
-                Some(id.to_string())
-            }
-            _ => None,
-        };
-        if let Some(key) = key {
+        if DEDUPLICATED.contains(&row.table.as_str()) {
+            let Some(key) = schema::row_key(&row) else { return Ok(()) };
             if !seen.insert((row.table.clone(), key)) {
                 return Ok(());
             }

@@ -24,18 +24,21 @@ pub enum ObjectKind {
     Coupons,
     Subscriptions,
     Invoices,
+    /// Pending invoice items only (`pending=true`): an invoiced one is a line of its invoice.
+    InvoiceItems,
     Events,
     TestClocks,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 8] = [
+    pub const ALL: [ObjectKind; 9] = [
         ObjectKind::Customers,
         ObjectKind::Products,
         ObjectKind::Prices,
         ObjectKind::Coupons,
         ObjectKind::Subscriptions,
         ObjectKind::Invoices,
+        ObjectKind::InvoiceItems,
         ObjectKind::Events,
         ObjectKind::TestClocks,
     ];
@@ -47,6 +50,7 @@ impl ObjectKind {
             ObjectKind::Coupons => "coupons",
             ObjectKind::Subscriptions => "subscriptions",
             ObjectKind::Invoices => "invoices",
+            ObjectKind::InvoiceItems => "pending_invoice_items",
             ObjectKind::Events => "events",
             ObjectKind::TestClocks => "test_clocks",
         }
@@ -55,9 +59,11 @@ impl ObjectKind {
     fn sliceable(self) -> bool {
         self != ObjectKind::TestClocks
     }
-    /// Objects a snapshot can do without: their absence is a warning, never a wrong metric.
+    /// Objects a snapshot can do without: their absence is a warning, never a wrong metric
+    /// (without pending invoice items an uninvoiced change is dated by its event, or else by
+    /// the snapshot's instant, as with `proration_behavior=none`).
     pub fn optional(self) -> bool {
-        matches!(self, ObjectKind::Events | ObjectKind::TestClocks)
+        matches!(self, ObjectKind::InvoiceItems | ObjectKind::Events | ObjectKind::TestClocks)
     }
 }
 

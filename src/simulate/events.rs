@@ -37,6 +37,8 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
             updates.push(x.requested_at);
         }
         updates.extend(sub.discounts().filter_map(|d| sub.end_of(d, &acct.catalog)));
+        // Pausing collection and its resumption change `pause_collection` (P1).
+        updates.extend(sub.pauses.iter().flat_map(|p| [Some(p.from), p.resumes_at]).flatten());
         // Each renewal moves the billing period and `latest_invoice`: Stripe sends an update.
         updates.extend((1..).map(|k| sub.period_start(k)).take_while(|t| *t <= now));
         // A failed payment and its outcome flip the customer's `delinquent`.
@@ -57,7 +59,9 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
     }
     for (i, inv) in invoices.iter().enumerate() {
         moments.push((inv.created, Moment::Invoice(i, "invoice.created")));
-        moments.push((inv.created, Moment::Invoice(i, "invoice.finalized")));
+        if !inv.draft {
+            moments.push((inv.created, Moment::Invoice(i, "invoice.finalized")));
+        }
         for (at, kind) in [
             (inv.failed_at, "invoice.payment_failed"),
             (inv.paid_at, "invoice.paid"),
@@ -118,6 +122,8 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
             Moment::SubDeleted(s) => ("customer.subscription.deleted", sub_at(s, t), None),
             Moment::Invoice(i, kind) => (kind, render::invoice(acct, c, &invoices[i], t), None),
         };
+        let mut object = object;
+        render::embed_first_pages(&mut object);
         out.push(render::event(&id, kind, t, object, previous));
     }
     out

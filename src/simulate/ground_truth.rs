@@ -34,6 +34,8 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
     if opts.churn_at == ChurnAt::Cancel && sub.canceled_at(t).is_some() {
         return Vec::new();
     }
+    // Stripe's MRR counts `active` and `past_due` subscriptions; pausing collection leaves
+    // the status as it is, so a paused subscription counts (docs/metrics.md, P1).
     if !matches!(sub.status_at(t), Status::Active | Status::PastDue) {
         return Vec::new();
     }
@@ -349,6 +351,7 @@ mod tests {
                 inherited: false,
             }),
             replaced: None,
+            pauses: Vec::new(),
             failure: None,
             cancel: None,
         };

@@ -5,7 +5,7 @@
 //! Invoices feed only the emitted objects; the ground truth never reads them.
 
 use super::catalog::{Catalog, Off, Usage};
-use super::model::{FailureOutcome, ItemState, Proration, SimCustomer, SimSubscription};
+use super::model::{FailureOutcome, ItemState, PauseBehavior, Proration, SimCustomer, SimSubscription};
 use crate::money::round_half_even;
 use crate::rng::{stripe_id, Rng};
 
@@ -19,6 +19,7 @@ pub mod kind {
     pub const LINE: u64 = 6;
     pub const EVENT: u64 = 7;
     pub const CLOCK: u64 = 8;
+    pub const INVOICE_ITEM: u64 = 9;
 }
 
 /// One invoice line.
@@ -51,6 +52,8 @@ pub struct SimInvoice {
     pub failed_at: Option<i64>,
     pub uncollectible_at: Option<i64>,
     pub voided_at: Option<i64>,
+    /// Never finalized: created while collection was paused with `keep_as_draft`.
+    pub draft: bool,
 }
 
 impl SimInvoice {
@@ -73,7 +76,9 @@ impl SimInvoice {
     /// Stripe's invoice status at `t` (`t >= created`).
     pub fn status_at(&self, t: i64) -> &'static str {
         let at = |x: Option<i64>| x.is_some_and(|x| x <= t);
-        if at(self.voided_at) {
+        if self.draft {
+            "draft"
+        } else if at(self.voided_at) {
             "void"
         } else if at(self.uncollectible_at) {
             "uncollectible"
@@ -85,12 +90,39 @@ impl SimInvoice {
     }
 }
 
+/// A proration waiting for the next invoice (`create_prorations`, catalogue U1): a pending
+/// invoice item, which Stripe adds to that invoice as a line.
+#[derive(Clone, Debug)]
+pub struct SimPendingItem {
+    pub id: String,
+    /// Index into the customer's subscriptions.
+    pub subscription: usize,
+    /// When the change was made (`date`).
+    pub created: i64,
+    pub line: SimLine,
+}
+
+/// What a customer has been billed by `now`.
+#[derive(Default)]
+pub struct Billing {
+    /// Every invoice created at or before `now`, oldest first.
+    pub invoices: Vec<SimInvoice>,
+    /// The prorations still pending at `now`.
+    pub pending: Vec<SimPendingItem>,
+}
+
 /// Every invoice of a customer created at or before `now`, oldest first.
 pub fn customer_invoices(customer: &SimCustomer, catalog: &Catalog, seed: u64, now: i64) -> Vec<SimInvoice> {
-    let mut out = Vec::new();
+    customer_billing(customer, catalog, seed, now).invoices
+}
+
+/// A customer's invoices and pending prorations at `now`.
+pub fn customer_billing(customer: &SimCustomer, catalog: &Catalog, seed: u64, now: i64) -> Billing {
+    let mut billing = Billing::default();
     for (s, sub) in customer.subscriptions.iter().enumerate() {
-        subscription_invoices(customer, s, sub, catalog, seed, now, &mut out);
+        subscription_invoices(customer, s, sub, catalog, seed, now, &mut billing);
     }
+    let Billing { invoices: mut out, mut pending } = billing;
     // A subscription that starts after `now` (a later --horizon) has not opened its trial yet.
     out.retain(|i| i.created <= now);
     out.sort_by_key(|i| i.created);
@@ -98,7 +130,8 @@ pub fn customer_invoices(customer: &SimCustomer, catalog: &Catalog, seed: u64, n
         inv.id = stripe_id("in", seed, kind::INVOICE, customer.index * 4096 + n as u64);
         inv.number = format!("{}-{:04}", invoice_prefix(customer), n + 1);
     }
-    out
+    pending.retain(|p| p.created <= now);
+    Billing { invoices: out, pending }
 }
 
 /// The customer's invoice number prefix.
@@ -113,8 +146,9 @@ fn subscription_invoices(
     catalog: &Catalog,
     seed: u64,
     now: i64,
-    out: &mut Vec<SimInvoice>,
+    billing: &mut Billing,
 ) {
+    let Billing { invoices: out, pending } = billing;
     // Numbered per subscription, prorations apart from periods, so a line keeps its id
     // however far the account has run (`--horizon`).
     let line_id = |n: u64| stripe_id("il", seed, kind::LINE, customer.index * 65_536 + s as u64 * 4096 + n);
@@ -140,6 +174,7 @@ fn subscription_invoices(
         failed_at: None,
         uncollectible_at: None,
         voided_at: None,
+        draft: false,
     };
 
     // A trial opens with a $0 invoice covering the trial.
@@ -192,6 +227,15 @@ fn subscription_invoices(
         } else {
             inv.paid_at = Some(start + 3600);
         }
+        // Collection paused: the invoice is still issued, and settled as the pause says (P1).
+        if let Some(pause) = sub.pause_at(start) {
+            inv.paid_at = None;
+            match pause.behavior {
+                PauseBehavior::KeepAsDraft => inv.draft = true,
+                PauseBehavior::MarkUncollectible => inv.uncollectible_at = Some(start),
+                PauseBehavior::Void => inv.voided_at = Some(start),
+            }
+        }
         out.push(inv);
         k += 1;
     }
@@ -240,6 +284,13 @@ fn subscription_invoices(
             .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle")
         {
             next.lines.extend(inv.lines);
+        } else {
+            // No renewal invoice yet: the prorations wait as pending invoice items.
+            for line in inv.lines {
+                let n = pending.len() as u64;
+                let id = stripe_id("ii", seed, kind::INVOICE_ITEM, customer.index * 65_536 + s as u64 * 4096 + n);
+                pending.push(SimPendingItem { id, subscription: s, created: at, line });
+            }
         }
     }
 

@@ -26,13 +26,15 @@ use model::TestClock;
 pub use scenario::Scenario;
 
 /// The object files of an account folder: (Stripe list path under `/v1/`, file name).
-pub const OBJECT_FILES: [(&str, &str); 8] = [
+pub const OBJECT_FILES: [(&str, &str); 9] = [
     ("customers", "customers.jsonl"),
     ("products", "products.jsonl"),
     ("prices", "prices.jsonl"),
     ("coupons", "coupons.jsonl"),
     ("subscriptions", "subscriptions.jsonl"),
     ("invoices", "invoices.jsonl"),
+    // Pending ones only: an invoiced item is a line of its invoice (catalogue U1).
+    ("invoiceitems", "invoiceitems.jsonl"),
     ("events", "events.jsonl"),
     ("test_helpers/test_clocks", "test_clocks.jsonl"),
 ];
@@ -296,7 +298,7 @@ impl ObjectFiles {
         api_version: &str,
     ) -> anyhow::Result<()> {
         let now = acct.now;
-        let invoices = invoices::customer_invoices(c, &acct.catalog, acct.seed, now);
+        let invoices::Billing { invoices, pending } = invoices::customer_billing(c, &acct.catalog, acct.seed, now);
         self.put("customers.jsonl", render::customer(acct, c, invoices.len(), now))?;
         // A customer-level discount is one discount however many subscriptions inherit it.
         let mut discounts = std::collections::HashSet::new();
@@ -310,6 +312,9 @@ impl ObjectFiles {
         }
         for inv in &invoices {
             self.files.write("invoices.jsonl", &render::invoice(acct, c, inv, now))?;
+        }
+        for item in &pending {
+            self.files.write("invoiceitems.jsonl", &render::invoice_item(acct, c, item))?;
         }
         let events = events::customer_events(acct, c, &invoices, event_from);
         for e in &events {

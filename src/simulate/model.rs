@@ -106,6 +106,38 @@ pub struct SimDiscount {
     pub inherited: bool,
 }
 
+/// `pause_collection[behavior]`: what happens to the invoices created while collection is
+/// paused (docs/stripe-behaviour.md, P1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseBehavior {
+    /// Left as drafts, not finalized (`auto_advance` off), to be collected later.
+    KeepAsDraft,
+    /// Finalized and marked uncollectible at once.
+    MarkUncollectible,
+    /// Finalized and voided at once.
+    Void,
+}
+
+impl PauseBehavior {
+    /// Stripe's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseBehavior::KeepAsDraft => "keep_as_draft",
+            PauseBehavior::MarkUncollectible => "mark_uncollectible",
+            PauseBehavior::Void => "void",
+        }
+    }
+}
+
+/// Payment collection paused from `from` until `resumes_at` (or for good): the subscription
+/// keeps its status and goes on issuing invoices, which `behavior` settles.
+#[derive(Clone, Copy, Debug)]
+pub struct CollectionPause {
+    pub from: i64,
+    pub resumes_at: Option<i64>,
+    pub behavior: PauseBehavior,
+}
+
 /// How a failed renewal payment played out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureOutcome {
@@ -154,6 +186,8 @@ pub struct SimSubscription {
     pub replaced: Option<SimDiscount>,
     pub failure: Option<PaymentFailure>,
     pub cancel: Option<Cancellation>,
+    /// Times its payment collection was paused, oldest first, never overlapping.
+    pub pauses: Vec<CollectionPause>,
 }
 
 impl SimSubscription {
@@ -235,6 +269,11 @@ impl SimSubscription {
             }
         }
         Status::Active
+    }
+
+    /// The collection pause in force at `t`, if any.
+    pub fn pause_at(&self, t: i64) -> Option<&CollectionPause> {
+        self.pauses.iter().find(|p| p.from <= t && p.resumes_at.is_none_or(|r| t < r))
     }
 
     /// Items in force at `t` (the last phase once the subscription has ended).

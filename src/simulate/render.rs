@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::catalog::{Coupon, Duration, Off, Price, TiersMode, Usage};
-use super::invoices::{invoice_prefix, SimInvoice, SimLine};
+use super::invoices::{invoice_prefix, SimInvoice, SimLine, SimPendingItem};
 use super::model::{SimCustomer, SimDiscount, SimSubscription, Status};
 use super::Account;
 
@@ -219,6 +219,11 @@ pub fn subscription(
         .map(|d| discount(acct, c, sub, d))
         .into_iter()
         .collect();
+    // Stripe shows a pause until collection resumes (P1).
+    let pause_collection = sub
+        .pause_at(as_of)
+        .filter(|_| ended_at.is_none())
+        .map(|p| json!({"behavior": p.behavior.as_str(), "resumes_at": p.resumes_at}));
     let pending_cancel = sub.cancel.as_ref().filter(|x| x.requested_at <= as_of && ended_at.is_none());
     let cancel_at = pending_cancel.map(|x| x.ends_at);
     let reason = match (&sub.cancel, sub.canceled_at(as_of)) {
@@ -245,7 +250,7 @@ pub fn subscription(
             "url": format!("/v1/subscription_items?subscription={}", sub.id),
         },
         "latest_invoice": latest_invoice, "livemode": false, "metadata": {},
-        "next_pending_invoice_item_invoice": null, "on_behalf_of": null, "pause_collection": null,
+        "next_pending_invoice_item_invoice": null, "on_behalf_of": null, "pause_collection": pause_collection,
         "payment_settings": {"payment_method_options": null, "payment_method_types": null, "save_default_payment_method": "off"},
         "pending_invoice_item_interval": null, "pending_setup_intent": null, "pending_update": null,
         "schedule": null, "start_date": sub.start, "status": status.as_str(),
@@ -263,6 +268,9 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     let total = inv.total();
     let at = |x: Option<i64>| x.filter(|x| *x <= as_of);
     let attempts = u32::from(at(inv.failed_at).is_some()) + u32::from(paid);
+    // A draft has no number and is not in effect until finalized; `keep_as_draft` turns off
+    // its automatic collection (P1).
+    let finalized_at = (!inv.draft).then_some(inv.created);
     let discount_id = sub.discount_at(&acct.catalog, inv.created).map(|d| d.id.clone());
     let lines: Vec<Value> = inv.lines.iter().map(|l| line(acct, c, sub, inv, l, discount_id.as_deref())).collect();
     let discounts: Vec<Value> =
@@ -287,11 +295,11 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
         "customer_address": null, "customer_email": c.email, "customer_name": c.name, "customer_phone": null,
         "customer_shipping": null, "customer_tax_exempt": "none", "customer_tax_ids": [],
         "default_payment_method": null, "default_source": null, "default_tax_rates": [], "description": null,
-        "discounts": discounts, "due_date": null, "effective_at": inv.created, "ending_balance": 0, "footer": null,
+        "discounts": discounts, "due_date": null, "effective_at": finalized_at, "ending_balance": finalized_at.map(|_| 0), "footer": null,
         "from_invoice": null, "hosted_invoice_url": null, "invoice_pdf": null, "issuer": {"type": "self"},
         "last_finalization_error": null, "latest_revision": null,
         "lines": {"object": "list", "data": lines, "has_more": false, "url": format!("/v1/invoices/{}/lines", inv.id)},
-        "livemode": false, "metadata": {}, "next_payment_attempt": null, "number": inv.number,
+        "livemode": false, "metadata": {}, "next_payment_attempt": null, "number": finalized_at.map(|_| &inv.number),
         "on_behalf_of": null,
         "parent": {"quote_details": null, "subscription_details": {"metadata": {}, "subscription": sub.id}, "type": "subscription_details"},
         "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
@@ -299,13 +307,39 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
         "pre_payment_credit_notes_amount": 0, "receipt_number": null, "rendering": null, "shipping_cost": null,
         "shipping_details": null, "starting_balance": 0, "statement_descriptor": null, "status": status,
         "status_transitions": {
-            "finalized_at": inv.created, "marked_uncollectible_at": at(inv.uncollectible_at),
+            "finalized_at": finalized_at, "marked_uncollectible_at": at(inv.uncollectible_at),
             "paid_at": at(inv.paid_at), "voided_at": at(inv.voided_at),
         },
         "subtotal": inv.subtotal(), "subtotal_excluding_tax": inv.subtotal(),
         "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()), "total": total,
         "total_discount_amounts": total_discounts, "total_excluding_tax": inv.subtotal() - inv.discount(),
         "total_pretax_credit_amounts": [], "total_taxes": total_taxes, "webhooks_delivered_at": inv.created,
+    })
+}
+
+/// A pending invoice item: a proration not on any invoice yet (catalogue U1), shaped like
+/// Stripe's `invoiceitem` (`../shared/stripe/fixtures3.json`).
+pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimPendingItem) -> Value {
+    let sub = &c.subscriptions[item.subscription];
+    let (l, p) = (&item.line, &acct.catalog.prices[item.line.price]);
+    json!({
+        "id": item.id, "object": "invoiceitem", "amount": l.amount, "currency": sub.currency, "customer": c.id,
+        "customer_account": null, "date": item.created, "description": l.description, "discountable": true,
+        "discounts": [], "invoice": null, "livemode": false, "metadata": {}, "net_amount": l.amount,
+        "parent": {
+            "subscription_details": {"subscription": sub.id, "subscription_item": sub.items[l.slot].id},
+            "type": "subscription_details",
+        },
+        "period": {"end": l.period.1, "start": l.period.0},
+        "pricing": {
+            "price_details": {"price": p.id, "product": acct.catalog.products[p.product].id},
+            "type": "price_details",
+            "unit_amount_decimal": p.tiers.is_none().then(|| p.unit_amount_in(sub.currency).to_string()),
+        },
+        "proration": l.proration, "proration_details": {"credited_items": null, "discount_amounts": []},
+        "quantity": l.quantity,
+        "quantity_decimal": l.quantity.to_string(), "tax_rates": [],
+        "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()),
     })
 }
 
@@ -349,6 +383,28 @@ fn line(
         },
         "quantity": l.quantity, "subtotal": l.amount, "taxes": taxes,
     })
+}
+
+/// Entries a nested list (an invoice's lines, a subscription's items) embeds before a client
+/// must page through its own endpoint: Stripe's page size of 10 (catalogue L6, L7).
+pub const EMBEDDED: usize = 10;
+
+/// Cuts an invoice's `lines` or a subscription's `items` to the first page Stripe embeds,
+/// with `has_more`, wherever the object is presented: an API answer or an event's
+/// `data.object` (catalogue L6, L7, R4).
+pub fn embed_first_pages(object: &mut Value) {
+    let field = match object["object"].as_str() {
+        Some("invoice") => "lines",
+        Some("subscription") => "items",
+        _ => return,
+    };
+    let list = &mut object[field];
+    if let Some(data) = list["data"].as_array_mut() {
+        if data.len() > EMBEDDED {
+            data.truncate(EMBEDDED);
+            list["has_more"] = json!(true);
+        }
+    }
 }
 
 /// A test clock, at its frozen time.

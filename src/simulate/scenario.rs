@@ -5,8 +5,8 @@
 use super::catalog::{price, Catalog};
 use super::invoices::kind;
 use super::model::{
-    Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, Proration, SimCustomer, SimDiscount, SimItem,
-    SimSubscription,
+    Cancellation, CollectionPause, FailureOutcome, ItemState, PauseBehavior, PaymentFailure, Phase, Proration,
+    SimCustomer, SimDiscount, SimItem, SimSubscription,
 };
 use crate::calendar::{add_months, Month, DAY};
 use crate::rng::{stripe_id, Rng};
@@ -398,6 +398,47 @@ impl Generator<'_> {
             s.discount = Some(SimDiscount { id, ..g.discount(c, "USD10FOREVER", at(2, 10)) });
             c.subscriptions.push(s);
         });
+        add("long_invoice_paid_late", "usd", &|g, c| {
+            // All five products since 08-15, each 1 seat; every seat count raised by one on
+            // 09-20, 09-27 and 10-04 with Stripe's default create_prorations, so the 10-15
+            // renewal bills 5 lines plus 30 prorations. Its payment failed and was retried
+            // successfully on 11-08: the `invoice.paid` event embeds 10 of its 35 lines (L6).
+            let renewal = g.now - 36 * DAY;
+            let plans = [(starter, 1), (pro, 1), (business, 1), (price::monthly(3), 1), (price::SEAT_MONTHLY, 1)];
+            let mut s = g.subscription(c, 0, add_months(renewal, -2), &plans);
+            for (n, days_before) in [25, 18, 11].into_iter().enumerate() {
+                let items = s.phases[0].items.iter().map(|i| ItemState { quantity: n as u32 + 2, ..*i }).collect();
+                s.phases.push(Phase {
+                    from: renewal - days_before * DAY,
+                    items,
+                    proration: Proration::CreateProrations,
+                });
+            }
+            let outcome = FailureOutcome::Recovered(g.now - 12 * DAY);
+            s.failure = Some(PaymentFailure { period: 2, failed_at: renewal + 3600, outcome });
+            c.subscriptions.push(s);
+        });
+        add("paused_collection", "usd", &|g, c| {
+            // Pro since 06-16; collection paused 07-05 to 08-01 voiding its invoices (the 07-16
+            // renewal), and again for the last 38 days keeping them as drafts (the last two
+            // renewals). Her status stays `active` throughout, so she counts 7900 every month (P1).
+            let mut s = g.subscription(c, 0, at(0, 16), &[(pro, 1)]);
+            s.pauses = vec![
+                CollectionPause { from: at(1, 5), resumes_at: Some(at(2, 1)), behavior: PauseBehavior::Void },
+                CollectionPause { from: g.now - 38 * DAY, resumes_at: None, behavior: PauseBehavior::KeepAsDraft },
+            ];
+            c.subscriptions.push(s);
+        });
+        add("pending_upgrade_events_gone", "usd", &|g, c| {
+            // Annual Pro since 06-20 with 2 seats, 4 seats from 10-06 with Stripe's default
+            // create_prorations: the prorations wait as pending invoice items for the renewal,
+            // 7 months ahead, and the update's event is older than Stripe keeps (U1).
+            let pro_annual = price::annual(1);
+            let mut s = g.subscription(c, 0, add_months(g.now, -5), &[(pro_annual, 2)]);
+            let items = vec![ItemState { slot: 0, price: pro_annual, quantity: 4 }];
+            s.phases.push(Phase { from: g.now - 45 * DAY, items, proration: Proration::CreateProrations });
+            c.subscriptions.push(s);
+        });
         out
     }
 
@@ -455,6 +496,7 @@ impl Generator<'_> {
             )],
             discount: None,
             replaced: None,
+            pauses: Vec::new(),
             failure: None,
             cancel: None,
         }

@@ -106,15 +106,17 @@ pub struct Changes {
 
 impl Changes {
     /// An object's current state (its rows), or `None` when it no longer exists. Its child
-    /// rows (a subscription's items, an invoice's lines) belong to that state; so do a price's
-    /// tiers and currency options when `includables` says the state carries them (a retrieved
-    /// price does, a price inside an event does not: the base's are kept).
-    pub fn object(&mut self, kind: Kind, id: &str, state: Option<Vec<Row>>, includables: bool) {
+    /// rows (a subscription's items, an invoice's lines, a price's tiers and currency options)
+    /// belong to that state when `whole` says the state carries them all (a retrieved object
+    /// does); otherwise the base's are kept (a price inside an event has no tiers or options,
+    /// a finalized invoice inside an event only the first page of its lines, which can no
+    /// longer change).
+    pub fn object(&mut self, kind: Kind, id: &str, state: Option<Vec<Row>>, whole: bool) {
         self.replaced.entry(kind.table()).or_default().insert(id.to_string());
         let children: &[&'static str] = match kind {
-            Kind::Subscription => &["subscription_items", "subscription_discounts"],
-            Kind::Invoice => &["invoice_lines"],
-            Kind::Price if includables => &["price_tiers", "price_currency_options"],
+            Kind::Subscription => &["subscription_items", "subscription_discounts", "paused_collections"],
+            Kind::Invoice if whole => &["invoice_lines"],
+            Kind::Price if whole => &["price_tiers", "price_currency_options"],
             _ => &[],
         };
         for child in children {
@@ -253,7 +255,7 @@ const EMBEDDED: [&str; 2] = ["discounts", "coupons"];
 /// The column that ties a table's rows to the objects that replace them.
 fn key_column(table: &str) -> &'static str {
     match table {
-        "subscription_items" | "subscription_discounts" => "subscription",
+        "subscription_items" | "subscription_discounts" | "paused_collections" => "subscription",
         "invoice_lines" => "invoice",
         "price_tiers" | "price_currency_options" => "price",
         "event_changes" => "event",

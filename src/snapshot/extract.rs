@@ -173,6 +173,9 @@ pub fn subscription(sub: &Subscription) -> Vec<Row> {
     )];
     rows.extend(sub.items.data.iter().flat_map(|item| subscription_item(sub.id.as_str(), item)));
     rows.extend(listed_discounts(sub.id.as_str(), sub.id.as_str(), &sub.discounts));
+    rows.extend(
+        sub.pause_collection.as_ref().map(|p| row!("paused_collections", s(&sub.id), s(&p.behavior), p.resumes_at)),
+    );
     rows.extend(sub.discounts.iter().filter_map(|d| d.as_object()).flat_map(discount));
     rows
 }
@@ -205,6 +208,26 @@ pub fn subscription_item(subscription: &str, item: &SubscriptionItem) -> Vec<Row
     )];
     rows.extend(listed_discounts(subscription, item.id.as_str(), &item.discounts));
     rows
+}
+
+/// A pending invoice item (catalogue U1).
+pub fn invoice_item(item: &stripe_billing::InvoiceItem) -> Vec<Row> {
+    let parent = item.parent.as_ref().and_then(|p| p.subscription_details.as_ref());
+    vec![row!(
+        "pending_invoice_items",
+        s(&item.id),
+        s(item.customer.id()),
+        parent.map(|p| p.subscription.clone()),
+        parent.and_then(|p| p.subscription_item.clone()),
+        item.proration,
+        item.pricing.as_ref().and_then(|p| p.price_details.as_ref()).map(|d| s(d.price.id())),
+        item.quantity as i64,
+        item.amount,
+        s(&item.currency),
+        item.period.start,
+        item.period.end,
+        item.date,
+    )]
 }
 
 /// The invoice row and its discounts; lines come separately (they may span pages).
@@ -343,6 +366,7 @@ pub fn json_rows(object: &serde_json::Value) -> anyhow::Result<Vec<Row>> {
         "discount" => discount(&parse(object, kind)?),
         "test_helpers.test_clock" => test_clock(&parse(object, "test clock")?),
         "event" => event(&parse(object, kind)?),
+        "invoiceitem" => invoice_item(&parse(object, "invoice item")?),
         "invoice" => {
             let inv: Invoice = parse(object, kind)?;
             let id =

@@ -120,10 +120,44 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
     let mut changes = Changes::default();
     let mut ordered: Vec<_> = latest.into_iter().collect();
     ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut finalized_in_base: Option<HashSet<String>> = None;
     for ((kind, id), (state, e)) in ordered {
         let where_ = || format!("{}:{}: event {} ({})", archive.display(), e.line, e.id, e.kind);
+        // An event's invoice embeds only the first page of its lines (catalogue L6). Once
+        // finalized an invoice's lines never change, so the base's copy completes it; any other
+        // invoice needs the API for the rest.
+        let lines_cut_short = kind == Kind::Invoice && state.as_ref().is_some_and(|o| o["lines"]["has_more"] == true);
+        let state = match state {
+            Some(mut object) if lines_cut_short => {
+                let finalized = match &finalized_in_base {
+                    Some(ids) => ids,
+                    None => finalized_in_base.insert(finalized_invoices(&base)?),
+                };
+                if !finalized.contains(&id) {
+                    return Err(bad_input(format!(
+                        "{}: invoice {id} has more lines than the event carries ({}), and base snapshot {} does \
+                         not hold it finalized to complete it from: its other lines need the API. Bring the \
+                         snapshot up to date with `mrr pull --since {}` instead",
+                        where_(),
+                        object["lines"]["data"].as_array().map_or(0, Vec::len),
+                        base.manifest.id,
+                        base.manifest.id
+                    )));
+                }
+                object["lines"]["data"] = Value::Array(Vec::new());
+                object["lines"]["has_more"] = Value::Bool(false);
+                Some(object)
+            }
+            state => state,
+        };
         let rows = state.map(|object| extract::json_rows(&object).with_context(where_)).transpose()?;
-        changes.object(kind, &id, rows, false);
+        // An event's price carries no tiers or currency options (catalogue L10): the base's stay.
+        let whole = match kind {
+            Kind::Price => false,
+            Kind::Invoice => !lines_cut_short,
+            _ => true,
+        };
+        changes.object(kind, &id, rows, whole);
     }
 
     // The applied events themselves join the events table.
@@ -163,6 +197,18 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
         after_as_of: summary_counts.1,
         ignored_types,
     })
+}
+
+/// The invoices a snapshot holds finalized (any status but `draft`), with all their lines.
+fn finalized_invoices(snapshot: &Snapshot) -> anyhow::Result<HashSet<String>> {
+    let rows = snapshot.string_columns("invoices", &["id", "status"])?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match (&row[0], &row[1]) {
+            (Some(id), Some(status)) if status != "draft" => Some(id.clone()),
+            _ => None,
+        })
+        .collect())
 }
 
 /// An event's `data` keeps the shape of the API version it was created in ("The contents of

@@ -102,6 +102,40 @@ impl Snapshot {
         self.table_path(table).map(Some)
     }
 
+    /// Some string columns of a table, row by row (no rows for a table the snapshot predates).
+    pub fn string_columns(&self, table: &str, columns: &[&str]) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+        use anyhow::Context;
+        use arrow::array::{Array, StringArray};
+        let mut out = Vec::new();
+        let Some(path) = self.table_path_if_any(table)? else { return Ok(out) };
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+        let mut indices = Vec::new();
+        for column in columns {
+            indices.push(
+                builder.schema().index_of(column).with_context(|| format!("{}: no column {column}", path.display()))?,
+            );
+        }
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
+        for batch in builder.with_projection(mask).build()? {
+            let batch = batch.with_context(|| format!("reading {}", path.display()))?;
+            let mut arrays = Vec::new();
+            for column in columns {
+                arrays.push(
+                    batch
+                        .column_by_name(column)
+                        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                        .with_context(|| format!("{}: {column} is not a string column", path.display()))?,
+                );
+            }
+            for i in 0..batch.num_rows() {
+                out.push(arrays.iter().map(|a| (!a.is_null(i)).then(|| a.value(i).to_string())).collect());
+            }
+        }
+        Ok(out)
+    }
+
     /// The instant the data describes (`as_of` of the manifest), in Unix seconds.
     pub fn as_of(&self) -> anyhow::Result<i64> {
         crate::calendar::parse_timestamp(&self.manifest.as_of)

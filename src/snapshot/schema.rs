@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 /// 2: `price_tiers` and `price_currency_options` (a version-1 snapshot reads as having none).
 /// 3: `event_changes` and `coupon_products` (an older snapshot reads as having none).
 /// 4: `subscription_discounts` (an older snapshot reads as having none).
-pub const SCHEMA_VERSION: u32 = 4;
+/// 5: `paused_collections` and `pending_invoice_items` (an older snapshot reads as having none).
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The schema version a table first appeared in; an older snapshot has no rows of it.
 pub fn since_version(table: &str) -> u32 {
@@ -23,6 +24,7 @@ pub fn since_version(table: &str) -> u32 {
         "price_tiers" | "price_currency_options" => 2,
         "event_changes" | "coupon_products" => 3,
         "subscription_discounts" => 4,
+        "paused_collections" | "pending_invoice_items" => 5,
         _ => 1,
     }
 }
@@ -35,8 +37,23 @@ pub fn key_columns(table: &str) -> &'static [&'static str] {
         "event_changes" => &["event", "field"],
         "coupon_products" => &["coupon", "product"],
         "subscription_discounts" => &["owner", "discount"],
+        "paused_collections" => &["subscription"],
         _ => &["id"],
     }
+}
+
+/// A row's key (its [`key_columns`]) as text; `None` when a key cell is null.
+pub fn row_key(row: &Row) -> Option<String> {
+    let def = table(&row.table);
+    let mut key = Vec::new();
+    for name in key_columns(def.name) {
+        let at = def.columns.iter().position(|c| c.name == *name).expect("key columns are columns");
+        match &row.cells[at] {
+            Cell::Null => return None,
+            cell => key.push(cell),
+        }
+    }
+    Some(format!("{key:?}"))
 }
 
 /// A column's type.
@@ -165,6 +182,14 @@ pub const TABLES: &[TableDef] = &[
         ],
     },
     TableDef {
+        name: "paused_collections",
+        doc: "Subscriptions whose payment collection is paused now (`pause_collection`); their status stays as it was.",
+        columns: cols![
+            "subscription" Str "sub_ id", "behavior" Str "keep_as_draft, mark_uncollectible or void",
+            "resumes_at" Ts "null: paused until it is unset",
+        ],
+    },
+    TableDef {
         name: "discounts",
         doc: "Discount objects attached to subscriptions or invoices, current and past (one row per id).",
         columns: cols![
@@ -195,6 +220,16 @@ pub const TABLES: &[TableDef] = &[
             "amount" I64 "minor units, before discounts and tax", "currency" Str "",
             "discount_amount" I64 "sum of discount_amounts", "tax_amount" I64 "sum of taxes",
             "period_start" Ts "", "period_end" Ts "", "description" Str "",
+        ],
+    },
+    TableDef {
+        name: "pending_invoice_items",
+        doc: "Invoice items on no invoice yet (`pending=true`): prorations waiting for the next invoice, and one-off items.",
+        columns: cols![
+            "id" Str "ii_ id", "customer" Str "", "subscription" Str "parent.subscription_details.subscription",
+            "subscription_item" Str "si_ id", "proration" Bool "", "price" Str "pricing.price_details.price",
+            "quantity" I64 "", "amount" I64 "minor units", "currency" Str "",
+            "period_start" Ts "for a proration, when the change was made", "period_end" Ts "", "date" Ts "when it was created",
         ],
     },
     TableDef {

@@ -56,6 +56,8 @@ pub(super) fn list_params(kind: &str) -> Option<(&'static [&'static str], &'stat
             &["status", "customer", "subscription"],
             &["customer", "discounts", "discounts.source.coupon", "lines", "lines.data.discounts"],
         ),
+        // The account holds pending invoice items only (an invoiced one is a line of its invoice).
+        "invoiceitems" => (&["pending", "customer"], &[]),
         "events" => (&["type", "types[]"], &[]),
         _ => return None,
     })
@@ -118,6 +120,14 @@ pub(super) async fn list(
                 filter.test_clock = ClockFilter::Clock(value.clone());
                 Ok(())
             }
+            "pending" if filters.contains(&"pending") => match value.as_str() {
+                "true" => Ok(()),
+                "false" => Err(invalid(
+                    "This local server holds pending invoice items only: list invoiced ones as invoice lines.".into(),
+                    "pending",
+                )),
+                _ => Err(invalid(format!("Invalid boolean: {value}"), "pending")),
+            },
             "active" if filters.contains(&"active") => match value.as_str() {
                 "true" | "false" => {
                     filter.active = Some(value == "true");
@@ -333,10 +343,6 @@ fn nested_list(state: &AppState, kind: &str, id: &str, field: &str, q: &Query, a
     ok(json!({"object": "list", "data": entries[from..to], "has_more": has_more, "url": url}))
 }
 
-/// Entries a nested list (an invoice's lines, a subscription's items) embeds before a client
-/// must page through its own endpoint: Stripe's page size of 10 (docs/stripe-behaviour.md).
-const EMBEDDED: usize = 10;
-
 /// Applies Stripe's default presentation and the requested expansions.
 fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -> anyhow::Result<Value> {
     let wants = |path: &str| expand.iter().any(|e| e == path);
@@ -402,20 +408,7 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
             object["test_clock"] = state.store().tables["test_helpers/test_clocks"].get(&id)?.unwrap_or(json!(id));
         }
     }
-    let nested = match kind {
-        "invoices" => Some("lines"),
-        "subscriptions" => Some("items"),
-        _ => None,
-    };
-    if let Some(field) = nested {
-        let list = &mut object[field];
-        if let Some(data) = list["data"].as_array_mut() {
-            if data.len() > EMBEDDED {
-                data.truncate(EMBEDDED);
-                list["has_more"] = json!(true);
-            }
-        }
-    }
+    crate::simulate::render::embed_first_pages(&mut object);
     Ok(object)
 }
 

@@ -101,7 +101,7 @@ impl StripeServer {
             if list_params(&list_path(list)).is_none() {
                 return Err(crate::error::bad_input(format!(
                     "--forbid {list}: not a list this server serves (customers, products, prices, coupons, \
-                     subscriptions, invoices, events, test_clocks)"
+                     subscriptions, invoices, invoiceitems, events, test_clocks)"
                 )));
             }
         }

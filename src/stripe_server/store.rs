@@ -38,7 +38,8 @@ pub struct Table {
 #[derive(Deserialize)]
 struct Head {
     id: String,
-    #[serde(default)]
+    /// `date` for an invoice item, which has no `created`.
+    #[serde(default, alias = "date")]
     created: i64,
     #[serde(default)]
     status: Option<String>,

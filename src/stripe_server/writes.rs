@@ -629,6 +629,7 @@ impl WritableAccount {
             phases: vec![Phase::invoiced(start, items)],
             discount: None,
             replaced: None,
+            pauses: Vec::new(),
             failure: None,
             cancel: None,
         });
