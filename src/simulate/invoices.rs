@@ -122,16 +122,15 @@ pub fn customer_billing(customer: &SimCustomer, catalog: &Catalog, seed: u64, no
     for (s, sub) in customer.subscriptions.iter().enumerate() {
         subscription_invoices(customer, s, sub, catalog, seed, now, &mut billing);
     }
-    let Billing { invoices: mut out, mut pending } = billing;
     // A subscription that starts after `now` (a later --horizon) has not opened its trial yet.
-    out.retain(|i| i.created <= now);
-    out.sort_by_key(|i| i.created);
-    for (n, inv) in out.iter_mut().enumerate() {
+    billing.invoices.retain(|i| i.created <= now);
+    billing.invoices.sort_by_key(|i| i.created);
+    for (n, inv) in billing.invoices.iter_mut().enumerate() {
         inv.id = stripe_id("in", seed, kind::INVOICE, customer.index * 4096 + n as u64);
         inv.number = format!("{}-{:04}", invoice_prefix(customer), n + 1);
     }
-    pending.retain(|p| p.created <= now);
-    Billing { invoices: out, pending }
+    billing.pending.retain(|p| p.created <= now);
+    billing
 }
 
 /// The customer's invoice number prefix.

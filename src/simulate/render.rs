@@ -391,7 +391,7 @@ pub const EMBEDDED: usize = 10;
 
 /// Cuts an invoice's `lines` or a subscription's `items` to the first page Stripe embeds,
 /// with `has_more`, wherever the object is presented: an API answer or an event's
-/// `data.object` (catalogue L6, L7, R4).
+/// `data.object` (catalogue L6, L7, R1).
 pub fn embed_first_pages(object: &mut Value) {
     let field = match object["object"].as_str() {
         Some("invoice") => "lines",
