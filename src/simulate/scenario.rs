@@ -374,11 +374,7 @@ impl Generator<'_> {
         add("seat_change_without_proration", "usd", &|g, c| {
             // Annual Pro from 2 to 5 seats 6 days ago with proration_behavior=none: nothing is
             // invoiced until the renewal, 7 months ahead.
-            let pro_annual = price::annual(1);
-            let mut s = g.subscription(c, 0, add_months(g.now, -5), &[(pro_annual, 2)]);
-            let items = vec![ItemState { slot: 0, price: pro_annual, quantity: 5 }];
-            s.phases.push(Phase { from: g.now - 6 * DAY, items, proration: Proration::None });
-            c.subscriptions.push(s);
+            c.subscriptions.push(g.annual_seat_change(c, 5, 6, Proration::None));
         });
         add("currency_options_eur", "eur", &|g, c| {
             // A EUR subscription on Business monthly, a USD price: billed its 185.00 EUR option.
@@ -433,13 +429,19 @@ impl Generator<'_> {
             // Annual Pro since 06-20 with 2 seats, 4 seats from 10-06 with Stripe's default
             // create_prorations: the prorations wait as pending invoice items for the renewal,
             // 7 months ahead, and the update's event is older than Stripe keeps (U1).
-            let pro_annual = price::annual(1);
-            let mut s = g.subscription(c, 0, add_months(g.now, -5), &[(pro_annual, 2)]);
-            let items = vec![ItemState { slot: 0, price: pro_annual, quantity: 4 }];
-            s.phases.push(Phase { from: g.now - 45 * DAY, items, proration: Proration::CreateProrations });
-            c.subscriptions.push(s);
+            c.subscriptions.push(g.annual_seat_change(c, 4, 45, Proration::CreateProrations));
         });
         out
+    }
+
+    /// Annual Pro for the last 5 months with 2 seats, changed to `seats` seats `days_ago` days
+    /// ago with `proration` (the uninvoiced-change cases, U1).
+    fn annual_seat_change(&self, c: &SimCustomer, seats: u32, days_ago: i64, proration: Proration) -> SimSubscription {
+        let pro_annual = price::annual(1);
+        let mut s = self.subscription(c, 0, add_months(self.now, -5), &[(pro_annual, 2)]);
+        let items = vec![ItemState { slot: 0, price: pro_annual, quantity: seats }];
+        s.phases.push(Phase { from: self.now - days_ago * DAY, items, proration });
+        s
     }
 
     /// The customer's discount of `coupon` from `start` (one id per customer: `replaced_coupon`
