@@ -219,6 +219,7 @@ mod edge_case {
         volume_tiers,
         graduated_tiers,
         currency_options_eur,
+        graduated_tiers_eur,
         pending_proration_upgrade,
         seat_change_without_proration,
     );

@@ -190,6 +190,9 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("paused_collection", [7900, 7900, 7900, 7900, 7900, 7900]),
         // Annual Pro since 06-20, 2 seats (2 x 79000 / 12), 4 seats from 10-06, pending.
         ("pending_upgrade_events_gone", [13167, 13167, 13167, 13167, 26333, 26333]),
+        // EUR, 12 graduated seats since 06-18 by the EUR option's own tiers: 10 x 14.00 +
+        // 9.00 flat + 2 x 11.00.
+        ("graduated_tiers_eur", [17100, 17100, 17100, 17100, 17100, 17100]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

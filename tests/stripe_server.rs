@@ -180,14 +180,37 @@ fn tiers_and_currency_options_come_only_when_expanded() {
     assert!(modes.iter().all(|(_, t)| t.as_array().unwrap().len() == 3 && t[2]["up_to"].is_null()), "{modes:?}");
     let eur: Vec<_> =
         expanded["data"].as_array().unwrap().iter().filter_map(|p| p["currency_options"].get("eur")).collect();
-    assert_eq!(eur.len(), 1);
-    assert_eq!(eur[0]["unit_amount"], 18500);
-    // Retrieve by id: the same, with `expand[]=tiers`.
+    assert_eq!(eur.len(), 2, "Business monthly, and the graduated seats by tiers of their own");
+    let (per_unit, tiered_option): (Vec<_>, Vec<_>) = eur.into_iter().partition(|o| !o["unit_amount"].is_null());
+    assert_eq!(per_unit[0]["unit_amount"], 18500);
+    // A tiered option has no unit amount, and its tiers only by `<currency>.tiers`.
+    assert!(tiered_option[0].get("tiers").is_none(), "{}", tiered_option[0]);
+    let path = format!("{path}&expand[]=data.currency_options.eur.tiers");
+    let with_option_tiers = get(server.port, &path, key).unwrap().json();
+    let graduated = tiered(&with_option_tiers).into_iter().find(|p| p["tiers_mode"] == "graduated").unwrap();
+    let eur_tiers = graduated["currency_options"]["eur"]["tiers"].as_array().unwrap().clone();
+    assert_eq!(eur_tiers.len(), 3);
+    assert_eq!(
+        (eur_tiers[0]["unit_amount"].clone(), eur_tiers[0]["flat_amount"].clone()),
+        (serde_json::json!(1400), serde_json::json!(900))
+    );
+    // Retrieve by id: the same, with `expand[]=tiers` and `expand[]=currency_options.eur.tiers`.
     let id = plain_tiered[0]["id"].as_str().unwrap();
     let one = get(server.port, &format!("/v1/prices/{id}"), key).unwrap().json();
     assert!(one.get("tiers").is_none());
     let one = get(server.port, &format!("/v1/prices/{id}?expand[]=tiers"), key).unwrap().json();
     assert_eq!(one["tiers"].as_array().unwrap().len(), 3);
+    let id = graduated["id"].as_str().unwrap();
+    let one = get(
+        server.port,
+        &format!("/v1/prices/{id}?expand[]=currency_options&expand[]=currency_options.eur.tiers"),
+        key,
+    )
+    .unwrap()
+    .json();
+    assert_eq!(one["currency_options"]["eur"]["tiers"].as_array().unwrap().len(), 3);
+    let bad = get(server.port, &format!("/v1/prices/{id}?expand[]=currency_options.eur"), key).unwrap();
+    assert_eq!(bad.status, 400, "only a currency's tiers expand inside an option");
     // Embedded in an item, a price never carries them.
     for sub in objects(&acct.dir, "subscriptions.jsonl") {
         for item in sub["items"]["data"].as_array().unwrap() {

@@ -323,14 +323,32 @@ impl Fetcher {
         self.price_as(id, &what).await
     }
 
+    /// One tiered price by id again, for the tiers of its currency options, which no list
+    /// includes (the listed copy has the options without them).
+    pub async fn price_option_tiers(&self, id: &str) -> anyhow::Result<Vec<Row>> {
+        let what = format!("retrieving price {id} for the tiers of its currency options");
+        self.price_as(id, &what).await
+    }
+
+    /// A price with its tiers and currency options and, for a tiered price, each option's
+    /// tiers: "not included by default. To include it in the response, expand the
+    /// `<currency>.tiers` field", one path per currency, known only from a first answer
+    /// (catalogue L10).
     async fn price_as(&self, id: &str, what: &str) -> anyhow::Result<Vec<Row>> {
         use stripe_product::price::RetrievePrice;
-        let price = self
-            .call(what, || {
-                let r = RetrievePrice::new(id).expand(vec!["tiers".to_string(), "currency_options".to_string()]);
+        let retrieve = |expand: Vec<String>| {
+            self.call(what, move || {
+                let r = RetrievePrice::new(id).expand(expand.clone());
                 async move { r.send(&self.client).await }
             })
-            .await?;
+        };
+        let mut expand = vec!["tiers".to_string(), "currency_options".to_string()];
+        let mut price = retrieve(expand.clone()).await?;
+        let untiered = untiered_options(&price);
+        if !untiered.is_empty() {
+            expand.extend(untiered.iter().map(|currency| format!("currency_options.{currency}.tiers")));
+            price = retrieve(expand).await?;
+        }
         Ok(extract::price(&price))
     }
 
@@ -411,6 +429,17 @@ impl Fetcher {
         };
         Ok(Some((rows, embedded_prices)))
     }
+}
+
+/// The currencies of a tiered price's options that came without their tiers.
+fn untiered_options(price: &stripe_shared::Price) -> Vec<String> {
+    if price.billing_scheme != stripe_shared::PriceBillingScheme::Tiered {
+        return Vec::new();
+    }
+    let options = price.currency_options.iter().flatten();
+    let mut currencies: Vec<String> = options.filter(|(_, o)| o.tiers.is_none()).map(|(c, _)| c.to_string()).collect();
+    currencies.sort();
+    currencies
 }
 
 /// Statuses Stripe documents as worth retrying: 409 (a conflict with a concurrent request),

@@ -389,9 +389,11 @@ fn for_each_staged_row(
 }
 
 /// Retrieves, by id, every price an invoice line names that no list and no subscription item
-/// returned (the inline price of an item that has since changed). Recomputed on every run, so
-/// a resumed pull repeats only this step's few requests. A price Stripe cannot find is an
-/// error naming it and the line: an item is never valued at 0 for want of its price.
+/// returned (the inline price of an item that has since changed), and again every listed
+/// tiered price whose currency options came without their tiers (no list includes those,
+/// catalogue L10). Recomputed on every run, so a resumed pull repeats only this step's few
+/// requests. A price Stripe cannot find is an error naming it and the line: an item is never
+/// valued at 0 for want of its price.
 async fn fetch_referenced_prices(f: &Fetcher, work: &Path, cp: &Checkpoint) -> anyhow::Result<()> {
     let target = work.join("staging").join(REFERENCED_PRICES);
     if target.exists() {
@@ -399,17 +401,30 @@ async fn fetch_referenced_prices(f: &Fetcher, work: &Path, cp: &Checkpoint) -> a
     }
     let mut have = HashSet::new();
     let mut named: BTreeSet<(String, String)> = BTreeSet::new(); // (price, first line naming it)
+    let mut tiered = HashSet::new();
+    let mut options: BTreeSet<(String, String)> = BTreeSet::new(); // (price, currency)
+    let mut with_tiers = HashSet::new(); // (price, currency)
+    let str_at = |row: &Row, n: usize| match row.cells.get(n) {
+        Some(Cell::Str(v)) => Some(v.clone()),
+        _ => None,
+    };
     for_each_staged_row(work, cp, |row| {
-        let price_column = match row.table.as_str() {
+        let price_and_currency = || str_at(&row, 0).zip(str_at(&row, 1));
+        match row.table.as_str() {
             "prices" => {
                 have.extend(row_id(&row).map(str::to_string));
-                return Ok(());
+                if str_at(&row, 7).as_deref() == Some("tiered") {
+                    tiered.extend(row_id(&row).map(str::to_string));
+                }
             }
-            "invoice_lines" => 7,
-            _ => return Ok(()),
-        };
-        if let (Some(Cell::Str(price)), Some(line)) = (row.cells.get(price_column), row_id(&row)) {
-            named.insert((price.clone(), line.to_string()));
+            "price_currency_options" => options.extend(price_and_currency()),
+            "price_tiers" => with_tiers.extend(price_and_currency()),
+            "invoice_lines" => {
+                if let (Some(price), Some(line)) = (str_at(&row, 7), row_id(&row)) {
+                    named.insert((price, line.to_string()));
+                }
+            }
+            _ => {}
         }
         Ok(())
     })?;
@@ -419,19 +434,35 @@ async fn fetch_referenced_prices(f: &Fetcher, work: &Path, cp: &Checkpoint) -> a
             missing.push((price, line));
         }
     }
-    if missing.is_empty() {
+    let mut untiered: Vec<String> =
+        options.into_iter().filter(|o| tiered.contains(&o.0) && !with_tiers.contains(o)).map(|(p, _)| p).collect();
+    untiered.dedup();
+    if missing.is_empty() && untiered.is_empty() {
         return Ok(());
     }
-    tracing::info!("retrieving {} prices that invoice lines name but no list returned", missing.len());
     let mut buf = Vec::new();
-    for (price, line) in &missing {
-        let rows = f.price(price).await.with_context(|| {
-            format!("price {price} (named by invoice line {line}) cannot be obtained, so its items cannot be valued")
-        })?;
+    let mut stage = |rows: Vec<Row>| -> anyhow::Result<()> {
         for r in &rows {
             serde_json::to_writer(&mut buf, r)?;
             buf.push(b'\n');
         }
+        Ok(())
+    };
+    if !missing.is_empty() {
+        tracing::info!("retrieving {} prices that invoice lines name but no list returned", missing.len());
+    }
+    for (price, line) in &missing {
+        stage(f.price(price).await.with_context(|| {
+            format!("price {price} (named by invoice line {line}) cannot be obtained, so its items cannot be valued")
+        })?)?;
+    }
+    if !untiered.is_empty() {
+        tracing::info!("retrieving {} tiered prices for the tiers of their currency options", untiered.len());
+    }
+    for price in &untiered {
+        stage(f.price_option_tiers(price).await.with_context(|| {
+            format!("the tiers of price {price}'s currency options cannot be obtained, so its items cannot be valued")
+        })?)?;
     }
     let tmp = target.with_extension("tmp");
     std::fs::write(&tmp, buf)?;

@@ -229,6 +229,7 @@ fn catalog(created: i64) -> Catalog {
         inline: false,
         tiers: None,
         currency_options: Vec::new(),
+        currency_tiers: Vec::new(),
     };
     let mut prices: Vec<Price> =
         PLANS.iter().enumerate().map(|(i, (_, amount))| price(i, i, Interval::Month, *amount)).collect();

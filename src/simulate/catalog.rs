@@ -41,6 +41,9 @@ pub struct Price {
     pub tiers: Option<(TiersMode, Vec<Tier>)>,
     /// `currency_options`: the unit amount in other currencies than `currency`.
     pub currency_options: Vec<(&'static str, i64)>,
+    /// A tiered price's tiers in other currencies than `currency` (the
+    /// `currency_options.<currency>.tiers` Stripe includes only on request, catalogue L10).
+    pub currency_tiers: Vec<(&'static str, Vec<Tier>)>,
 }
 
 /// How a tiered price bills a quantity.
@@ -95,10 +98,10 @@ impl Price {
     /// `transform_quantity` ("Divide the quantity by this number", then round `up` or `down`)
     /// before the unit amount applies.
     /// A subscription in another currency than the price's uses that currency's amount from
-    /// `currency_options`; a tiered price bills by its tiers.
+    /// `currency_options`; a tiered price bills by its tiers in that currency.
     pub fn billed(&self, quantity: u32, currency: &str) -> i64 {
-        if let Some((mode, tiers)) = &self.tiers {
-            return tiered_amount(*mode, tiers, quantity);
+        if let Some((mode, _)) = &self.tiers {
+            return tiered_amount(*mode, self.tiers_in(currency), quantity);
         }
         let units = match self.transform {
             Some((divide_by, true)) => quantity.div_ceil(divide_by),
@@ -115,6 +118,17 @@ impl Price {
         }
         let option = self.currency_options.iter().find(|(c, _)| *c == currency);
         option.unwrap_or_else(|| panic!("{} has no {currency} amount", self.nickname)).1
+    }
+
+    /// A tiered price's tiers in `currency`: its own, or its currency option's.
+    fn tiers_in(&self, currency: &str) -> &[Tier] {
+        match &self.tiers {
+            Some((_, tiers)) if currency == self.currency => tiers,
+            _ => {
+                let option = self.currency_tiers.iter().find(|(c, _)| *c == currency);
+                &option.unwrap_or_else(|| panic!("{} has no {currency} tiers", self.nickname)).1
+            }
+        }
     }
 }
 
@@ -228,6 +242,7 @@ impl Catalog {
                 inline: false,
                 tiers: None,
                 currency_options: Vec::new(),
+                currency_tiers: Vec::new(),
                 id: stripe_id("price", seed, 11, n),
                 product,
                 nickname: String::from(nickname),
@@ -273,6 +288,9 @@ impl Catalog {
             Some((TiersMode::Volume, vec![tier(Some(5), 1200, 0), tier(Some(20), 1000, 500), tier(None, 800, 2000)]));
         prices[price::SEAT_GRADUATED].tiers =
             Some((TiersMode::Graduated, vec![tier(Some(10), 1500, 1000), tier(Some(50), 1200, 0), tier(None, 900, 0)]));
+        // The graduated seats also sell in euros, by tiers of their own (a tiered currency option).
+        prices[price::SEAT_GRADUATED].currency_tiers =
+            vec![("eur", vec![tier(Some(10), 1400, 900), tier(Some(50), 1100, 0), tier(None, 800, 0)])];
         let coupon = |id, name, off, duration| Coupon {
             id,
             name,
@@ -329,7 +347,8 @@ impl Catalog {
             for (_, amount) in &mut p.currency_options {
                 scale(amount)?;
             }
-            for t in p.tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut()) {
+            let option_tiers = p.currency_tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut());
+            for t in p.tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut()).chain(option_tiers) {
                 scale(&mut t.unit_amount)?;
                 scale(&mut t.flat_amount)?;
             }

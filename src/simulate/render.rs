@@ -68,30 +68,39 @@ pub fn price(acct: &Account, p: &Price) -> Value {
 pub fn price_with_includables(acct: &Account, p: &Price) -> Value {
     let mut v = price(acct, p);
     if let Some((_, tiers)) = &p.tiers {
-        let tiers: Vec<Value> = tiers
-            .iter()
-            .map(|t| {
-                json!({
-                    "flat_amount": t.flat_amount, "flat_amount_decimal": t.flat_amount.to_string(),
-                    "unit_amount": t.unit_amount, "unit_amount_decimal": t.unit_amount.to_string(), "up_to": t.up_to,
-                })
-            })
-            .collect();
-        v["tiers"] = json!(tiers);
+        v["tiers"] = tiers_json(tiers);
     }
-    let options: serde_json::Map<String, Value> = p
-        .currency_options
+    let per_unit = p.currency_options.iter().map(|(currency, amount)| {
+        let option = json!({
+            "custom_unit_amount": null, "tax_behavior": "exclusive", "unit_amount": amount,
+            "unit_amount_decimal": amount.to_string(),
+        });
+        (currency.to_string(), option)
+    });
+    // A tiered price's option has tiers instead of a unit amount ("Only set if
+    // `billing_scheme=per_unit`"), themselves included only on request (L10).
+    let tiered = p.currency_tiers.iter().map(|(currency, tiers)| {
+        let option = json!({
+            "custom_unit_amount": null, "tax_behavior": "exclusive", "tiers": tiers_json(tiers),
+            "unit_amount": null, "unit_amount_decimal": null,
+        });
+        (currency.to_string(), option)
+    });
+    v["currency_options"] = Value::Object(per_unit.chain(tiered).collect());
+    v
+}
+
+fn tiers_json(tiers: &[super::catalog::Tier]) -> Value {
+    let tiers: Vec<Value> = tiers
         .iter()
-        .map(|(currency, amount)| {
-            let option = json!({
-                "custom_unit_amount": null, "tax_behavior": "exclusive", "unit_amount": amount,
-                "unit_amount_decimal": amount.to_string(),
-            });
-            (currency.to_string(), option)
+        .map(|t| {
+            json!({
+                "flat_amount": t.flat_amount, "flat_amount_decimal": t.flat_amount.to_string(),
+                "unit_amount": t.unit_amount, "unit_amount_decimal": t.unit_amount.to_string(), "up_to": t.up_to,
+            })
         })
         .collect();
-    v["currency_options"] = Value::Object(options);
-    v
+    json!(tiers)
 }
 
 fn billing_scheme(p: &Price) -> &'static str {

@@ -431,6 +431,14 @@ impl Generator<'_> {
             // 7 months ahead, and the update's event is older than Stripe keeps (U1).
             c.subscriptions.push(g.annual_seat_change(c, 4, 45, Proration::CreateProrations));
         });
+        add("graduated_tiers_eur", "eur", &|g, c| {
+            // A EUR subscription on the graduated seats, a USD price whose EUR option has tiers
+            // of its own (only `expand[]=currency_options.eur.tiers` returns them, L10): 12
+            // seats = 10 x 14.00 + 9.00 flat + 2 x 11.00 EUR.
+            let mut s = g.subscription(c, 0, at(0, 18), &[(price::SEAT_GRADUATED, 12)]);
+            s.currency = c.currency;
+            c.subscriptions.push(s);
+        });
         out
     }
 

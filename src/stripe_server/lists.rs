@@ -38,13 +38,30 @@ pub(super) fn normalize_array_key(key: &str) -> String {
     }
 }
 
+/// Whether `path` is one of the `expandable` paths, where `*` stands for any one key (a
+/// currency of `currency_options`).
+fn can_expand(expandable: &[&str], path: &str) -> bool {
+    expandable.iter().any(|pattern| {
+        let (mut want, mut got) = (pattern.split('.'), path.split('.'));
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some("*"), Some(key)) if !key.is_empty() => {}
+                (Some(w), Some(g)) if w == g => {}
+                _ => return false,
+            }
+        }
+    })
+}
+
 /// What a list endpoint accepts, beyond paging: (filter params, expandable paths).
 pub(super) fn list_params(kind: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     Some(match kind {
         "customers" => (&["email", "test_clock"], &["test_clock"]),
         "products" => (&["active"], &[]),
-        // Tiers and currency options come only when asked for (`expand[]=data.tiers`), L10.
-        "prices" => (&["active"], &["tiers", "currency_options"]),
+        // Tiers and currency options come only when asked for (`expand[]=data.tiers`), and a
+        // tiered currency option's tiers only by `currency_options.<currency>.tiers` (L10).
+        "prices" => (&["active"], &["tiers", "currency_options", "currency_options.*.tiers"]),
         // A coupon's `applies_to` comes only when asked for (D4).
         "coupons" => (&[], &["applies_to"]),
         "test_helpers/test_clocks" => (&[], &[]),
@@ -105,7 +122,7 @@ pub(super) async fn list(
                 number().map(|n| filter.created_lte = Some(filter.created_lte.map_or(n - 1, |l| l.min(n - 1))))
             }
             "expand[]" => match value.strip_prefix("data.") {
-                Some(path) if expandable.contains(&path) => {
+                Some(path) if can_expand(expandable, path) => {
                     expand.push(path.to_string());
                     Ok(())
                 }
@@ -225,7 +242,7 @@ pub(super) async fn retrieve(
     let mut expand = Vec::new();
     for (key, value) in &q.0 {
         match key.as_str() {
-            "expand[]" if expandable.contains(&value.as_str()) => expand.push(value.clone()),
+            "expand[]" if can_expand(expandable, value) => expand.push(value.clone()),
             "expand[]" => return invalid(format!("This property cannot be expanded ({value})."), "expand"),
             k => return invalid(format!("Received unknown parameter: {k}"), k),
         }
@@ -355,6 +372,17 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
                     fields.remove(includable);
                 }
             }
+            // "This field is not included by default. To include it in the response, expand the
+            // `<currency>.tiers` field" (a currency option's tiers).
+            if let Some(Value::Object(options)) = fields.get_mut("currency_options") {
+                for (currency, option) in options.iter_mut() {
+                    if !wants(&format!("currency_options.{currency}.tiers")) {
+                        if let Some(option) = option.as_object_mut() {
+                            option.remove("tiers");
+                        }
+                    }
+                }
+            }
         }
     }
     if kind == "coupons" && !wants("applies_to") {
@@ -420,5 +448,15 @@ mod tests {
         assert_eq!(super::normalize_array_key("types[12]"), "types[]");
         assert_eq!(super::normalize_array_key("created[gte]"), "created[gte]");
         assert_eq!(super::normalize_array_key("expand[]"), "expand[]");
+    }
+
+    #[test]
+    fn a_star_in_an_expandable_path_stands_for_one_key() {
+        let prices = super::list_params("prices").expect("prices are listed").1;
+        assert!(super::can_expand(prices, "currency_options.eur.tiers"));
+        assert!(super::can_expand(prices, "tiers"));
+        assert!(!super::can_expand(prices, "currency_options.eur"));
+        assert!(!super::can_expand(prices, "currency_options..tiers"));
+        assert!(!super::can_expand(prices, "currency_options.eur.tiers.up_to"));
     }
 }

@@ -352,6 +352,7 @@ impl WritableAccount {
             inline: false,
             tiers: None,
             currency_options: Vec::new(),
+            currency_tiers: Vec::new(),
         });
         self.set_metadata(&id, form.metadata());
         Ok(Answer::Object { kind: "prices", id })
