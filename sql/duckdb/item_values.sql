@@ -122,8 +122,10 @@ items_updated AS (
   WHERE type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
   GROUP BY 1
 ),
+-- Only the few subscriptions with such a change (every invoice is 26 M rows at 1 M x 60 months).
 last_invoiced AS (
-  SELECT subscription, MAX(created) AS invoiced_at FROM {{invoices}} WHERE subscription IS NOT NULL GROUP BY 1
+  SELECT subscription, MAX(created) AS invoiced_at
+  FROM {{invoices}} WHERE subscription IN (SELECT subscription FROM uninvoiced) GROUP BY 1
 ),
 uninvoiced_since AS (
   SELECT u.subscription,

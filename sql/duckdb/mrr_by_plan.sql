@@ -10,7 +10,7 @@
 -- Columns: month, currency, product, price, mrr, active_subscriptions, active_customers
 --
 -- DuckDB port of sql/bigquery/mrr_by_plan.sql. Dialect changes:
---   generate_series / strftime / date_trunc on `::TIMESTAMP` instead of GENERATE_DATE_ARRAY,
+--   generate_series / strftime / date_trunc on a UTC TIMESTAMP (`make_timestamp(epoch_us(t))`, see mrr_by_customer) instead of GENERATE_DATE_ARRAY,
 --   FORMAT_TIMESTAMP and TIMESTAMP_TRUNC; CAST(bool AS INTEGER) instead of INT64.
 WITH
 items AS (
@@ -35,7 +35,7 @@ deltas AS (
   FROM changed WHERE previous_cents <> 0 OR previous_frac <> 0
 ),
 by_subscription AS (
-  SELECT subscription, customer, currency, price, date_trunc('month', instant::TIMESTAMP) AS month_start,
+  SELECT subscription, customer, currency, price, date_trunc('month', make_timestamp(epoch_us(instant))) AS month_start,
          SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac
   FROM deltas
   GROUP BY 1, 2, 3, 4, 5
@@ -83,7 +83,7 @@ plan_deltas AS (
 months AS (
   SELECT m AS month_start
   FROM (SELECT MIN(month_start) AS first_month FROM plan_deltas) b,
-       generate_series(b.first_month, date_trunc('month', {{as_of}}::TIMESTAMP), INTERVAL 1 MONTH) t(m)
+       generate_series(b.first_month, date_trunc('month', make_timestamp(epoch_us({{as_of}}))), INTERVAL 1 MONTH) t(m)
 ),
 plans AS (SELECT DISTINCT currency, price FROM plan_deltas),
 filled AS (

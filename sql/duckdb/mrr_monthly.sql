@@ -9,14 +9,15 @@
 -- DuckDB port of sql/bigquery/mrr_monthly.sql. Dialect changes:
 --   generate_series over months instead of GENERATE_DATE_ARRAY; DECIMAL(20, 2) via
 --   `* 0.01` (DuckDB's `/` on decimals yields DOUBLE); strptime to read months back;
---   date_trunc on `::TIMESTAMP` (UTC without the ICU extension).
+--   date_trunc on a UTC TIMESTAMP (`make_timestamp(epoch_us(t))`, see
+--   mrr_by_customer).
 WITH
 customers AS (SELECT * FROM {{mrr_by_customer}}),
 currencies AS (SELECT DISTINCT currency FROM {{subscriptions}}),
 months AS (
   SELECT strftime(m, '%Y-%m') AS month
   FROM (SELECT MIN(month) AS first_month FROM customers) b,
-       generate_series(strptime(b.first_month || '-01', '%Y-%m-%d'), date_trunc('month', {{as_of}}::TIMESTAMP), INTERVAL 1 MONTH) t(m)
+       generate_series(strptime(b.first_month || '-01', '%Y-%m-%d'), date_trunc('month', make_timestamp(epoch_us({{as_of}}))), INTERVAL 1 MONTH) t(m)
 ),
 per_month AS (
   SELECT month, currency,

@@ -8,7 +8,8 @@
 -- Columns: month, currency, active_subscriptions, active_customers, mrr_amount, mom_change
 --
 -- DuckDB port of sql/bigquery/seed_mrr.sql. Dialect changes: generate_series, strftime,
--- HUGEINT, `//` in the rounding, date_trunc on `::TIMESTAMP` (UTC without the ICU extension)
+-- HUGEINT, `//` in the rounding, date_trunc on a UTC TIMESTAMP
+-- (`make_timestamp(epoch_us(t))`, see mrr_by_customer)
 -- and `+ INTERVAL 1 MONTH` on it instead of DATE_TRUNC / DATE_ADD on DATEs, CAST(bool AS
 -- INTEGER) instead of INT64.
 WITH
@@ -27,8 +28,8 @@ amounts AS (
 currencies AS (SELECT DISTINCT currency FROM {{subscriptions}}),
 months AS (
   SELECT m AS month_start
-  FROM (SELECT date_trunc('month', MIN(created)::TIMESTAMP) AS first_start FROM {{subscriptions}}) b,
-       generate_series(b.first_start, date_trunc('month', {{as_of}}::TIMESTAMP), INTERVAL 1 MONTH) t(m)
+  FROM (SELECT date_trunc('month', make_timestamp(epoch_us(MIN(created)))) AS first_start FROM {{subscriptions}}) b,
+       generate_series(b.first_start, date_trunc('month', make_timestamp(epoch_us({{as_of}}))), INTERVAL 1 MONTH) t(m)
 ),
 -- The spine's two conditions make a subscription count from the month it was created through
 -- the month it ended, so it changes the totals twice: where it starts counting and the month
@@ -36,8 +37,8 @@ months AS (
 -- subscriptions grid (60 M rows at 1 M subscriptions over 60 months).
 spans AS (
   SELECT s.customer, s.currency, COALESCE(a.amount_x12, 0) AS amount_x12,
-         date_trunc('month', s.created::TIMESTAMP) AS from_month,
-         date_trunc('month', s.gone_at::TIMESTAMP) + INTERVAL 1 MONTH AS until_month
+         date_trunc('month', make_timestamp(epoch_us(s.created))) AS from_month,
+         date_trunc('month', make_timestamp(epoch_us(s.gone_at))) + INTERVAL 1 MONTH AS until_month
   FROM subs s LEFT JOIN amounts a ON a.subscription = s.id
 ),
 changes AS (
