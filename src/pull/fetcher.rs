@@ -316,18 +316,11 @@ impl Fetcher {
         }
     }
 
-    /// One price by id (`GET /v1/prices/:id`, tiers and currency options expanded): for prices
-    /// that invoice lines name but no list returns (inline prices of past items).
-    pub async fn price(&self, id: &str) -> anyhow::Result<Vec<Row>> {
-        let what = format!("retrieving price {id}, which an invoice line names");
-        self.price_as(id, &what).await
-    }
-
-    /// One tiered price by id again, for the tiers of its currency options, which no list
-    /// includes (the listed copy has the options without them).
-    pub async fn price_option_tiers(&self, id: &str) -> anyhow::Result<Vec<Row>> {
-        let what = format!("retrieving price {id} for the tiers of its currency options");
-        self.price_as(id, &what).await
+    /// One price by id (`GET /v1/prices/:id`, expanded as [`Self::price_as`] says), `why` it is
+    /// retrieved: a price invoice lines name but no list returns (the inline price of a past
+    /// item), or a listed tiered price again for the tiers of its currency options.
+    pub async fn price(&self, id: &str, why: &str) -> anyhow::Result<Vec<Row>> {
+        self.price_as(id, &format!("retrieving price {id}, {why}")).await
     }
 
     /// A price with its tiers and currency options and, for a tiered price, each option's

@@ -452,7 +452,7 @@ async fn fetch_referenced_prices(f: &Fetcher, work: &Path, cp: &Checkpoint) -> a
         tracing::info!("retrieving {} prices that invoice lines name but no list returned", missing.len());
     }
     for (price, line) in &missing {
-        stage(f.price(price).await.with_context(|| {
+        stage(f.price(price, "which an invoice line names").await.with_context(|| {
             format!("price {price} (named by invoice line {line}) cannot be obtained, so its items cannot be valued")
         })?)?;
     }
@@ -460,7 +460,7 @@ async fn fetch_referenced_prices(f: &Fetcher, work: &Path, cp: &Checkpoint) -> a
         tracing::info!("retrieving {} tiered prices for the tiers of their currency options", untiered.len());
     }
     for price in &untiered {
-        stage(f.price_option_tiers(price).await.with_context(|| {
+        stage(f.price(price, "for the tiers of its currency options").await.with_context(|| {
             format!("the tiers of price {price}'s currency options cannot be obtained, so its items cannot be valued")
         })?)?;
     }
