@@ -220,6 +220,7 @@ mod edge_case {
         graduated_tiers,
         currency_options_eur,
         graduated_tiers_eur,
+        amount_coupon_eur,
         pending_proration_upgrade,
         seat_change_without_proration,
     );
@@ -340,6 +341,35 @@ fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_t
     assert!(named.is_some(), "{err}");
     assert!(err.contains("pull again"), "{err}");
     assert!(out.is_empty(), "no partial report: {out}");
+}
+
+/// A snapshot pulled before mrr read amount-off coupons' currency options (schema version 5)
+/// reads as having none: a EUR subscription on a USD amount-off coupon is refused, naming the
+/// discount and the coupon, never discounted by dollars taken as euros, nor by nothing (D6).
+/// `--discounts none` takes nothing off, so it still reports.
+#[test]
+fn an_amount_off_coupon_without_an_amount_in_the_subscriptions_currency_is_refused_naming_it() {
+    let (_, data, _) = full();
+    let base = mrr::snapshot::Snapshot::open(&data.path().join("snapshots").join(latest_id(data.path()))).unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let snapshots = old.path().join("snapshots");
+    let dir = snapshots.join("20260101T000000Z");
+    common::copy_dir(&base.dir, &dir);
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    manifest["id"] = "20260101T000000Z".into();
+    manifest["schema_version"] = 5.into();
+    manifest["tables"].as_array_mut().unwrap().retain(|t| t["name"] != "coupon_currency_options");
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    std::fs::remove_file(dir.join("coupon_currency_options.parquet")).unwrap();
+    std::fs::write(snapshots.join("latest"), "20260101T000000Z").unwrap();
+    let (code, out, err) = common::mrr(old.path(), &["report"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("its coupon USD10FOREVER takes an amount off in usd, the subscription bills in eur"), "{err}");
+    assert!(err.contains("pull again"), "{err}");
+    assert!(out.is_empty(), "no partial report: {out}");
+    let (code, out, err) = common::mrr(old.path(), &["report", "--discounts", "none"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.is_empty());
 }
 
 /// Were Stripe not to expand a deleted coupon in its discounts (D1's assumption), the snapshot

@@ -193,6 +193,9 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         // EUR, 12 graduated seats since 06-18 by the EUR option's own tiers: 10 x 14.00 +
         // 9.00 flat + 2 x 11.00.
         ("graduated_tiers_eur", [17100, 17100, 17100, 17100, 17100, 17100]),
+        // EUR Business monthly (185.00 EUR) since 06-22, "$10 off forever" by its EUR option:
+        // 9.00 EUR off.
+        ("amount_coupon_eur", [17600, 17600, 17600, 17600, 17600, 17600]),
     ];
     for (name, months) in expect {
         assert_eq!(setup.months(case(name), d), months, "{name}");

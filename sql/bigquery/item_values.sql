@@ -269,10 +269,16 @@ discount_windows AS (
            COALESCE(t.next_start, {{end_of_time}}),
            CASE WHEN {{discount_lists}} AND NOT t.inherited AND ln.discount IS NULL THEN {{as_of}} ELSE {{end_of_time}} END
          ) AS until,
-         c.percent_off_hundredths, c.amount_off
+         c.percent_off_hundredths,
+         -- An amount-off coupon takes its amount in the subscription's currency: its own, or
+         -- its currency option's (docs/stripe-behaviour.md, D6); the check before any query
+         -- (src/engine/priceable.rs) refuses a currency it has neither for.
+         CASE WHEN c.currency = s.currency THEN c.amount_off ELSE co.amount_off END AS amount_off
   FROM discount_targets t
   JOIN {{coupons}} c ON c.id = t.coupon
   JOIN sub_interval si ON si.subscription = t.subscription
+  JOIN subs s ON s.subscription = t.subscription
+  LEFT JOIN {{coupon_currency_options}} co ON co.coupon = c.id AND co.currency = s.currency
   LEFT JOIN first_period_end f ON f.subscription = t.subscription AND f.discount = t.discount
   LEFT JOIN discount_deleted dd ON dd.discount = t.discount
   LEFT JOIN undiscounted_renewal ur ON ur.discount = t.discount AND ur.subscription = t.subscription

@@ -1,5 +1,6 @@
 //! Before any metric runs: every price a subscription bills on must have an amount in that
-//! subscription's currency, every coupon its discounts name must be in the snapshot, and no
+//! subscription's currency, every coupon its discounts name must be in the snapshot (an
+//! amount-off one with an amount in the subscription's currency), and no
 //! subscription may list discounts the SQL cannot value (several at once, or on an item). The
 //! SQL values an item from its price's `unit_amount`, its currency option or its tiers, and
 //! joins each discount to its coupon; without these checks a price the snapshot lacks would
@@ -23,6 +24,7 @@ pub fn check_snapshot(snapshot: &Snapshot, options: crate::metrics::MetricOption
 pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
     check_prices(conn, snapshot, params)?;
     check_coupons(conn, snapshot, params)?;
+    check_coupon_currencies(conn, snapshot, params)?;
     check_stacked_discounts(conn, snapshot, params)
 }
 
@@ -94,6 +96,29 @@ fn check_coupons(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryP
         "discount {discount} of {owner} cannot be valued: snapshot {} has no coupon \
          {coupon} (a coupon deleted after it was redeemed is in no list and comes only expanded in its \
          discounts, which a snapshot of schema version 3 or later has); pull again (`mrr pull`)",
+        snapshot.manifest.id
+    )))
+}
+
+/// Fails, naming the first amount-off coupon that discounts a subscription in a currency the
+/// snapshot has no amount of it for. Without discounts (`--discounts none`) none is taken off.
+fn check_coupon_currencies(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+    if params.options.discounts == crate::metrics::DiscountRule::None {
+        return Ok(());
+    }
+    let read = |row: &duckdb::Row| -> duckdb::Result<(String, String, String, String, String)> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+    };
+    let Some((discount, coupon, subscription, currency, coupon_currency)) =
+        first_row(conn, snapshot, "_coupon_currencies", params, read)?
+    else {
+        return Ok(());
+    };
+    Err(bad_input(format!(
+        "discount {discount} of subscription {subscription} cannot be valued: its coupon {coupon} takes an \
+         amount off in {coupon_currency}, the subscription bills in {currency}, and snapshot {} has no \
+         {currency} amount for the coupon (its `currency_options`, read since schema version 6); pull again \
+         (`mrr pull`)",
         snapshot.manifest.id
     )))
 }

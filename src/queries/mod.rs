@@ -50,6 +50,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "_priceable",
     "duckdb" / "_coupons_known",
     "duckdb" / "_discounts_stacked",
+    "duckdb" / "_coupon_currencies",
     "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
     "bigquery" / "mrr_by_customer",

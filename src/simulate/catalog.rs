@@ -163,9 +163,23 @@ pub struct Coupon {
     /// `applies_to.products` (indices into [`Catalog::products`]): only their items are
     /// discounted; empty, every item (D4).
     pub applies_to: Vec<usize>,
+    /// An amount-off coupon's `currency_options`: the amount it takes off in other currencies
+    /// than its own (D6).
+    pub currency_options: Vec<(&'static str, i64)>,
 }
 
 impl Coupon {
+    /// What an amount-off coupon takes off an invoice in `currency`: its own amount, or its
+    /// currency option's (`None` for a percent-off coupon).
+    pub fn amount_off_in(&self, currency: &str) -> Option<i64> {
+        let Off::Amount { amount, currency: own } = self.off else { return None };
+        if currency == own {
+            return Some(amount);
+        }
+        let option = self.currency_options.iter().find(|(c, _)| *c == currency);
+        Some(option.unwrap_or_else(|| panic!("coupon {} has no {currency} amount", self.id)).1)
+    }
+
     /// Whether the coupon discounts an item of `product`.
     pub fn applies_to_product(&self, product: usize) -> bool {
         self.applies_to.is_empty() || self.applies_to.contains(&product)
@@ -299,13 +313,23 @@ impl Catalog {
             created,
             deleted: false,
             applies_to: Vec::new(),
+            currency_options: Vec::new(),
         };
         let coupons = vec![
             coupon("PCT25FOREVER", "25% off forever", Off::Percent(25.0), Duration::Forever),
             coupon("PCT20X3", "20% off for 3 months", Off::Percent(20.0), Duration::Repeating { months: 3 }),
             coupon("PCT50ONCE", "50% off the first invoice", Off::Percent(50.0), Duration::Once),
             coupon("PCT12P5FOREVER", "12.5% off forever", Off::Percent(12.5), Duration::Forever),
-            coupon("USD10FOREVER", "$10 off forever", Off::Amount { amount: 1000, currency: "usd" }, Duration::Forever),
+            // Also 9.00 EUR off a EUR subscription (an amount-off coupon's currency option, D6).
+            Coupon {
+                currency_options: vec![("eur", 900)],
+                ..coupon(
+                    "USD10FOREVER",
+                    "$10 off forever",
+                    Off::Amount { amount: 1000, currency: "usd" },
+                    Duration::Forever,
+                )
+            },
             coupon(
                 "USD15X2",
                 "$15 off for 2 months",
@@ -355,6 +379,9 @@ impl Catalog {
         }
         for c in &mut self.coupons {
             if let Off::Amount { amount, .. } = &mut c.off {
+                *amount *= factor;
+            }
+            for (_, amount) in &mut c.currency_options {
                 *amount *= factor;
             }
         }

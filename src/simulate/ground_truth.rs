@@ -68,7 +68,9 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
             .into_iter()
             .map(|(price, v)| (price, if eligible(price) { apply_percent_off(v, percent_to_hundredths(p)) } else { v }))
             .collect(),
-        Off::Amount { amount, .. } => {
+        Off::Amount { .. } => {
+            // In the subscription's currency: the coupon's own amount or its option's (D6).
+            let amount = coupon.amount_off_in(sub.currency).expect("an amount-off coupon");
             // What each item bills, counting only the items the coupon applies to.
             let billed = |(_, price, a): &(&str, usize, i64)| if eligible(*price) { *a } else { 0 };
             let gross: i64 = items.iter().map(billed).sum();

@@ -331,8 +331,9 @@ fn apply_coupon(sub: &SimSubscription, catalog: &Catalog, inv: &mut SimInvoice) 
                 line.discount = round_half_even(line.amount as i128 * hundredths, 10_000) as i64;
             }
         }
-        Off::Amount { amount, .. } => {
-            let mut left = amount;
+        Off::Amount { .. } => {
+            // In the invoice's currency: the coupon's own amount or its option's (D6).
+            let mut left = coupon.amount_off_in(sub.currency).expect("an amount-off coupon");
             for line in inv.lines.iter_mut().filter(|l| eligible(l)) {
                 line.discount = left.min(line.amount);
                 left -= line.discount;

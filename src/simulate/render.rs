@@ -162,6 +162,9 @@ pub fn coupon(acct: &Account, c: &Coupon, times_redeemed: u64) -> Value {
         "duration": duration, "duration_in_months": months, "livemode": false, "max_redemptions": null,
         "metadata": {}, "name": c.name, "percent_off": percent_off, "redeem_by": null,
         "times_redeemed": times_redeemed, "valid": !c.deleted,
+        "currency_options": if c.currency_options.is_empty() { Value::Null } else {
+            Value::Object(c.currency_options.iter().map(|(cur, amount)| (cur.to_string(), json!({"amount_off": amount}))).collect())
+        },
         // Stored whole; the server leaves it out unless `expand[]` asks for it (D4).
         "applies_to": if c.applies_to.is_empty() { Value::Null } else {
             json!({"products": c.applies_to.iter().map(|p| &acct.catalog.products[*p].id).collect::<Vec<_>>()})

@@ -439,6 +439,16 @@ impl Generator<'_> {
             s.currency = c.currency;
             c.subscriptions.push(s);
         });
+        add("amount_coupon_eur", "eur", &|g, c| {
+            // A EUR subscription on Business monthly (its 185.00 EUR option) with "$10 off
+            // forever", whose EUR option takes 9.00 EUR off (D6): 176.00 EUR, never 10.00 USD
+            // taken as euros.
+            let start = at(0, 22);
+            let mut s = g.subscription(c, 0, start, &[(price::monthly(2), 1)]);
+            s.currency = c.currency;
+            s.discount = Some(g.discount(c, "USD10FOREVER", start));
+            c.subscriptions.push(s);
+        });
         out
     }
 

@@ -173,8 +173,8 @@ impl Changes {
         let mut rows = Vec::with_capacity(self.rows.len());
         for r in self.rows.into_iter().rev() {
             if EMBEDDED.contains(&r.table.as_str()) {
-                let Some(Cell::Str(id)) = r.cells.first() else { continue };
-                if !seen.insert((r.table.clone(), id.clone())) {
+                let Some(key) = super::schema::row_key(&r) else { continue };
+                if !seen.insert((r.table.clone(), key)) {
                     continue;
                 }
             }
@@ -250,7 +250,7 @@ impl Changes {
 
 /// Tables whose rows also arrive embedded in other objects (a subscription's or invoice's
 /// expanded discounts, and their coupons).
-const EMBEDDED: [&str; 2] = ["discounts", "coupons"];
+const EMBEDDED: [&str; 3] = ["discounts", "coupons", "coupon_currency_options"];
 
 /// The column that ties a table's rows to the objects that replace them.
 fn key_column(table: &str) -> &'static str {
@@ -259,7 +259,7 @@ fn key_column(table: &str) -> &'static str {
         "invoice_lines" => "invoice",
         "price_tiers" | "price_currency_options" => "price",
         "event_changes" => "event",
-        "coupon_products" => "coupon",
+        "coupon_products" | "coupon_currency_options" => "coupon",
         _ => "id",
     }
 }

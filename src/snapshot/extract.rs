@@ -122,6 +122,9 @@ pub fn coupon(c: &Coupon) -> Vec<Row> {
         c.times_redeemed,
     )];
     rows.extend(restricted);
+    let mut options: Vec<_> = c.currency_options.iter().flatten().map(|(cur, o)| (s(cur), o.amount_off)).collect();
+    options.sort();
+    rows.extend(options.into_iter().map(|(cur, amount)| row!("coupon_currency_options", s(&c.id), cur, amount)));
     rows
 }
 

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 /// 3: `event_changes` and `coupon_products` (an older snapshot reads as having none).
 /// 4: `subscription_discounts` (an older snapshot reads as having none).
 /// 5: `paused_collections` and `pending_invoice_items` (an older snapshot reads as having none).
-pub const SCHEMA_VERSION: u32 = 5;
+/// 6: `coupon_currency_options` (an older snapshot reads as having none).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The schema version a table first appeared in; an older snapshot has no rows of it.
 pub fn since_version(table: &str) -> u32 {
@@ -25,6 +26,7 @@ pub fn since_version(table: &str) -> u32 {
         "event_changes" | "coupon_products" => 3,
         "subscription_discounts" => 4,
         "paused_collections" | "pending_invoice_items" => 5,
+        "coupon_currency_options" => 6,
         _ => 1,
     }
 }
@@ -36,6 +38,7 @@ pub fn key_columns(table: &str) -> &'static [&'static str] {
         "price_currency_options" => &["price", "currency"],
         "event_changes" => &["event", "field"],
         "coupon_products" => &["coupon", "product"],
+        "coupon_currency_options" => &["coupon", "currency"],
         "subscription_discounts" => &["owner", "discount"],
         "paused_collections" => &["subscription"],
         _ => &["id"],
@@ -152,6 +155,11 @@ pub const TABLES: &[TableDef] = &[
         doc:
             "The products a coupon is restricted to (applies_to.products); a coupon with none applies to every product.",
         columns: cols!["coupon" Str "coupon id", "product" Str "prod_ id"],
+    },
+    TableDef {
+        name: "coupon_currency_options",
+        doc: "What an amount-off coupon takes off in other currencies than its own (currency_options).",
+        columns: cols!["coupon" Str "coupon id", "currency" Str "", "amount_off" I64 "minor units of currency per invoice"],
     },
     TableDef {
         name: "subscriptions",
