@@ -305,26 +305,32 @@ fn report_errors_name_the_snapshot_the_file_and_the_table() {
     assert!(err.contains("corrupt manifest"), "{err}");
 }
 
-/// A snapshot pulled before mrr read tiers and currency options (schema version 1) reads as
-/// having none: an account that needs them is refused, naming the price, never valued at 0.
-#[test]
-fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_the_price() {
-    let (acct, data, _) = full();
-    let base = mrr::snapshot::Snapshot::open(&data.path().join("snapshots").join(latest_id(data.path()))).unwrap();
+/// A data dir whose latest snapshot is a copy of `data`'s latest as an older mrr would have
+/// pulled it: schema version `version`, without `tables` (added in later versions).
+fn older_snapshot(data: &std::path::Path, version: u32, tables: &[&str]) -> tempfile::TempDir {
+    let base = mrr::snapshot::Snapshot::open(&data.join("snapshots").join(latest_id(data))).unwrap();
     let old = tempfile::tempdir().unwrap();
     let snapshots = old.path().join("snapshots");
     let dir = snapshots.join("20260101T000000Z");
     common::copy_dir(&base.dir, &dir);
     let mut manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     manifest["id"] = "20260101T000000Z".into();
-    manifest["schema_version"] = 1.into();
-    let tables = manifest["tables"].as_array_mut().unwrap();
-    tables.retain(|t| !t["name"].as_str().unwrap().starts_with("price_"));
+    manifest["schema_version"] = version.into();
+    manifest["tables"].as_array_mut().unwrap().retain(|t| !tables.contains(&t["name"].as_str().unwrap()));
     std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-    for t in ["price_tiers", "price_currency_options"] {
+    for t in tables {
         std::fs::remove_file(dir.join(format!("{t}.parquet"))).unwrap();
     }
     std::fs::write(snapshots.join("latest"), "20260101T000000Z").unwrap();
+    old
+}
+
+/// A snapshot pulled before mrr read tiers and currency options (schema version 1) reads as
+/// having none: an account that needs them is refused, naming the price, never valued at 0.
+#[test]
+fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_the_price() {
+    let (acct, data, _) = full();
+    let old = older_snapshot(data.path(), 1, &["price_tiers", "price_currency_options"]);
     let (code, out, err) = common::mrr(old.path(), &["report"]);
     assert_eq!(code, 2, "{out}");
     let tiered = common::objects(&acct.dir, "prices.jsonl")
@@ -350,18 +356,7 @@ fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_t
 #[test]
 fn an_amount_off_coupon_without_an_amount_in_the_subscriptions_currency_is_refused_naming_it() {
     let (_, data, _) = full();
-    let base = mrr::snapshot::Snapshot::open(&data.path().join("snapshots").join(latest_id(data.path()))).unwrap();
-    let old = tempfile::tempdir().unwrap();
-    let snapshots = old.path().join("snapshots");
-    let dir = snapshots.join("20260101T000000Z");
-    common::copy_dir(&base.dir, &dir);
-    let mut manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    manifest["id"] = "20260101T000000Z".into();
-    manifest["schema_version"] = 5.into();
-    manifest["tables"].as_array_mut().unwrap().retain(|t| t["name"] != "coupon_currency_options");
-    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-    std::fs::remove_file(dir.join("coupon_currency_options.parquet")).unwrap();
-    std::fs::write(snapshots.join("latest"), "20260101T000000Z").unwrap();
+    let old = older_snapshot(data.path(), 5, &["coupon_currency_options"]);
     let (code, out, err) = common::mrr(old.path(), &["report"]);
     assert_eq!(code, 2, "{out}");
     assert!(err.contains("its coupon USD10FOREVER takes an amount off in usd, the subscription bills in eur"), "{err}");
