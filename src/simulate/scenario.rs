@@ -378,9 +378,7 @@ impl Generator<'_> {
         });
         add("currency_options_eur", "eur", &|g, c| {
             // A EUR subscription on Business monthly, a USD price: billed its 185.00 EUR option.
-            let mut s = g.subscription(c, 0, at(0, 20), &[(price::monthly(2), 1)]);
-            s.currency = c.currency;
-            c.subscriptions.push(s);
+            c.subscriptions.push(g.subscription(c, 0, at(0, 20), &[(price::monthly(2), 1)]));
         });
         add("replaced_coupon", "usd", &|g, c| {
             // 25% off Pro forever since 06-14 (5925), replaced on 08-10 by $10 off forever (6900):
@@ -435,9 +433,7 @@ impl Generator<'_> {
             // A EUR subscription on the graduated seats, a USD price whose EUR option has tiers
             // of its own (only `expand[]=currency_options.eur.tiers` returns them, L10): 12
             // seats = 10 x 14.00 + 9.00 flat + 2 x 11.00 EUR.
-            let mut s = g.subscription(c, 0, at(0, 18), &[(price::SEAT_GRADUATED, 12)]);
-            s.currency = c.currency;
-            c.subscriptions.push(s);
+            c.subscriptions.push(g.subscription(c, 0, at(0, 18), &[(price::SEAT_GRADUATED, 12)]));
         });
         add("amount_coupon_eur", "eur", &|g, c| {
             // A EUR subscription on Business monthly (its 185.00 EUR option) with "$10 off
@@ -445,7 +441,6 @@ impl Generator<'_> {
             // taken as euros.
             let start = at(0, 22);
             let mut s = g.subscription(c, 0, start, &[(price::monthly(2), 1)]);
-            s.currency = c.currency;
             s.discount = Some(g.discount(c, "USD10FOREVER", start));
             c.subscriptions.push(s);
         });
@@ -499,7 +494,9 @@ impl Generator<'_> {
             trial_end: None,
             interval: first.interval,
             interval_count: first.interval_count,
-            currency: first.currency,
+            // A subscription bills in its customer's currency; a price in another is billed at
+            // its currency option (L10).
+            currency: c.currency,
             items: (0..items.len())
                 .map(|slot| SimItem {
                     id: stripe_id("si", self.seed, kind::ITEM, sub_no * 16 + slot as u64),

@@ -249,7 +249,7 @@ impl Changes {
 }
 
 /// Tables whose rows also arrive embedded in other objects (a subscription's or invoice's
-/// expanded discounts, and their coupons).
+/// expanded discounts, and their coupons with the coupons' currency options).
 const EMBEDDED: [&str; 3] = ["discounts", "coupons", "coupon_currency_options"];
 
 /// The column that ties a table's rows to the objects that replace them.
