@@ -221,6 +221,8 @@ mod edge_case {
         currency_options_eur,
         graduated_tiers_eur,
         amount_coupon_eur,
+        item_discount_removed,
+        item_discount_amount,
         pending_proration_upgrade,
         seat_change_without_proration,
     );
@@ -447,34 +449,60 @@ fn a_discount_taken_off_with_no_event_and_no_renewal_since_ends_by_the_snapshot_
 }
 
 #[test]
-fn several_discounts_at_once_or_on_an_item_are_refused_naming_them() {
+fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_naming_them() {
     let acct = common::simulate(Scenario::Full, 20, 42);
     let (sub, old, new) = redeem_again(&acct, "coupon_percent_forever", &["old", "new"]);
     let data = tempfile::tempdir().unwrap();
     common::pull(&acct, data.path(), &[], &[]);
     let (code, out, err) = common::mrr(data.path(), &["report"]);
     assert_eq!(code, 2, "{out}");
-    assert!(err.contains(&format!("subscription {sub} has 2 discounts at once ({old}, {new})")), "{err}");
+    assert!(err.contains(&format!("subscription {sub} has several discounts at once ({old}, {new})")), "{err}");
     assert!(err.contains("D5") && err.contains("--discounts none"), "{err}");
     assert!(out.is_empty(), "no partial report: {out}");
     let (code, out, err) = common::mrr(data.path(), &["report", "--discounts", "none"]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.is_empty());
 
-    // An item-level discount: the subscription lists its own, the item the new one.
+    // An item-level discount beside one of the subscription's own: the subscription lists
+    // its own, its first item the new one, which names that item (D7).
     let acct = common::simulate(Scenario::Full, 20, 42);
-    let (sub, _, new) = redeem_again(&acct, "coupon_percent_forever", &["old"]);
+    let (sub, old, new) = redeem_again(&acct, "coupon_percent_forever", &["old"]);
     let mut item = String::new();
     common::rewrite_objects(&acct.dir, "subscriptions.jsonl", |subs| {
         let s = subs.iter_mut().find(|s| s["id"] == sub.as_str()).unwrap();
         item = s["items"]["data"][0]["id"].as_str().unwrap().to_string();
         s["items"]["data"][0]["discounts"] = serde_json::json!([new.clone()]);
     });
+    common::rewrite_objects(&acct.dir, "discounts.jsonl", |all| {
+        let d = all.iter_mut().find(|d| d["id"] == new.as_str()).unwrap();
+        d["subscription_item"] = item.clone().into();
+    });
     let data = tempfile::tempdir().unwrap();
     common::pull(&acct, data.path(), &[], &[]);
     let (code, _, err) = common::mrr(data.path(), &["report"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(&format!("item {item} of subscription {sub} has an item-level discount ({new})")), "{err}");
+    let named = format!("item {item} of subscription {sub} has an item-level discount and its subscription");
+    assert!(err.contains(&named) && err.contains(&format!("({new} with {old})")), "{err}");
+}
+
+/// A snapshot pulled before mrr read item-level discounts (schema version 6) lists them on
+/// their items without their objects: the subscription is refused, naming the item and the
+/// discount, never valued as if undiscounted (D7).
+#[test]
+fn an_item_level_discount_the_snapshot_has_no_object_for_is_refused_naming_it() {
+    let (acct, data, _) = full();
+    let old = older_snapshot(data.path(), 6, &["item_discounts"]);
+    let (code, out, err) = common::mrr(old.path(), &["report"]);
+    assert_eq!(code, 2, "{out}");
+    let listed = common::objects(&acct.dir, "subscriptions.jsonl")
+        .into_iter()
+        .flat_map(|s| s["items"]["data"].as_array().unwrap().clone())
+        .find(|i| !i["discounts"].as_array().unwrap().is_empty())
+        .expect("item_discount_amount lists its discount on its item");
+    let item = listed["id"].as_str().unwrap();
+    assert!(err.contains(&format!("item {item} of subscription")), "{err}");
+    assert!(err.contains("schema version 7") && err.contains("pull again"), "{err}");
+    assert!(out.is_empty(), "no partial report: {out}");
 }
 
 fn latest_id(data: &std::path::Path) -> String {

@@ -74,8 +74,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 50,
-        "150 random + 50 edge-case customers"
+        150 + 52,
+        "150 random + 52 edge-case customers"
     );
     // Tiers and currency options come only when asked for (catalogue L10); the pull asks.
     let rows = |t: &str| m.tables.iter().find(|e| e.name == t).unwrap().rows;
@@ -89,6 +89,9 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(rows("coupon_products"), 1, "SEATS50 applies to the seats product only");
     // An amount-off coupon's other currencies come with it (D6).
     assert_eq!(rows("coupon_currency_options"), 1, "USD10FOREVER takes 9.00 EUR off a EUR subscription");
+    // Item-level discounts (D7): the current one from its item, the one taken off its item
+    // (its events older than Stripe keeps) only from the invoice lines it discounted.
+    assert_eq!(rows("item_discounts"), 2, "item_discount_amount's, and item_discount_removed's from its lines");
     // A paused collection is pulled as the subscription shows it (catalogue P1); the drafts
     // it leaves (no number, never finalized) are pulled like any invoice.
     let paused: Vec<_> = objects(&acct.dir, "subscriptions.jsonl")

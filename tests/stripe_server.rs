@@ -376,6 +376,45 @@ fn pages_are_newest_first_and_cursors_filters_and_lines_work_like_stripe() {
     assert!(plain["discounts"][0].is_string());
     let expanded = page(&format!("/v1/subscriptions/{id}?expand[]=discounts"));
     assert_eq!(expanded["discounts"][0]["object"], "discount");
+    // So are an item's, and a line's that bills it (D7); the invoice's own leave them out.
+    let (sub, item) = objects(&acct.dir, "subscriptions.jsonl")
+        .into_iter()
+        .find_map(|s| {
+            let items = s["items"]["data"].as_array().unwrap().clone();
+            let item = items.into_iter().find(|i| !i["discounts"].as_array().unwrap().is_empty())?;
+            Some((s["id"].as_str().unwrap().to_string(), item["id"].as_str().unwrap().to_string()))
+        })
+        .expect("item_discount_amount has an item-level discount");
+    let plain = page(&format!("/v1/subscriptions/{sub}"));
+    let listed = |s: &serde_json::Value| {
+        s["items"]["data"].as_array().unwrap().iter().find(|i| i["id"] == item.as_str()).cloned()
+    };
+    assert!(listed(&plain).unwrap()["discounts"][0].is_string());
+    let expanded = page(&format!("/v1/subscriptions/{sub}?expand[]=items.data.discounts"));
+    assert_eq!(listed(&expanded).unwrap()["discounts"][0]["subscription_item"], item.as_str());
+    let inv = all
+        .iter()
+        .find(|i| {
+            let lines = i["lines"]["data"].as_array().unwrap();
+            lines.iter().any(|l| l["parent"]["subscription_item_details"]["subscription_item"] == item.as_str())
+        })
+        .expect("the discounted item is invoiced");
+    let inv_id = inv["id"].as_str().unwrap();
+    let served = page(&format!("/v1/invoices/{inv_id}?expand[]=lines.data.discounts&expand[]=discounts"));
+    assert_eq!(served["discounts"], serde_json::json!([]), "an item's discount is not the invoice's");
+    assert!(served["total_discount_amounts"][0]["amount"].as_i64().unwrap() > 0);
+    let line_discounts: Vec<serde_json::Value> = served["lines"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["discounts"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(line_discounts.len(), 1);
+    assert_eq!(line_discounts[0]["subscription_item"], item.as_str());
+    let lines = page(&format!("/v1/invoices/{inv_id}/lines?expand[]=data.discounts"));
+    assert!(lines["data"].as_array().unwrap().iter().any(|l| l["discounts"][0]["object"] == "discount"));
+    let r = get(server.port, &format!("/v1/invoices/{inv_id}/lines?expand[]=data.price"), key).unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
 
     // An invoice with more than 10 lines embeds 10 and pages the rest through /lines.
     let big = all

@@ -7,12 +7,16 @@
 --
 -- DuckDB only: a check of the snapshot, run before either engine's queries.
 WITH targets AS (
-  -- As item_values pairs discounts with subscriptions: its own, or its customer's (D3).
-  SELECT id AS discount, coupon, subscription FROM {{discounts}} WHERE subscription IS NOT NULL
+  -- As item_values pairs discounts with subscriptions: its own or its item's (D7), or its
+  -- customer's (D3).
+  SELECT d.id AS discount, d.coupon, COALESCE(d.subscription, i.subscription) AS subscription
+  FROM {{discounts}} d LEFT JOIN {{item_discounts}} i ON i.discount = d.id
+  WHERE COALESCE(d.subscription, i.subscription) IS NOT NULL
   UNION ALL
   SELECT d.id, d.coupon, s.id
   FROM {{discounts}} d JOIN {{subscriptions}} s ON s.customer = d.customer
   WHERE d.subscription IS NULL AND d.invoice IS NULL
+    AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
 )
 SELECT t.discount, t.coupon, t.subscription, s.currency, c.currency AS coupon_currency
 FROM targets t

@@ -1,16 +1,49 @@
 -- _discounts_stacked: a subscription whose discounts mrr cannot value yet (the first one
--- only): several discounts of its own at once, or a discount on one of its items. Stripe allows
--- both ("The discounts applied to the subscription. Subscription item discounts are applied
--- before subscription discounts."), but how it stacks several discounts of one level is not in
--- any source we have (docs/stripe-behaviour.md, D5). item_values applies one discount per
--- subscription at a time: without this check the others would be dropped or, overlapping,
--- counted twice. `mrr report` and `mrr push` stop on it (src/engine/priceable.rs), unless
--- discounts are not applied at all (`--discounts none`).
+-- only), by `problem`:
+--   several: an owner (the subscription, or one of its items) lists several discounts at once;
+--   mixed:   an item-level discount (D7) and a discount of the subscription's own or of its
+--            customer's, both ever held by the subscription;
+--   unknown: an item lists a discount the snapshot has no object for (a snapshot older than
+--            schema version 7, which did not read item-level discounts).
+-- Stripe allows the first two ("The discounts applied to the subscription. Subscription item
+-- discounts are applied before subscription discounts."), but how it stacks several discounts
+-- of one level is not in any source we have (docs/stripe-behaviour.md, D5), and an item's
+-- after its subscription's would need a finer scale than item_values keeps. Without this
+-- check the others would be dropped or, overlapping, counted twice. `mrr report` and
+-- `mrr push` stop on it (src/engine/priceable.rs), unless discounts are not applied at all
+-- (`--discounts none`).
 --
 -- DuckDB only: a check of the snapshot, run before either engine's queries.
-SELECT subscription, owner, STRING_AGG(discount, ', ' ORDER BY position) AS discounts, COUNT(*) AS listed
-FROM {{subscription_discounts}}
-GROUP BY subscription, owner
-HAVING owner <> subscription OR COUNT(*) > 1
-ORDER BY subscription, owner
+WITH several AS (
+  SELECT subscription, owner, STRING_AGG(discount, ', ' ORDER BY position) AS discounts, 'several' AS problem
+  FROM {{subscription_discounts}}
+  GROUP BY subscription, owner
+  HAVING COUNT(*) > 1
+),
+-- Discounts of a subscription's own or of its customer's (not of one item).
+whole AS (
+  SELECT d.subscription, d.id AS discount
+  FROM {{discounts}} d
+  WHERE d.subscription IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
+  UNION ALL
+  SELECT s.id, d.id
+  FROM {{discounts}} d JOIN {{subscriptions}} s ON s.customer = d.customer
+  WHERE d.subscription IS NULL AND d.invoice IS NULL
+    AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
+),
+mixed AS (
+  SELECT i.subscription, i.subscription_item AS owner, i.discount || ' with ' || MIN(w.discount) AS discounts,
+         'mixed' AS problem
+  FROM {{item_discounts}} i JOIN whole w ON w.subscription = i.subscription
+  GROUP BY i.subscription, i.subscription_item, i.discount
+),
+unknown AS (
+  SELECT l.subscription, l.owner, l.discount AS discounts, 'unknown' AS problem
+  FROM {{subscription_discounts}} l
+  WHERE l.owner <> l.subscription
+    AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = l.discount)
+)
+SELECT subscription, owner, discounts, problem
+FROM (SELECT * FROM several UNION ALL SELECT * FROM mixed UNION ALL SELECT * FROM unknown)
+ORDER BY subscription, owner, problem
 LIMIT 1

@@ -212,24 +212,29 @@ sub_interval AS (
   SELECT subscription, ANY_VALUE(recurring_interval) AS recurring_interval, ANY_VALUE(recurring_interval_count) AS recurring_interval_count
   FROM priced WHERE recurring_interval IS NOT NULL GROUP BY 1
 ),
--- Each discount with each subscription it applies to: its own subscription, or, for a
--- customer-level discount, every subscription of its customer, which inherits it while it has
--- no discount of its own (Stripe: a subscription without discounts "inherits the discount from
--- the subscription's customer"; docs/stripe-behaviour.md, D3).
+-- Each discount with each subscription it applies to: its own subscription, or one item of
+-- it (an item-level discount, D7), or, for a customer-level discount, every subscription of
+-- its customer, which inherits it while it has no discount of its own (Stripe: a
+-- subscription without discounts "inherits the discount from the subscription's customer";
+-- docs/stripe-behaviour.md, D3).
 discount_targets AS (
-  -- A later discount of the same level (its own, or its customer's) replaces the one before:
-  -- Stripe's subscription update sets the whole `discounts` list, and a customer has one
-  -- `discount`. Which discounts apply at once is known only from today's lists, where several
-  -- at one level are refused before any query (src/engine/priceable.rs, D5).
-  SELECT *, LEAD(start) OVER (PARTITION BY subscription, inherited ORDER BY start, discount) AS next_start
+  -- A later discount of the same level (its own, its item's, or its customer's) replaces the
+  -- one before: Stripe's update sets the whole `discounts` list, and a customer has one
+  -- `discount`. Which discounts apply at once is known only from today's lists; several at one
+  -- level, or an item's with its subscription's, are refused before any query
+  -- (src/engine/priceable.rs, D5).
+  SELECT *, LEAD(start) OVER (PARTITION BY subscription, inherited, item ORDER BY start, discount) AS next_start
   FROM (
-    SELECT d.id AS discount, d.subscription, FALSE AS inherited, d.coupon, d.start, d."end" AS scheduled_end
+    SELECT d.id AS discount, COALESCE(d.subscription, i.subscription) AS subscription, FALSE AS inherited,
+           i.subscription_item AS item, d.coupon, d.start, d."end" AS scheduled_end
     FROM {{discounts}} d
-    WHERE d.subscription IS NOT NULL
+    LEFT JOIN {{item_discounts}} i ON i.discount = d.id
+    WHERE COALESCE(d.subscription, i.subscription) IS NOT NULL
     UNION ALL
-    SELECT d.id, s.subscription, TRUE, d.coupon, d.start, d."end"
+    SELECT d.id, s.subscription, TRUE, CAST(NULL AS VARCHAR), d.coupon, d.start, d."end"
     FROM {{discounts}} d JOIN subs s ON s.customer = d.customer
     WHERE d.subscription IS NULL AND d.invoice IS NULL
+      AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
   ) targets
 ),
 first_period_end AS (
@@ -255,15 +260,15 @@ undiscounted_renewal AS (
   WHERE i.billing_reason = 'subscription_cycle' AND i.created > t.start AND i.subtotal > 0 AND i.total_discount = 0
   GROUP BY 1, 2
 ),
--- The discounts each subscription lists now. One it no longer lists was taken off by
--- {{as_of}} at the latest, when the snapshot keeps the lists (schema version 4) as new as
--- the discounts (a pulled snapshot, not one derived from events; D2, D5).
+-- The discounts each subscription and item lists now. One its owner no longer lists was
+-- taken off by {{as_of}} at the latest, when the snapshot keeps the lists (schema version 4)
+-- as new as the discounts (a pulled snapshot, not one derived from events; D2, D5).
 listed_now AS (
-  SELECT DISTINCT owner AS subscription, discount FROM {{subscription_discounts}}
+  SELECT DISTINCT owner, discount FROM {{subscription_discounts}}
 ),
 -- The window in which each coupon reduces MRR, by the `discounts` option.
 discount_windows AS (
-  SELECT t.subscription, t.inherited, t.coupon, t.start AS from_at,
+  SELECT t.subscription, t.inherited, t.item, t.coupon, t.start AS from_at,
          LEAST(
            COALESCE(CASE c.duration WHEN 'repeating' THEN t.scheduled_end WHEN 'once' THEN f.once_until END, {{end_of_time}}),
            COALESCE(dd.removed_at, {{end_of_time}}),
@@ -284,7 +289,7 @@ discount_windows AS (
   LEFT JOIN first_period_end f ON f.subscription = t.subscription AND f.discount = t.discount
   LEFT JOIN discount_deleted dd ON dd.discount = t.discount
   LEFT JOIN undiscounted_renewal ur ON ur.discount = t.discount AND ur.subscription = t.subscription
-  LEFT JOIN listed_now ln ON ln.subscription = t.subscription AND ln.discount = t.discount
+  LEFT JOIN listed_now ln ON ln.owner = COALESCE(t.item, t.subscription) AND ln.discount = t.discount
   WHERE ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
 ),
 -- Coupons that discount only some products' items (`applies_to.products`).
@@ -319,32 +324,43 @@ ruled AS (
       WHEN s.ended_at IS NOT NULL AND i.instant >= s.ended_at THEN 'none'
       WHEN '{{churn_at}}' = 'cancel' AND s.canceled_at IS NOT NULL AND i.instant >= s.canceled_at THEN 'none'
       WHEN u.unpaid_at IS NOT NULL AND i.instant >= u.unpaid_at THEN 'none'
-      WHEN COALESCE(d.subscription, cd.subscription) IS NULL THEN 'full'
+      WHEN COALESCE(idisc.subscription, d.subscription, cd.subscription) IS NULL THEN 'full'
       -- A coupon restricted to some products (`applies_to`) leaves the others' items whole (D4).
       WHEN r.coupon IS NOT NULL AND cp.coupon IS NULL THEN 'full'
-      WHEN COALESCE(d.percent_off_hundredths, cd.percent_off_hundredths) IS NOT NULL THEN 'percent'
+      WHEN COALESCE(idisc.percent_off_hundredths, d.percent_off_hundredths, cd.percent_off_hundredths) IS NOT NULL
+        THEN 'percent'
       ELSE 'amount'
     END AS rule,
-    COALESCE(d.percent_off_hundredths, cd.percent_off_hundredths) AS percent_off_hundredths,
-    COALESCE(d.amount_off, cd.amount_off) AS amount_off
+    COALESCE(idisc.percent_off_hundredths, d.percent_off_hundredths, cd.percent_off_hundredths) AS percent_off_hundredths,
+    COALESCE(idisc.amount_off, d.amount_off, cd.amount_off) AS amount_off,
+    -- What an amount-off coupon is split across: its item's, or its subscription's items.
+    CASE WHEN idisc.subscription IS NOT NULL THEN i.item ELSE i.subscription END AS discounted
   FROM item_at i
   JOIN subs s ON s.subscription = i.subscription
   LEFT JOIN unpaid u ON u.subscription = i.subscription
-  -- Its own discount, else the one it inherits from its customer (D3).
+  -- Its item's discount (D7), else its subscription's own, else the one it inherits from its
+  -- customer (D3); an item's and its subscription's at once are refused before any query.
+  LEFT JOIN discount_windows idisc
+    ON idisc.subscription = i.subscription AND idisc.item = i.item
+       AND idisc.from_at <= i.instant AND i.instant < idisc.until
   LEFT JOIN discount_windows d
-    ON d.subscription = i.subscription AND NOT d.inherited AND d.from_at <= i.instant AND i.instant < d.until
+    ON d.subscription = i.subscription AND NOT d.inherited AND d.item IS NULL
+       AND d.from_at <= i.instant AND i.instant < d.until
   LEFT JOIN discount_windows cd
     ON cd.subscription = i.subscription AND cd.inherited AND d.subscription IS NULL
        AND cd.from_at <= i.instant AND i.instant < cd.until
-  LEFT JOIN restricted_coupons r ON r.coupon = COALESCE(d.coupon, cd.coupon)
-  LEFT JOIN {{coupon_products}} cp ON cp.coupon = COALESCE(d.coupon, cd.coupon) AND cp.product = i.product
+  LEFT JOIN restricted_coupons r ON r.coupon = COALESCE(idisc.coupon, d.coupon, cd.coupon)
+  LEFT JOIN {{coupon_products}} cp ON cp.coupon = COALESCE(idisc.coupon, d.coupon, cd.coupon) AND cp.product = i.product
 ),
--- An amount-off coupon (capped at the billed total) is split across the items in proportion to
--- what they bill, in whole minor units, the units left over going one each to the largest
--- remainders (ties: item id). Only these rows need their subscription's other items.
+-- An amount-off coupon (capped at the billed total) is split across the items it discounts in
+-- proportion to what they bill, in whole minor units, the units left over going one each to
+-- the largest remainders (ties: item id). Only these rows need their subscription's other items.
 amount_rows AS (
   SELECT *, LEAST(amount_off, gross_amount) AS off
-  FROM (SELECT *, SUM(amount) OVER (PARTITION BY subscription, instant) AS gross_amount FROM ruled WHERE rule = 'amount')
+  FROM (
+    SELECT *, SUM(amount) OVER (PARTITION BY subscription, instant, discounted) AS gross_amount
+    FROM ruled WHERE rule = 'amount'
+  )
 ),
 shares AS (
   SELECT *,
@@ -354,8 +370,9 @@ shares AS (
 ),
 ranked AS (
   SELECT *,
-         off - SUM(share) OVER (PARTITION BY subscription, instant) AS left_over,
-         ROW_NUMBER() OVER (PARTITION BY subscription, instant ORDER BY share_remainder DESC, item) AS remainder_rank
+         off - SUM(share) OVER (PARTITION BY subscription, instant, discounted) AS left_over,
+         ROW_NUMBER() OVER (PARTITION BY subscription, instant, discounted ORDER BY share_remainder DESC, item)
+           AS remainder_rank
   FROM shares
 ),
 -- Each item's monthly value as a fraction: numerator / (120000 x interval_count) minor units,

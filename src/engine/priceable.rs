@@ -1,12 +1,12 @@
 //! Before any metric runs: every price a subscription bills on must have an amount in that
 //! subscription's currency, every coupon its discounts name must be in the snapshot (an
-//! amount-off one with an amount in the subscription's currency), and no
-//! subscription may list discounts the SQL cannot value (several at once, or on an item). The
-//! SQL values an item from its price's `unit_amount`, its currency option or its tiers, and
-//! joins each discount to its coupon; without these checks a price the snapshot lacks would
-//! be valued at 0 and a discount without its coupon dropped, silently (the contract: "No item
-//! is ever valued at 0 because its price was not found; a price that cannot be obtained at
-//! all is an error naming it").
+//! amount-off one with an amount in the subscription's currency), and no subscription may
+//! have discounts the SQL cannot value (several at once, or an item's with its
+//! subscription's). The SQL values an item from its price's `unit_amount`, its currency
+//! option or its tiers, and joins each discount to its coupon; without these checks a price
+//! the snapshot lacks would be valued at 0 and a discount without its coupon dropped,
+//! silently (the contract: "No item is ever valued at 0 because its price was not found; a
+//! price that cannot be obtained at all is an error naming it").
 
 use crate::error::bad_input;
 use crate::snapshot::Snapshot;
@@ -123,29 +123,45 @@ fn check_coupon_currencies(conn: &duckdb::Connection, snapshot: &Snapshot, param
     )))
 }
 
-/// Fails, naming the first subscription that lists several discounts of its own, or a discount
-/// on one of its items: Stripe stacks them in an order no source we have states (D5), so any
-/// MRR mrr gave for it could be wrong. Without discounts (`--discounts none`) nothing is stacked.
+/// Fails, naming the first subscription whose discounts the SQL cannot value: several of one
+/// owner at once (Stripe stacks them in an order no source we have states, D5), an item's
+/// together with its subscription's or customer's, or an item's the snapshot has no object
+/// for (pulled before schema version 7, D7). Any MRR mrr gave for it could be wrong. Without
+/// discounts (`--discounts none`) nothing is stacked.
 fn check_stacked_discounts(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
     if params.options.discounts == crate::metrics::DiscountRule::None {
         return Ok(());
     }
-    let read = |row: &duckdb::Row| -> duckdb::Result<(String, String, String, i64)> {
+    let read = |row: &duckdb::Row| -> duckdb::Result<(String, String, String, String)> {
         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
     };
-    let Some((subscription, owner, discounts, listed)) = first_row(conn, snapshot, "_discounts_stacked", params, read)?
+    let Some((subscription, owner, discounts, problem)) =
+        first_row(conn, snapshot, "_discounts_stacked", params, read)?
     else {
         return Ok(());
     };
-    let what = if owner == subscription {
-        format!("subscription {subscription} has {listed} discounts at once ({discounts})")
+    let whose = if owner == subscription {
+        format!("subscription {subscription}")
     } else {
-        format!("item {owner} of subscription {subscription} has an item-level discount ({discounts})")
+        format!("item {owner} of subscription {subscription}")
     };
-    Err(bad_input(format!(
-        "{what}, which mrr does not value yet: Stripe applies item discounts before subscription \
-         discounts, but how it stacks several discounts of one level is not in any source mrr follows \
-         (docs/stripe-behaviour.md, D5), and a guess would be a wrong MRR; `--discounts none` reports \
-         MRR before discounts"
-    )))
+    let no_rule = "how Stripe stacks several discounts of one level is not in any source mrr follows \
+                   (docs/stripe-behaviour.md, D5), and a guess would be a wrong MRR; `--discounts none` \
+                   reports MRR before discounts";
+    Err(bad_input(match problem.as_str() {
+        "several" => {
+            format!("{whose} has several discounts at once ({discounts}), which mrr does not value yet: {no_rule}")
+        }
+        "mixed" => format!(
+            "{whose} has an item-level discount and its subscription one of its own or its customer's \
+             ({discounts}), which mrr does not value together yet: Stripe applies the item's first \
+             (docs/stripe-behaviour.md, D7), and the subscription's on what is left would need a finer \
+             scale than mrr keeps; `--discounts none` reports MRR before discounts"
+        ),
+        _ => format!(
+            "{whose} lists discount {discounts}, which snapshot {} does not hold (item-level discounts are \
+             read since schema version 7, D7); pull again (`mrr pull`)",
+            snapshot.manifest.id
+        ),
+    }))
 }

@@ -202,6 +202,8 @@ impl Fetcher {
                         "data.discounts".to_string(),
                         "data.discounts.source.coupon".to_string(),
                         "data.items.data.price".to_string(),
+                        // Item-level discounts are ids unless expanded (catalogue D7).
+                        "data.items.data.discounts".to_string(),
                     ]);
                 if let Some(clock) = &clock {
                     request = request.test_clock(clock.clone());
@@ -221,13 +223,18 @@ impl Fetcher {
                 (list.data.len(), list.has_more, list.data.first().map(|o| o.created), last, rows)
             }
             ObjectKind::Invoices => {
-                let expand = vec!["data.discounts".to_string(), "data.discounts.source.coupon".to_string()];
+                // A line's item-level discounts keep those taken off their items since (D7).
+                let expand = vec![
+                    "data.discounts".to_string(),
+                    "data.discounts.source.coupon".to_string(),
+                    "data.lines.data.discounts".to_string(),
+                ];
                 let list = fetch!(ListInvoice::new().created(range).expand(expand.clone()));
                 let mut rows = Vec::new();
                 for inv in &list.data {
                     let id = inv.id.as_ref().map(|i| i.to_string()).context("an invoice without an id")?;
                     rows.extend(extract::invoice(inv));
-                    rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| extract::invoice_line(&id, n, l)));
+                    rows.extend(inv.lines.data.iter().enumerate().flat_map(|(n, l)| extract::invoice_line(&id, n, l)));
                     if let (true, Some(last)) = (inv.lines.has_more, inv.lines.data.last()) {
                         more_lines.push((id, last.id.to_string(), inv.lines.data.len()));
                     }
@@ -277,12 +284,15 @@ impl Fetcher {
         loop {
             let page = self
                 .call(&what, || {
-                    let r = ListInvoiceInvoiceLineItem::new(invoice).limit(PAGE).starting_after(after.clone());
+                    let r = ListInvoiceInvoiceLineItem::new(invoice)
+                        .limit(PAGE)
+                        .starting_after(after.clone())
+                        .expand(vec!["data.discounts".to_string()]);
                     async move { r.send(&self.client).await }
                 })
                 .await?;
             for line in &page.data {
-                rows.push(extract::invoice_line(invoice, index, line));
+                rows.extend(extract::invoice_line(invoice, index, line));
                 index += 1;
             }
             match page.data.last() {
@@ -301,7 +311,10 @@ impl Fetcher {
         loop {
             let page = self
                 .call(&what, || {
-                    let r = ListSubscriptionItem::new(subscription).limit(PAGE).starting_after(after.clone());
+                    let r = ListSubscriptionItem::new(subscription)
+                        .limit(PAGE)
+                        .starting_after(after.clone())
+                        .expand(vec!["data.discounts".to_string()]);
                     async move { r.send(&self.client).await }
                 })
                 .await?;
@@ -385,6 +398,7 @@ impl Fetcher {
                     "discounts".to_string(),
                     "discounts.source.coupon".to_string(),
                     "items.data.price".to_string(),
+                    "items.data.discounts".to_string(),
                 ];
                 let sub = retrieve!(RetrieveSubscription::new(id).expand(expand.clone()));
                 let mut rows = extract::subscription(&sub);
@@ -401,10 +415,14 @@ impl Fetcher {
                 rows
             }
             Kind::Invoice => {
-                let expand = vec!["discounts".to_string(), "discounts.source.coupon".to_string()];
+                let expand = vec![
+                    "discounts".to_string(),
+                    "discounts.source.coupon".to_string(),
+                    "lines.data.discounts".to_string(),
+                ];
                 let inv = retrieve!(RetrieveInvoice::new(id).expand(expand.clone()));
                 let mut rows = extract::invoice(&inv);
-                rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| extract::invoice_line(id, n, l)));
+                rows.extend(inv.lines.data.iter().enumerate().flat_map(|(n, l)| extract::invoice_line(id, n, l)));
                 if let (true, Some(last)) = (inv.lines.has_more, inv.lines.data.last()) {
                     rows.extend(self.remaining_lines(id, last.id.as_str(), inv.lines.data.len()).await?);
                 }

@@ -496,11 +496,12 @@ async fn account_id(fetcher: &Fetcher) -> Option<String> {
 /// invoices; a coupon from its list and expanded in a discount; an object on two overlapping
 /// lists, with its items, discounts and pause): the first row of each key
 /// ([`schema::key_columns`]) is kept.
-const DEDUPLICATED: [&str; 12] = [
+const DEDUPLICATED: [&str; 13] = [
     "prices",
     "price_tiers",
     "price_currency_options",
     "discounts",
+    "item_discounts",
     "coupons",
     "coupon_currency_options",
     "customers",

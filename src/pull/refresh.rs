@@ -480,11 +480,13 @@ fn carried_state(
         return Ok(Some(Fetched { kind, id: id.to_string(), rows: None, embedded_prices: Vec::new() }));
     }
     let object = &states[0]["object"];
-    let empty = |field: &str| object[field].as_array().is_none_or(|a| a.is_empty());
+    let empty = |o: &serde_json::Value| o["discounts"].as_array().is_none_or(|a| a.is_empty());
+    // Discounts in an event are ids, on the object and on its items or lines (D7) alike.
+    let undiscounted = |list: &str| empty(object) && object[list]["data"].as_array().into_iter().flatten().all(empty);
     let whole = match kind {
         Kind::Customer | Kind::Product | Kind::Coupon | Kind::TestClock => true,
-        Kind::Subscription => object["items"]["has_more"] != true && empty("discounts"),
-        Kind::Invoice => object["lines"]["has_more"] != true && empty("discounts"),
+        Kind::Subscription => object["items"]["has_more"] != true && undiscounted("items"),
+        Kind::Invoice => object["lines"]["has_more"] != true && undiscounted("lines"),
         // An event's price lacks its tiers and currency options; a discount has no state of its own.
         Kind::Price | Kind::Discount => false,
     };

@@ -77,14 +77,17 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
 
     let latest =
         |s: usize, t: i64| invoices.iter().rfind(|i| i.subscription == s && i.created <= t).map(|i| i.id.as_str());
-    // Webhooks carry a subscription's discounts as ids, like an unexpanded API response;
-    // the discount objects arrive in their own `customer.discount.*` events.
+    // Webhooks carry a subscription's discounts and its items' as ids, like an unexpanded API
+    // response; the discount objects arrive in their own `customer.discount.*` events.
     let sub_at = |s: usize, t: i64| {
         let mut sub = render::subscription(acct, c, &c.subscriptions[s], latest(s, t), t);
-        if let Some(list) = sub["discounts"].as_array_mut() {
-            for d in list.iter_mut() {
+        for item in sub["items"]["data"].as_array_mut().into_iter().flatten() {
+            for d in item["discounts"].as_array_mut().into_iter().flatten() {
                 *d = d["id"].clone();
             }
+        }
+        for d in sub["discounts"].as_array_mut().into_iter().flatten() {
+            *d = d["id"].clone();
         }
         sub
     };

@@ -23,8 +23,9 @@ pub fn contribution(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metr
 }
 
 /// Each licensed item's monthly-normalised value at instant `t`, times [`SCALE`], with the
-/// price it is on. A percent-off coupon reduces every item; an amount-off coupon (capped at
-/// what the subscription bills) is split across the items in proportion to what they bill,
+/// price it is on. A percent-off coupon reduces every item it applies to (all, its products'
+/// or its one item's); an amount-off coupon (capped at what those items bill) is split
+/// across them in proportion to what they bill,
 /// in whole minor units, the units left over going one each to the largest remainders
 /// (ties: item id), so the items always add up to the subscription's value.
 pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: MetricOptions) -> Vec<(usize, i128)> {
@@ -50,32 +51,40 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         .filter(|i| catalog.prices[i.price].usage == Usage::Licensed)
         .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].billed(i.quantity, sub.currency)))
         .collect();
-    let full: Vec<(usize, i128)> = items.iter().map(|(_, p, a)| (*p, scaled(*a))).collect();
-    let Some(d) = sub.discount_at(catalog, t) else { return full };
+    let full: Vec<(&str, usize, i128)> = items.iter().map(|(id, p, a)| (*id, *p, scaled(*a))).collect();
+    let priced = |values: Vec<(&str, usize, i128)>| -> Vec<(usize, i128)> {
+        values.into_iter().map(|(_, p, v)| (p, v)).collect()
+    };
+    let Some(d) = sub.discount_at(catalog, t) else { return priced(full) };
     let coupon = &catalog.coupons[d.coupon];
-    // A coupon restricted to some products (`applies_to`) discounts only their items (D4).
-    let eligible = |price: usize| coupon.applies_to_product(catalog.prices[price].product);
+    // A coupon restricted to some products (`applies_to`) discounts only their items (D4), an
+    // item-level discount only its item (D7).
+    let eligible = |item: &str, price: usize| {
+        coupon.applies_to_product(catalog.prices[price].product) && d.item.is_none_or(|slot| sub.items[slot].id == item)
+    };
     let counts = match opts.discounts {
         DiscountRule::None => false,
         DiscountRule::Recurring => coupon.duration != Duration::Once,
         DiscountRule::All => true,
     };
     if !counts {
-        return full;
+        return priced(full);
     }
     match coupon.off {
         Off::Percent(p) => full
             .into_iter()
-            .map(|(price, v)| (price, if eligible(price) { apply_percent_off(v, percent_to_hundredths(p)) } else { v }))
+            .map(|(id, price, v)| {
+                (price, if eligible(id, price) { apply_percent_off(v, percent_to_hundredths(p)) } else { v })
+            })
             .collect(),
         Off::Amount { .. } => {
             // In the subscription's currency: the coupon's own amount or its option's (D6).
             let amount = coupon.amount_off_in(sub.currency).expect("an amount-off coupon");
             // What each item bills, counting only the items the coupon applies to.
-            let billed = |(_, price, a): &(&str, usize, i64)| if eligible(*price) { *a } else { 0 };
+            let billed = |(id, price, a): &(&str, usize, i64)| if eligible(id, *price) { *a } else { 0 };
             let gross: i64 = items.iter().map(billed).sum();
             if gross == 0 {
-                return full;
+                return priced(full);
             }
             let off = amount.min(gross) as i128;
             let mut shares: Vec<(i128, i128)> = items
@@ -88,7 +97,7 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
             for i in order.into_iter().take(left_over as usize) {
                 shares[i].0 += 1;
             }
-            full.into_iter().zip(shares).map(|((price, v), (share, _))| (price, v - scaled(share as i64))).collect()
+            full.into_iter().zip(shares).map(|((_, price, v), (share, _))| (price, v - scaled(share as i64))).collect()
         }
     }
 }
@@ -351,6 +360,7 @@ mod tests {
                 start: 0,
                 removed: None,
                 inherited: false,
+                item: None,
             }),
             replaced: None,
             pauses: Vec::new(),

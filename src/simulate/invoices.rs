@@ -322,8 +322,12 @@ fn new_line(item: &ItemState, catalog: &Catalog, currency: &str, period: (i64, i
 fn apply_coupon(sub: &SimSubscription, catalog: &Catalog, inv: &mut SimInvoice) {
     let Some(d) = sub.discount_at(catalog, inv.created) else { return };
     let coupon = &catalog.coupons[d.coupon];
-    // Only the lines of the products the coupon applies to (D4).
-    let eligible = |l: &SimLine| l.amount > 0 && coupon.applies_to_product(catalog.prices[l.price].product);
+    // Only the lines of the products the coupon applies to (D4), and of its item if it has one (D7).
+    let eligible = |l: &SimLine| {
+        l.amount > 0
+            && coupon.applies_to_product(catalog.prices[l.price].product)
+            && d.item.is_none_or(|slot| slot == l.slot)
+    };
     match coupon.off {
         Off::Percent(p) => {
             let hundredths = crate::money::percent_to_hundredths(p);

@@ -357,10 +357,10 @@ struct Files {
 }
 
 /// The tables of `<account>/snapshot/`, and the discounts already written (a discount is
-/// listed on its own and expanded on its subscription: one row).
+/// listed on its own and expanded on its subscription or item: one row in each table).
 struct SnapshotSink {
     writers: crate::snapshot::writer::TableWriters,
-    discounts: std::collections::HashSet<String>,
+    discounts: std::collections::HashSet<(String, String)>,
 }
 
 /// Where `--parquet-snapshot` writes the snapshot, inside the account folder.
@@ -396,9 +396,9 @@ impl Files {
                 return Ok(()); // a debugging aid sized like the account: not for snapshots
             }
             for row in crate::snapshot::extract::json_rows(value)? {
-                if row.table == "discounts" {
+                if matches!(row.table.as_str(), "discounts" | "item_discounts") {
                     let Some(crate::snapshot::schema::Cell::Str(id)) = row.cells.first() else { continue };
-                    if !sink.discounts.insert(id.clone()) {
+                    if !sink.discounts.insert((row.table.clone(), id.clone())) {
                         continue;
                     }
                 }

@@ -104,6 +104,9 @@ pub struct SimDiscount {
     /// A customer-level discount, which a subscription without discounts of its own inherits
     /// (D3): listed on the customer, not on the subscription.
     pub inherited: bool,
+    /// An item-level discount: on this item only (an index into [`SimSubscription::items`]),
+    /// listed on the item, not on the subscription (D7).
+    pub item: Option<usize>,
 }
 
 /// `pause_collection[behavior]`: what happens to the invoices created while collection is

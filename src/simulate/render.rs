@@ -180,7 +180,8 @@ fn customer_discount(acct: &Account, c: &SimCustomer, as_of: i64) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// One of a subscription's discount objects (a customer-level one names no subscription).
+/// One of a subscription's discount objects (a customer-level one names no subscription, an
+/// item-level one also names its item).
 pub fn discount(acct: &Account, c: &SimCustomer, sub: &SimSubscription, d: &SimDiscount) -> Value {
     let end = match acct.catalog.coupons[d.coupon].duration {
         Duration::Repeating { .. } => sub.scheduled_end_of(d, &acct.catalog),
@@ -190,7 +191,7 @@ pub fn discount(acct: &Account, c: &SimCustomer, sub: &SimSubscription, d: &SimD
         "id": d.id, "object": "discount", "checkout_session": null, "customer": c.id, "customer_account": null,
         "end": end, "invoice": null, "invoice_item": null, "promotion_code": null,
         "source": {"coupon": acct.catalog.coupons[d.coupon].id, "type": "coupon"},
-        "start": d.start, "subscription": if d.inherited { None } else { Some(&sub.id) }, "subscription_item": null,
+        "start": d.start, "subscription": if d.inherited { None } else { Some(&sub.id) }, "subscription_item": d.item.map(|slot| &sub.items[slot].id),
     })
 }
 
@@ -209,6 +210,7 @@ pub fn subscription(
     let reference = ended_at.map_or(as_of, |e| e - 1).max(sub.start);
     let k = sub.period_at(reference);
     let period = if k < 0 { (sub.start, sub.anchor()) } else { (sub.period_start(k), sub.period_start(k + 1)) };
+    let current = sub.discount_at(&acct.catalog, as_of).filter(|d| !d.inherited && ended_at.is_none());
     let items: Vec<Value> = sub
         .phase_at(reference)
         .items
@@ -216,21 +218,20 @@ pub fn subscription(
         .map(|item| {
             let p = &acct.catalog.prices[item.price];
             let quantity = (p.usage == Usage::Licensed).then_some(item.quantity);
+            // An item-level discount is listed on its item (D7).
+            let discounts: Vec<Value> =
+                current.filter(|d| d.item == Some(item.slot)).map(|d| discount(acct, c, sub, d)).into_iter().collect();
             json!({
                 "id": sub.items[item.slot].id, "object": "subscription_item", "billing_thresholds": null,
                 "created": sub.items[item.slot].created, "current_period_end": period.1,
-                "current_period_start": period.0, "discounts": [], "metadata": {}, "plan": plan(acct, p),
+                "current_period_start": period.0, "discounts": discounts, "metadata": {}, "plan": plan(acct, p),
                 "price": price(acct, p), "quantity": quantity, "subscription": sub.id, "tax_rates": [],
             })
         })
         .collect();
-    // A customer-level discount is listed on the customer, not here (D3).
-    let discounts: Vec<Value> = sub
-        .discount_at(&acct.catalog, as_of)
-        .filter(|d| !d.inherited && ended_at.is_none())
-        .map(|d| discount(acct, c, sub, d))
-        .into_iter()
-        .collect();
+    // A customer-level discount is listed on the customer (D3), an item-level one on its item.
+    let discounts: Vec<Value> =
+        current.filter(|d| d.item.is_none()).map(|d| discount(acct, c, sub, d)).into_iter().collect();
     // Stripe shows a pause until collection resumes (P1).
     let pause_collection = sub
         .pause_at(as_of)
@@ -283,10 +284,16 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     // A draft has no number and is not in effect until finalized; `keep_as_draft` turns off
     // its automatic collection (P1).
     let finalized_at = (!inv.draft).then_some(inv.created);
-    let discount_id = sub.discount_at(&acct.catalog, inv.created).map(|d| d.id.clone());
-    let lines: Vec<Value> = inv.lines.iter().map(|l| line(acct, c, sub, inv, l, discount_id.as_deref())).collect();
-    let discounts: Vec<Value> =
-        if inv.discount() > 0 { discount_id.iter().map(|d| json!(d)).collect() } else { vec![] };
+    let applied = sub.discount_at(&acct.catalog, inv.created);
+    let discount_id = applied.map(|d| d.id.clone());
+    let lines: Vec<Value> = inv.lines.iter().map(|l| line(acct, c, sub, inv, l, applied)).collect();
+    // An item-level discount is listed on its lines, not on the invoice (D7); both count in
+    // `total_discount_amounts`.
+    let discounts: Vec<Value> = if inv.discount() > 0 {
+        applied.filter(|d| d.item.is_none()).map(|d| json!(d.id)).into_iter().collect()
+    } else {
+        vec![]
+    };
     let total_discounts: Vec<Value> = discount_id
         .iter()
         .filter(|_| inv.discount() > 0)
@@ -368,16 +375,18 @@ fn line(
     sub: &SimSubscription,
     inv: &SimInvoice,
     l: &SimLine,
-    discount: Option<&str>,
+    discount: Option<&SimDiscount>,
 ) -> Value {
     let p = &acct.catalog.prices[l.price];
     let discount_amounts: Vec<Value> =
-        discount.iter().filter(|_| l.discount > 0).map(|d| json!({"amount": l.discount, "discount": d})).collect();
+        discount.iter().filter(|_| l.discount > 0).map(|d| json!({"amount": l.discount, "discount": d.id})).collect();
+    // The line of an item with an item-level discount lists it, an id unless expanded (D7).
+    let discounts: Vec<Value> = discount.filter(|d| d.item == Some(l.slot)).map(|d| json!(d.id)).into_iter().collect();
     let taxes: Vec<Value> = if l.tax != 0 { vec![tax_json(l.tax, l.amount - l.discount)] } else { vec![] };
     let _ = c;
     json!({
         "id": l.id, "object": "line_item", "amount": l.amount, "currency": sub.currency,
-        "description": l.description, "discount_amounts": discount_amounts, "discountable": true, "discounts": [],
+        "description": l.description, "discount_amounts": discount_amounts, "discountable": true, "discounts": discounts,
         "invoice": inv.id, "livemode": false, "metadata": {},
         "parent": {
             "invoice_item_details": null,

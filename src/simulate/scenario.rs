@@ -444,6 +444,25 @@ impl Generator<'_> {
             s.discount = Some(g.discount(c, "USD10FOREVER", start));
             c.subscriptions.push(s);
         });
+        add("item_discount_removed", "usd", &|g, c| {
+            // Pro + 3 seats since 07-13 with 25% off the seats item only (an item-level
+            // discount, D7): 7900 + 2250. Taken off 09-05, an event older than Stripe keeps:
+            // only the lines of the July and August invoices still show the discount, and the
+            // 09-13 renewal, the first without it, says it is gone.
+            let start = at(1, 13);
+            let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+            let d = g.discount(c, "PCT25FOREVER", start);
+            s.discount = Some(SimDiscount { item: Some(1), removed: Some(at(3, 5)), ..d });
+            c.subscriptions.push(s);
+        });
+        add("item_discount_amount", "usd", &|g, c| {
+            // Pro + 3 seats since 07-15 with $10 off forever on the seats item only (D7): the
+            // seats' plan carries the whole 10.00 off (2000), Pro stays whole (7900).
+            let start = at(1, 15);
+            let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+            s.discount = Some(SimDiscount { item: Some(1), ..g.discount(c, "USD10FOREVER", start) });
+            c.subscriptions.push(s);
+        });
         out
     }
 
@@ -466,6 +485,7 @@ impl Generator<'_> {
             start,
             removed: None,
             inherited: false,
+            item: None,
         }
     }
 

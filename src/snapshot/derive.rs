@@ -249,8 +249,9 @@ impl Changes {
 }
 
 /// Tables whose rows also arrive embedded in other objects (a subscription's or invoice's
-/// expanded discounts, and their coupons with the coupons' currency options).
-const EMBEDDED: [&str; 3] = ["discounts", "coupons", "coupon_currency_options"];
+/// expanded discounts, the items of the item-level ones, and their coupons with the coupons'
+/// currency options).
+const EMBEDDED: [&str; 4] = ["discounts", "item_discounts", "coupons", "coupon_currency_options"];
 
 /// The column that ties a table's rows to the objects that replace them.
 fn key_column(table: &str) -> &'static str {
@@ -260,6 +261,7 @@ fn key_column(table: &str) -> &'static str {
         "price_tiers" | "price_currency_options" => "price",
         "event_changes" => "event",
         "coupon_products" | "coupon_currency_options" => "coupon",
+        "item_discounts" => "discount",
         _ => "id",
     }
 }

@@ -132,25 +132,32 @@ pub fn coupon(c: &Coupon) -> Vec<Row> {
 /// when expanded (`discounts.source.coupon`): a deleted coupon is in no list, yet keeps
 /// discounting those who have it (docs/stripe-behaviour.md, D1).
 pub fn discount(d: &Discount) -> Vec<Row> {
-    let mut rows = vec![discount_row(d)];
-    if let Some(stripe_types::Expandable::Object(c)) = &d.source.coupon {
-        rows.extend(coupon(c));
-    }
-    rows
+    discount_in(d, None)
 }
 
-fn discount_row(d: &Discount) -> Row {
-    row!(
+/// A discount found inside `subscription` (on one of its items, or on a line billing one):
+/// an item-level discount also gets its `item_discounts` row, naming the subscription even
+/// where the discount object leaves it out (D7).
+fn discount_in(d: &Discount, subscription: Option<&str>) -> Vec<Row> {
+    let subscription = d.subscription.clone().or_else(|| d.subscription_item.as_ref().and(subscription.map(s)));
+    let mut rows = vec![row!(
         "discounts",
         s(&d.id),
-        d.subscription.clone(),
+        subscription.clone(),
         d.customer.as_ref().map(|c| s(c.id())),
         d.invoice.clone(),
         d.source.coupon.as_ref().map(|c| s(c.id())),
         d.start,
         d.end,
         d.promotion_code.as_ref().map(|p| s(p.id())),
-    )
+    )];
+    if let Some(item) = &d.subscription_item {
+        rows.push(row!("item_discounts", s(&d.id), s(item), subscription));
+    }
+    if let Some(stripe_types::Expandable::Object(c)) = &d.source.coupon {
+        rows.extend(coupon(c));
+    }
+    rows
 }
 
 pub fn subscription(sub: &Subscription) -> Vec<Row> {
@@ -210,6 +217,7 @@ pub fn subscription_item(subscription: &str, item: &SubscriptionItem) -> Vec<Row
         item.current_period_end,
     )];
     rows.extend(listed_discounts(subscription, item.id.as_str(), &item.discounts));
+    rows.extend(item.discounts.iter().filter_map(|d| d.as_object()).flat_map(|d| discount_in(d, Some(subscription))));
     rows
 }
 
@@ -270,14 +278,16 @@ pub fn invoice(inv: &Invoice) -> Vec<Row> {
     rows
 }
 
-/// One invoice line, at `index` on its invoice.
-pub fn invoice_line(invoice_id: &str, index: usize, l: &InvoiceLineItem) -> Row {
+/// One invoice line, at `index` on its invoice, and the item-level discounts it carries when
+/// expanded (`lines.data.discounts`): the only record of one taken off its item before the
+/// pull (D7). Other line discounts (on one-off invoice items) are not a subscription's.
+pub fn invoice_line(invoice_id: &str, index: usize, l: &InvoiceLineItem) -> Vec<Row> {
     let parent = l.parent.as_ref();
     let item = parent.and_then(|p| p.subscription_item_details.as_ref());
     let price = l.pricing.as_ref().and_then(|p| p.price_details.as_ref());
     let discount: i64 = l.discount_amounts.iter().flatten().map(|d| d.amount).sum();
     let tax: i64 = l.taxes.iter().flatten().map(|t| t.amount).sum();
-    row!(
+    let mut rows = vec![row!(
         "invoice_lines",
         s(&l.id),
         invoice_id,
@@ -296,7 +306,11 @@ pub fn invoice_line(invoice_id: &str, index: usize, l: &InvoiceLineItem) -> Row 
         l.period.start,
         l.period.end,
         l.description.clone(),
-    )
+    )];
+    let subscription = item.and_then(|i| i.subscription.as_deref());
+    let item_level = l.discounts.iter().filter_map(|d| d.as_object()).filter(|d| d.subscription_item.is_some());
+    rows.extend(item_level.flat_map(|d| discount_in(d, subscription)));
+    rows
 }
 
 pub fn event(e: &Event) -> Vec<Row> {
@@ -382,7 +396,7 @@ pub fn json_rows(object: &serde_json::Value) -> anyhow::Result<Vec<Row>> {
                 )));
             }
             let mut rows = invoice(&inv);
-            rows.extend(inv.lines.data.iter().enumerate().map(|(n, l)| invoice_line(&id, n, l)));
+            rows.extend(inv.lines.data.iter().enumerate().flat_map(|(n, l)| invoice_line(&id, n, l)));
             rows
         }
         other => return Err(crate::error::bad_input(format!("data.object of type {other:?} has no snapshot table"))),

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 /// 4: `subscription_discounts` (an older snapshot reads as having none).
 /// 5: `paused_collections` and `pending_invoice_items` (an older snapshot reads as having none).
 /// 6: `coupon_currency_options` (an older snapshot reads as having none).
-pub const SCHEMA_VERSION: u32 = 6;
+/// 7: `item_discounts` (an older snapshot reads as having none).
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The schema version a table first appeared in; an older snapshot has no rows of it.
 pub fn since_version(table: &str) -> u32 {
@@ -27,6 +28,7 @@ pub fn since_version(table: &str) -> u32 {
         "subscription_discounts" => 4,
         "paused_collections" | "pending_invoice_items" => 5,
         "coupon_currency_options" => 6,
+        "item_discounts" => 7,
         _ => 1,
     }
 }
@@ -39,6 +41,7 @@ pub fn key_columns(table: &str) -> &'static [&'static str] {
         "event_changes" => &["event", "field"],
         "coupon_products" => &["coupon", "product"],
         "coupon_currency_options" => &["coupon", "currency"],
+        "item_discounts" => &["discount"],
         "subscription_discounts" => &["owner", "discount"],
         "paused_collections" => &["subscription"],
         _ => &["id"],
@@ -199,10 +202,17 @@ pub const TABLES: &[TableDef] = &[
     },
     TableDef {
         name: "discounts",
-        doc: "Discount objects attached to subscriptions or invoices, current and past (one row per id).",
+        doc: "Discount objects attached to subscriptions, their items or invoices, current and past (one row per id).",
         columns: cols![
             "id" Str "di_ id", "subscription" Str "", "customer" Str "", "invoice" Str "", "coupon" Str "coupon id",
             "start" Ts "", "end" Ts "null for forever and once", "promotion_code" Str "",
+        ],
+    },
+    TableDef {
+        name: "item_discounts",
+        doc: "The discounts (rows of `discounts`) applied to one subscription item only (`subscription_item`).",
+        columns: cols![
+            "discount" Str "di_ id", "subscription_item" Str "si_ id", "subscription" Str "the item's sub_ id",
         ],
     },
     TableDef {

@@ -67,7 +67,14 @@ pub(super) fn list_params(kind: &str) -> Option<(&'static [&'static str], &'stat
         "test_helpers/test_clocks" => (&[], &[]),
         "subscriptions" => (
             &["status", "customer", "price", "test_clock"],
-            &["customer", "discounts", "discounts.source.coupon", "items.data.price", "latest_invoice"],
+            &[
+                "customer",
+                "discounts",
+                "discounts.source.coupon",
+                "items.data.price",
+                "items.data.discounts",
+                "latest_invoice",
+            ],
         ),
         "invoices" => (
             &["status", "customer", "subscription"],
@@ -327,14 +334,18 @@ fn nested_list(state: &AppState, kind: &str, id: &str, field: &str, q: &Query, a
         }
         Err(e) => return internal(e),
     };
-    let entries = object[field]["data"].as_array().cloned().unwrap_or_default();
+    let mut entries = object[field]["data"].as_array().cloned().unwrap_or_default();
     let mut limit = 10;
+    let mut expand_discounts = false;
     for (key, value) in &q.0 {
         match key.as_str() {
             "limit" => match parse_limit(value) {
                 Ok(n) => limit = n,
                 Err(r) => return r,
             },
+            // Each line's or item's discounts, ids unless expanded (D7).
+            "expand[]" if value == "data.discounts" => expand_discounts = true,
+            "expand[]" => return invalid(format!("This property cannot be expanded ({value})."), "expand"),
             k if accepted.contains(&k) => {}
             k => return invalid(format!("Received unknown parameter: {k}"), k),
         }
@@ -355,9 +366,39 @@ fn nested_list(state: &AppState, kind: &str, id: &str, field: &str, q: &Query, a
         (_, Ok(Some(b))) => (b.saturating_sub(limit), b),
         _ => (0, limit.min(entries.len())),
     };
+    for discounts in entries[from..to].iter_mut().filter_map(|e| e.get_mut("discounts")) {
+        if let Err(e) = present_discounts(state, discounts, expand_discounts, false) {
+            return internal(e);
+        }
+    }
     let has_more = if q.get("ending_before").is_some() { from > 0 } else { to < entries.len() };
     let url = object[field]["url"].as_str().map_or_else(|| format!("/v1/{kind}/{id}/{field}"), str::to_string);
     ok(json!({"object": "list", "data": entries[from..to], "has_more": has_more, "url": url}))
+}
+
+/// A `discounts` list as Stripe presents it: ids, or the discount objects when `expand`ed,
+/// each with its coupon, deleted or not, as it was redeemed (D1) when `expand_coupon`.
+fn present_discounts(state: &AppState, list: &mut Value, expand: bool, expand_coupon: bool) -> anyhow::Result<()> {
+    for d in list.as_array_mut().into_iter().flatten() {
+        let id = d.get("id").and_then(Value::as_str).map(str::to_string).or_else(|| d.as_str().map(str::to_string));
+        if let Some(id) = id {
+            *d = if expand { state.store().discounts.get(&id)?.unwrap_or(json!(id)) } else { json!(id) };
+        }
+        if let Some(coupon) = d["source"]["coupon"].as_str().filter(|_| expand_coupon) {
+            let coupon = coupon.to_string();
+            let store = state.store();
+            let deleted = store.deleted_coupons.as_ref();
+            let found = match state.store().tables["coupons"].get(&coupon)? {
+                None => deleted.map_or(Ok(None), |t| t.get(&coupon))?,
+                some => some,
+            };
+            d["source"]["coupon"] = match found {
+                Some(found) => present(state, "coupons", found, &[])?,
+                None => json!(coupon),
+            };
+        }
+    }
+    Ok(())
 }
 
 /// Applies Stripe's default presentation and the requested expansions.
@@ -393,31 +434,12 @@ fn present(state: &AppState, kind: &str, mut object: Value, expand: &[String]) -
         }
     }
     if matches!(kind, "subscriptions" | "invoices") {
-        if let Some(list) = object["discounts"].as_array_mut() {
-            for d in list.iter_mut() {
-                let id =
-                    d.get("id").and_then(Value::as_str).map(str::to_string).or_else(|| d.as_str().map(str::to_string));
-                if let Some(id) = id {
-                    *d = if wants("discounts") {
-                        state.store().discounts.get(&id)?.unwrap_or(json!(id))
-                    } else {
-                        json!(id)
-                    };
-                }
-                // A discount's coupon, deleted or not, as it was redeemed (D1).
-                if let Some(coupon) = d["source"]["coupon"].as_str().filter(|_| wants("discounts.source.coupon")) {
-                    let coupon = coupon.to_string();
-                    let store = state.store();
-                    let deleted = store.deleted_coupons.as_ref();
-                    let found = match state.store().tables["coupons"].get(&coupon)? {
-                        None => deleted.map_or(Ok(None), |t| t.get(&coupon))?,
-                        some => some,
-                    };
-                    d["source"]["coupon"] = match found {
-                        Some(found) => present(state, "coupons", found, &[])?,
-                        None => json!(coupon),
-                    };
-                }
+        present_discounts(state, &mut object["discounts"], wants("discounts"), wants("discounts.source.coupon"))?;
+        // Item-level discounts, on the items or on the lines that bill them (D7).
+        for (list, path) in [("items", "items.data.discounts"), ("lines", "lines.data.discounts")] {
+            let entries = object.get_mut(list).and_then(|l| l.get_mut("data")).and_then(Value::as_array_mut);
+            for discounts in entries.into_iter().flatten().filter_map(|e| e.get_mut("discounts")) {
+                present_discounts(state, discounts, wants(path), false)?;
             }
         }
         if wants("customer") {
