@@ -620,10 +620,14 @@ pub struct StripeServerArgs {
     /// Seed of the fault pattern.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Status of the --fail-rate failures: 500 or 503 (api_error), 409 (lock_timeout), 424, or
-    /// 502/504 answered with a proxy's HTML page instead of Stripe's JSON.
+    /// Status of the --fail-rate failures: 500 or 503 (api_error), 409 (lock_timeout), 424, 400
+    /// (invalid_request_error), or 502/504 answered with a proxy's HTML page instead of Stripe's JSON.
     #[arg(long, default_value_t = 500)]
     pub fail_status: u16,
+    /// Send `Stripe-Should-Retry: true` or `false` with each --fail-rate failure, as Stripe does
+    /// "when it has additional information that the request is retryable".
+    #[arg(long, value_name = "BOOL")]
+    pub fail_should_retry: Option<bool>,
     /// Answer these lists (comma-separated: events, test_clocks, customers, ...) with Stripe's
     /// 403, as for a restricted key without the permission to read them.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]

@@ -116,6 +116,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
             latency_ms: 0,
             seed: 1,
             fail_status: 500,
+            fail_should_retry: None,
             forbid: Vec::new(),
         })
         .await?;

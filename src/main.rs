@@ -93,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 latency_ms: args.latency_ms,
                 seed: args.seed,
                 fail_status: args.fail_status,
+                fail_should_retry: args.fail_should_retry,
                 forbid: args.forbid,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

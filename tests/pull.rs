@@ -317,6 +317,24 @@ fn conflicts_and_proxy_error_pages_are_retried_to_identical_tables() {
     }
 }
 
+/// Stripe's `Stripe-Should-Retry` header decides over the status (catalogue E5): a 400 it
+/// calls retryable is tried again, to the same tables; a 503 it says not to retry stops the
+/// pull at its first failure, naming the status and the header, and writes no snapshot.
+#[test]
+fn stripe_should_retry_decides_over_the_status() {
+    let acct = simulate(Scenario::Full, 40, 5);
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = pull(&acct, clean_dir.path(), &[], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let faults = ["--fail-rate", "0.1", "--fail-status", "400", "--fail-should-retry", "true", "--seed", "4"];
+    let retried = pull(&acct, dir.path(), &faults, &["--max-rps", "200"]);
+    assert_eq!(checksums(&retried), checksums(&clean));
+    let faults = ["--fail-rate", "0.1", "--fail-status", "503", "--fail-should-retry", "false", "--seed", "4"];
+    let err = failed_pull(&acct, &faults, &["--max-rps", "200"]);
+    assert!(err.contains("Stripe answered 503 (Stripe-Should-Retry: false)"), "{err}");
+    assert!(!err.contains("giving up after"), "not retried: {err}");
+}
+
 #[test]
 fn every_item_of_a_subscription_with_20_is_pulled() {
     let acct = simulate(Scenario::Default, 5, 2);

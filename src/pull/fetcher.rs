@@ -1,7 +1,8 @@
 //! Requests to Stripe: one global request-rate governor, retries as Stripe documents them,
 //! and one typed list page per object kind and scope, flattened into snapshot rows.
 //!
-//! Retried (docs/stripe-behaviour.md, "Errors"): 409, 424, 429 and 5xx, timeouts, dropped
+//! Retried (docs/stripe-behaviour.md, "Errors"): what Stripe's `Stripe-Should-Retry` header
+//! says when it is sent (E5); otherwise 409, 424, 429 and 5xx, timeouts, dropped
 //! connections, and error answers whose body is not Stripe's JSON (a proxy's 502 page).
 //! Not retried: 400, 401, 402, 403 and 404, which say the request itself is wrong; a 403
 //! becomes a [`Forbidden`] naming the permission Stripe asked for, so the caller can decide
@@ -10,10 +11,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use stripe::{Client, StripeError};
 use stripe_types::RangeQueryTs;
 use tokio::sync::Mutex;
 
+use super::http::{ApiError, StripeHttp};
 use super::plan::{ObjectKind, Scope};
 use crate::error::bad_input;
 use crate::snapshot::derive::Kind;
@@ -47,12 +48,9 @@ pub struct NotFound {
     pub message: String,
 }
 
-/// The error async-stripe gives for an error status whose body is not Stripe's error JSON.
-const NON_JSON_ERROR: &str = "error deserializing Stripe error";
-
 /// Requests with retries under the global governor.
 pub struct Fetcher {
-    pub client: Client,
+    pub client: StripeHttp,
     pub governor: Governor,
     pub max_attempts: u32,
     /// (requests sent, retries)
@@ -73,11 +71,12 @@ pub struct Page {
 }
 
 impl Fetcher {
-    /// Runs a request with retries: 409, 424, 429, 5xx, timeouts, connection failures and
-    /// non-JSON error bodies back off and try again; anything else is a clear, immediate error.
+    /// Runs a request with retries: what `Stripe-Should-Retry` says, else 409, 424, 429, 5xx,
+    /// timeouts, connection failures and non-JSON error bodies back off and try again;
+    /// anything else is a clear, immediate error.
     pub async fn call<T, Fut>(&self, what: &str, request: impl Fn() -> Fut) -> anyhow::Result<T>
     where
-        Fut: std::future::Future<Output = Result<T, StripeError>>,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
         let mut last = String::new();
         for attempt in 1..=self.max_attempts {
@@ -87,35 +86,47 @@ impl Fetcher {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            match &error {
-                StripeError::Stripe(_, 401) => {
-                    return Err(bad_input("Stripe rejected the API key (401): check --api-key / STRIPE_API_KEY"))
+            let mut rate_limited = false;
+            match error {
+                ApiError::Status { status, message, should_retry } => {
+                    let said = match should_retry {
+                        Some(true) => " (Stripe-Should-Retry: true)",
+                        Some(false) => " (Stripe-Should-Retry: false)",
+                        None => "",
+                    };
+                    match (status, retried(status, message.is_some(), should_retry)) {
+                        (_, true) => {}
+                        (401, _) => {
+                            return Err(bad_input(
+                                "Stripe rejected the API key (401): check --api-key / STRIPE_API_KEY",
+                            ))
+                        }
+                        (403, _) => {
+                            let message = message.unwrap_or_default();
+                            let permission = named_permission(&message);
+                            return Err(Forbidden { what: what.to_string(), permission, message }.into());
+                        }
+                        (404, _) => {
+                            let message = message.unwrap_or_default();
+                            return Err(NotFound { what: what.to_string(), message }.into());
+                        }
+                        (status, false) => {
+                            let message = message.unwrap_or_else(|| "an answer that is not Stripe's JSON".into());
+                            return Err(bad_input(format!("{what}: Stripe answered {status}{said}: {message}")));
+                        }
+                    }
+                    rate_limited = status == 429;
+                    last = match message {
+                        Some(_) => format!("HTTP {status}{said}"),
+                        None => format!("HTTP {status}, an error answer that is not Stripe's JSON{said}"),
+                    };
                 }
-                StripeError::Stripe(err, 403) => {
-                    let message = err.message.clone().unwrap_or_default();
-                    let permission = named_permission(&message);
-                    return Err(Forbidden { what: what.to_string(), permission, message }.into());
-                }
-                StripeError::Stripe(err, 404) => {
-                    let message = err.message.clone().unwrap_or_default();
-                    return Err(NotFound { what: what.to_string(), message }.into());
-                }
-                StripeError::Stripe(err, status) if !retryable(*status) => {
-                    let message = err.message.clone().unwrap_or_default();
-                    return Err(bad_input(format!("{what}: Stripe answered {status}: {message}")));
-                }
-                StripeError::JSONDeserialize(e) if e == NON_JSON_ERROR => {
-                    last = "an error answer that is not Stripe's JSON".into()
-                }
-                StripeError::JSONDeserialize(e) => anyhow::bail!("{what}: unexpected response shape: {e}"),
-                StripeError::ConfigError(e) => return Err(bad_input(format!("--api-base: {e}"))),
-                StripeError::Stripe(_, status) => last = format!("HTTP {status}"),
-                StripeError::ClientError(e) => last = e.clone(),
-                StripeError::Timeout => last = "timed out".into(),
+                ApiError::Shape(e) => anyhow::bail!("{what}: unexpected response shape: {e}"),
+                ApiError::Transport(e) => last = e,
+                ApiError::Timeout => last = "timed out".into(),
             }
             if attempt < self.max_attempts {
                 self.stats.lock().await.1 += 1;
-                let rate_limited = matches!(error, StripeError::Stripe(_, 429));
                 let backoff = backoff(attempt, rate_limited);
                 tracing::debug!("{what}: {last}; retry {attempt} in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -459,6 +470,15 @@ fn retryable(status: u16) -> bool {
     matches!(status, 409 | 424 | 429) || status >= 500
 }
 
+/// Whether a failed request is tried again: as Stripe's `Stripe-Should-Retry` header says
+/// when it is sent ("`true` indicates that a client should retry the request", "`false`
+/// means that a client should *not* retry the request because it won't have an additional
+/// effect"), otherwise by [`retryable`] status, and always for an answer that is not Stripe's
+/// error JSON (a proxy's page: Stripe itself never answered).
+fn retried(status: u16, stripe_json: bool, should_retry: Option<bool>) -> bool {
+    should_retry.unwrap_or(retryable(status) || !stripe_json)
+}
+
 /// Backoff before retry `attempt` (1-based): exponential, capped, with jitter so parallel
 /// workers do not retry in lockstep. Rate limits start higher.
 fn backoff(attempt: u32, rate_limited: bool) -> Duration {
@@ -511,5 +531,14 @@ mod tests {
         for status in [400, 401, 402, 403, 404] {
             assert!(!retryable(status), "{status}");
         }
+    }
+
+    #[test]
+    fn stripe_should_retry_overrides_the_status_both_ways() {
+        assert!(!retried(503, true, Some(false)), "Stripe says another try has no effect");
+        assert!(!retried(429, true, Some(false)));
+        assert!(retried(400, true, Some(true)), "Stripe says the request is retryable");
+        assert!(retried(503, true, None) && !retried(400, true, None), "no header: by status");
+        assert!(retried(404, false, None), "a proxy's page, not Stripe's answer");
     }
 }

@@ -13,6 +13,7 @@
 //! log and in the manifest; anything the metrics need is an error.
 
 pub mod fetcher;
+pub mod http;
 mod plan;
 pub mod refresh;
 
@@ -153,12 +154,9 @@ fn connect(opts: &PullOptions) -> anyhow::Result<Connection> {
     }
     let api_base = opts.api_base.trim_end_matches('/').to_string();
     crate::install_crypto_provider();
-    let mut builder =
-        stripe::ClientBuilder::new(opts.api_key.clone()).url(format!("{api_base}/")).timeout(Duration::from_secs(30));
-    if let Some(acct) = &opts.connected_account {
-        builder = builder.account_id(acct.as_str().into());
-    }
-    let client = builder.build().map_err(|e| bad_input(format!("--api-base {api_base}: {e}")))?;
+    let account = opts.connected_account.as_deref();
+    let client = http::StripeHttp::new(&api_base, &opts.api_key, account, Duration::from_secs(30))
+        .map_err(|e| bad_input(format!("{e:#}")))?;
     let fetcher = Fetcher {
         client,
         governor: Governor::new(rps),

@@ -143,11 +143,8 @@ fn connect(opts: &SeedRun) -> anyhow::Result<Fetcher> {
     }
     let api_base = opts.api_base.trim_end_matches('/');
     crate::install_crypto_provider();
-    let client = stripe::ClientBuilder::new(opts.api_key.clone())
-        .url(format!("{api_base}/"))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| bad_input(format!("--api-base {api_base}: {e}")))?;
+    let client = crate::pull::http::StripeHttp::new(api_base, &opts.api_key, None, Duration::from_secs(60))
+        .map_err(|e| bad_input(format!("{e:#}")))?;
     Ok(Fetcher {
         client,
         governor: Governor::new(opts.max_rps),

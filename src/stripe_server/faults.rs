@@ -27,6 +27,7 @@ pub(super) struct Faults {
     pub(super) drop_per_million: u64,
     pub(super) latency: Duration,
     pub(super) fail_status: u16,
+    pub(super) fail_should_retry: Option<bool>,
     pub(super) rate_limit: Option<u32>,
     pub(super) counter: AtomicU64,
     /// Start of the current one-second window and requests seen in it.
@@ -68,8 +69,19 @@ pub(super) fn rate_limited() -> Response {
     )
 }
 
-/// A simulated failure (`--fail-rate`) with the `--fail-status` chosen.
-pub(super) fn server_error(status: u16) -> Response {
+/// A simulated failure (`--fail-rate`) with the `--fail-status` chosen, and the
+/// `Stripe-Should-Retry` header when `--fail-should-retry` gives one (E5).
+pub(super) fn server_error(status: u16, should_retry: Option<bool>) -> Response {
+    let mut response = failure(status);
+    if let Some(retry) = should_retry {
+        response
+            .headers_mut()
+            .insert("stripe-should-retry", if retry { "true" } else { "false" }.parse().expect("ascii"));
+    }
+    response
+}
+
+fn failure(status: u16) -> Response {
     let code = StatusCode::from_u16(status).expect("checked at bind");
     match status {
         // What a proxy in front of an API answers: an HTML page, not Stripe's JSON.
@@ -84,6 +96,13 @@ pub(super) fn server_error(status: u16) -> Response {
              accessing it. If you see this error intermittently, retry the request (simulated by --fail-rate)."
                 .into(),
             Some("lock_timeout"),
+            None,
+        ),
+        400 => error(
+            code,
+            "invalid_request_error",
+            "The request could not be processed (simulated by --fail-rate).".into(),
+            None,
             None,
         ),
         _ => error(

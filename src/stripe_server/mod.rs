@@ -56,8 +56,10 @@ pub struct ServerOptions {
     /// Seed of the fault pattern: request n meets the same fate on every run.
     pub seed: u64,
     /// Status of the simulated failures (`--fail-rate`): 500, 503, 409 (lock timeout), 424
-    /// (external dependency), or 502/504 with a proxy's HTML page instead of Stripe's JSON.
+    /// (external dependency), 400, or 502/504 with a proxy's HTML page instead of Stripe's JSON.
     pub fail_status: u16,
+    /// The `Stripe-Should-Retry` header sent with each simulated failure (none: not sent).
+    pub fail_should_retry: Option<bool>,
     /// Lists (`events`, `test_clocks`, ...) the key may not read, as a restricted key without
     /// that permission: answered with Stripe's 403.
     pub forbid: Vec<String>,
@@ -91,9 +93,9 @@ impl StripeServer {
                 return Err(crate::error::bad_input(format!("{name} must be between 0 and 1, got {rate}")));
             }
         }
-        if !matches!(opts.fail_status, 409 | 424 | 500 | 502 | 503 | 504) {
+        if !matches!(opts.fail_status, 400 | 409 | 424 | 500 | 502 | 503 | 504) {
             return Err(crate::error::bad_input(format!(
-                "--fail-status must be one of 409, 424, 500, 502, 503, 504, got {}",
+                "--fail-status must be one of 400, 409, 424, 500, 502, 503, 504, got {}",
                 opts.fail_status
             )));
         }
@@ -186,6 +188,7 @@ impl StripeServer {
             drop_per_million: (opts.drop_rate * 1e6) as u64,
             latency: Duration::from_millis(opts.latency_ms),
             fail_status: opts.fail_status,
+            fail_should_retry: opts.fail_should_retry,
             rate_limit: opts.rate_limit,
             counter: AtomicU64::new(0),
             window: Mutex::new((Instant::now(), 0)),
@@ -223,7 +226,7 @@ impl StripeServer {
                                 unreachable!("the connection is dropped before this resumes")
                             }
                             Fate::RateLimited => Ok::<_, Infallible>(rate_limited()),
-                            Fate::Fail => Ok(server_error(faults.fail_status)),
+                            Fate::Fail => Ok(server_error(faults.fail_status, faults.fail_should_retry)),
                             Fate::Serve => {
                                 if !faults.latency.is_zero() {
                                     tokio::time::sleep(faults.latency).await;
