@@ -341,3 +341,60 @@ fn a_discount_event_reduces_the_subscription_from_its_start() {
     };
     assert_eq!(others(&new), others(&old), "nobody else changed");
 }
+
+/// An item-level discount's event (D7) discounts that item alone; one whose event names no
+/// subscription (Stripe's reference does not say that it names one) is refused, naming the
+/// item, rather than dropped.
+#[test]
+fn an_item_level_discount_event_discounts_its_item_or_is_refused_naming_it() {
+    let acct = common::simulate(Scenario::Default, 40, 9);
+    let month = &acct.info.now_rfc3339[..7];
+    let subs = common::objects(&acct.dir, "subscriptions.jsonl");
+    let sub = subs
+        .iter()
+        .find(|s| {
+            s["status"] == "active"
+                && s["items"]["data"].as_array().unwrap().len() == 1
+                && s["items"]["data"][0]["price"]["recurring"]["interval"] == "month"
+                && subs.iter().filter(|o| o["customer"] == s["customer"]).count() == 1
+        })
+        .expect("an active monthly subscription with one item");
+    let (customer, item) = (sub["customer"].as_str().unwrap(), sub["items"]["data"][0]["id"].as_str().unwrap());
+    let discount = |id: &str, subscription: Value| {
+        serde_json::json!({
+            "id": id, "object": "discount", "checkout_session": null, "customer": customer,
+            "customer_account": null, "end": null, "invoice": null, "invoice_item": null, "promotion_code": null,
+            "source": {"coupon": "PCT25FOREVER", "type": "coupon"}, "start": acct.info.now + 60,
+            "subscription": subscription, "subscription_item": item,
+        })
+    };
+    // The customer's latest row: mrr_by_customer has one where her MRR changes.
+    let mrr_now = |s: &Snapshot| -> i64 {
+        let rows = &report(s)["mrr_by_customer"];
+        let mine = rows.iter().filter(|r| r["customer"] == customer && r["month"].as_str().unwrap() <= month);
+        mine.max_by_key(|r| r["month"].as_str().unwrap().to_string()).map(|r| r["mrr"].as_i64().unwrap()).unwrap()
+    };
+
+    let data = tempfile::tempdir().unwrap();
+    let base = common::pull(&acct, data.path(), &[], &[]);
+    let paying = mrr_now(&base);
+    assert!(paying > 0);
+    let event = discount("di_test_item", sub["id"].clone());
+    let (code, out, err) =
+        build_from_one_event(data.path(), &acct, "evt_test_item", "customer.discount.created", event);
+    assert_eq!(code, 0, "{err}");
+    let built = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+    assert!(common::column(&built, "item_discounts", "discount").contains(&Some("di_test_item".to_string())));
+    assert_eq!(mrr_now(&built), paying * 3 / 4, "25% off its one item from the discount's start");
+
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    let event = discount("di_test_unplaced", Value::Null);
+    let (code, _, err) =
+        build_from_one_event(data.path(), &acct, "evt_test_unplaced", "customer.discount.created", event);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains(&format!("item {item} has discount di_test_unplaced, whose subscription")), "{err}");
+    assert!(err.contains("pull again"), "{err}");
+}

@@ -4,7 +4,9 @@
 --   mixed:   an item-level discount (D7) and a discount of the subscription's own or of its
 --            customer's, both ever held by the subscription;
 --   unknown: an item lists a discount the snapshot has no object for (a snapshot older than
---            schema version 7, which did not read item-level discounts).
+--            schema version 7, which did not read item-level discounts);
+--   unplaced: an item-level discount whose subscription the snapshot does not know (only from
+--            a discount event that names none: the pull takes it from the item or line).
 -- Stripe allows the first two ("The discounts applied to the subscription. Subscription item
 -- discounts are applied before subscription discounts."), but how it stacks several discounts
 -- of one level is not in any source we have (docs/stripe-behaviour.md, D5), and an item's
@@ -42,8 +44,15 @@ unknown AS (
   FROM {{subscription_discounts}} l
   WHERE l.owner <> l.subscription
     AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = l.discount)
+),
+unplaced AS (
+  SELECT '(unknown)' AS subscription, i.subscription_item AS owner, i.discount AS discounts, 'unplaced' AS problem
+  FROM {{item_discounts}} i JOIN {{discounts}} d ON d.id = i.discount
+  WHERE COALESCE(i.subscription, d.subscription) IS NULL
 )
 SELECT subscription, owner, discounts, problem
-FROM (SELECT * FROM several UNION ALL SELECT * FROM mixed UNION ALL SELECT * FROM unknown)
+FROM (
+  SELECT * FROM several UNION ALL SELECT * FROM mixed UNION ALL SELECT * FROM unknown UNION ALL SELECT * FROM unplaced
+)
 ORDER BY subscription, owner, problem
 LIMIT 1

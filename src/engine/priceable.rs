@@ -125,9 +125,9 @@ fn check_coupon_currencies(conn: &duckdb::Connection, snapshot: &Snapshot, param
 
 /// Fails, naming the first subscription whose discounts the SQL cannot value: several of one
 /// owner at once (Stripe stacks them in an order no source we have states, D5), an item's
-/// together with its subscription's or customer's, or an item's the snapshot has no object
-/// for (pulled before schema version 7, D7). Any MRR mrr gave for it could be wrong. Without
-/// discounts (`--discounts none`) nothing is stacked.
+/// together with its subscription's or customer's, an item's the snapshot has no object for
+/// (pulled before schema version 7, D7), or one whose subscription it does not know. Any MRR
+/// mrr gave for it could be wrong. Without discounts (`--discounts none`) nothing is stacked.
 fn check_stacked_discounts(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
     if params.options.discounts == crate::metrics::DiscountRule::None {
         return Ok(());
@@ -142,6 +142,8 @@ fn check_stacked_discounts(conn: &duckdb::Connection, snapshot: &Snapshot, param
     };
     let whose = if owner == subscription {
         format!("subscription {subscription}")
+    } else if problem == "unplaced" {
+        format!("item {owner}")
     } else {
         format!("item {owner} of subscription {subscription}")
     };
@@ -157,6 +159,11 @@ fn check_stacked_discounts(conn: &duckdb::Connection, snapshot: &Snapshot, param
              ({discounts}), which mrr does not value together yet: Stripe applies the item's first \
              (docs/stripe-behaviour.md, D7), and the subscription's on what is left would need a finer \
              scale than mrr keeps; `--discounts none` reports MRR before discounts"
+        ),
+        "unplaced" => format!(
+            "{whose} has discount {discounts}, whose subscription snapshot {} does not say (it came from a \
+             discount event that names none, D7); pull again (`mrr pull`), which reads it from the item",
+            snapshot.manifest.id
         ),
         _ => format!(
             "{whose} lists discount {discounts}, which snapshot {} does not hold (item-level discounts are \
