@@ -6,20 +6,8 @@
 -- (src/engine/priceable.rs), unless discounts are not applied at all (`--discounts none`).
 --
 -- DuckDB only: a check of the snapshot, run before either engine's queries.
-WITH targets AS (
-  -- As item_values pairs discounts with subscriptions: its own or its item's (D7), or its
-  -- customer's (D3).
-  SELECT d.id AS discount, d.coupon, COALESCE(d.subscription, i.subscription) AS subscription
-  FROM {{discounts}} d LEFT JOIN {{item_discounts}} i ON i.discount = d.id
-  WHERE COALESCE(d.subscription, i.subscription) IS NOT NULL
-  UNION ALL
-  SELECT d.id, d.coupon, s.id
-  FROM {{discounts}} d JOIN {{subscriptions}} s ON s.customer = d.customer
-  WHERE d.subscription IS NULL AND d.invoice IS NULL
-    AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
-)
 SELECT t.discount, t.coupon, t.subscription, s.currency, c.currency AS coupon_currency
-FROM targets t
+FROM {{_discount_targets}} t
 JOIN {{subscriptions}} s ON s.id = t.subscription
 JOIN {{coupons}} c ON c.id = t.coupon
 LEFT JOIN {{coupon_currency_options}} o ON o.coupon = c.id AND o.currency = s.currency

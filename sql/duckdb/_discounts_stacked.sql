@@ -24,14 +24,7 @@ WITH several AS (
 ),
 -- Discounts of a subscription's own or of its customer's (not of one item).
 whole AS (
-  SELECT d.subscription, d.id AS discount
-  FROM {{discounts}} d
-  WHERE d.subscription IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
-  UNION ALL
-  SELECT s.id, d.id
-  FROM {{discounts}} d JOIN {{subscriptions}} s ON s.customer = d.customer
-  WHERE d.subscription IS NULL AND d.invoice IS NULL
-    AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
+  SELECT subscription, discount FROM {{_discount_targets}} WHERE item IS NULL
 ),
 mixed AS (
   SELECT i.subscription, i.subscription_item AS owner, i.discount || ' with ' || MIN(w.discount) AS discounts,

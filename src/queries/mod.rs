@@ -51,6 +51,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "_coupons_known",
     "duckdb" / "_discounts_stacked",
     "duckdb" / "_coupon_currencies",
+    "duckdb" / "_discount_targets",
     "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
     "bigquery" / "mrr_by_customer",
