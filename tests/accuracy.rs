@@ -485,6 +485,39 @@ fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_nami
     assert!(err.contains(&named) && err.contains(&format!("({new} with {old})")), "{err}");
 }
 
+/// An item's discount that starts after its subscription's repeating coupon has surely ended
+/// (at the coupon's `end`) never applies at the same time: reported, not refused (D7).
+#[test]
+fn an_items_discount_after_its_subscriptions_has_ended_is_valued() {
+    let acct = common::simulate(Scenario::Full, 20, 42);
+    let customer = common::objects(&acct.dir, "customers.jsonl")
+        .into_iter()
+        .find(|c| c["metadata"]["case"] == "coupon_percent_repeating")
+        .unwrap()["id"]
+        .clone();
+    let sub =
+        common::objects(&acct.dir, "subscriptions.jsonl").into_iter().find(|s| s["customer"] == customer).unwrap();
+    let (sub_id, item) = (sub["id"].clone(), sub["items"]["data"][0]["id"].clone());
+    let discounts = common::objects(&acct.dir, "discounts.jsonl");
+    let ended = discounts.iter().find(|d| d["subscription"] == sub_id).expect("its repeating discount").clone();
+    assert!(ended["end"].as_i64().unwrap() < acct.info.now - 2 * 86_400, "ended before the item's starts");
+    let mut on_item = ended.clone();
+    on_item["id"] = format!("{}I", ended["id"].as_str().unwrap()).into();
+    on_item["start"] = (acct.info.now - 2 * 86_400).into();
+    on_item["end"] = serde_json::Value::Null;
+    on_item["subscription_item"] = item.clone();
+    common::rewrite_objects(&acct.dir, "discounts.jsonl", |all| all.push(on_item.clone()));
+    common::rewrite_objects(&acct.dir, "subscriptions.jsonl", |subs| {
+        let s = subs.iter_mut().find(|s| s["id"] == sub_id).unwrap();
+        s["items"]["data"][0]["discounts"] = serde_json::json!([on_item.clone()]);
+    });
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    let (code, out, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.is_empty());
+}
+
 /// A snapshot pulled before mrr read item-level discounts (schema version 6) lists them on
 /// their items without their objects: the subscription is refused, naming the item and the
 /// discount, never valued as if undiscounted (D7).

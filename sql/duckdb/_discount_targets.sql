@@ -6,11 +6,11 @@
 --
 -- DuckDB only.
 SELECT d.id AS discount, d.coupon, COALESCE(d.subscription, i.subscription) AS subscription,
-       i.subscription_item AS item, FALSE AS inherited
+       i.subscription_item AS item, FALSE AS inherited, d.start, d."end"
 FROM {{discounts}} d LEFT JOIN {{item_discounts}} i ON i.discount = d.id
 WHERE COALESCE(d.subscription, i.subscription) IS NOT NULL
 UNION ALL
-SELECT d.id, d.coupon, s.id, NULL, TRUE
+SELECT d.id, d.coupon, s.id, NULL, TRUE, d.start, d."end"
 FROM {{discounts}} d JOIN {{subscriptions}} s ON s.customer = d.customer
 WHERE d.subscription IS NULL AND d.invoice IS NULL
   AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)

@@ -2,7 +2,9 @@
 -- only), by `problem`:
 --   several: an owner (the subscription, or one of its items) lists several discounts at once;
 --   mixed:   an item-level discount (D7) and a discount of the subscription's own or of its
---            customer's, both ever held by the subscription;
+--            customer's that may apply at the same time: the check cannot see removals (D2),
+--            so only windows that surely end first rule a pair out (a repeating coupon's
+--            `end`, or the next discount of the same level, which replaces it: D5);
 --   unknown: an item lists a discount the snapshot has no object for (a snapshot older than
 --            schema version 7, which did not read item-level discounts);
 --   unplaced: an item-level discount whose subscription the snapshot does not know (only from
@@ -22,15 +24,22 @@ WITH several AS (
   GROUP BY subscription, owner
   HAVING COUNT(*) > 1
 ),
--- Discounts of a subscription's own or of its customer's (not of one item).
-whole AS (
-  SELECT subscription, discount FROM {{_discount_targets}} WHERE item IS NULL
+-- Each discount's window as item_values bounds it at the latest: to its repeating coupon's
+-- `end`, or to the start of the next discount of its level.
+windows AS (
+  SELECT t.subscription, t.item, t.discount, t.start,
+         LEAST(
+           COALESCE(CASE WHEN c.duration = 'repeating' THEN t."end" END, 'infinity'::TIMESTAMPTZ),
+           COALESCE(LEAD(t.start) OVER (PARTITION BY t.subscription, t.inherited, t.item ORDER BY t.start, t.discount),
+                    'infinity'::TIMESTAMPTZ)
+         ) AS ends_by
+  FROM {{_discount_targets}} t LEFT JOIN {{coupons}} c ON c.id = t.coupon
 ),
 mixed AS (
-  SELECT i.subscription, i.subscription_item AS owner, i.discount || ' with ' || MIN(w.discount) AS discounts,
-         'mixed' AS problem
-  FROM {{item_discounts}} i JOIN whole w ON w.subscription = i.subscription
-  GROUP BY i.subscription, i.subscription_item, i.discount
+  SELECT i.subscription, i.item AS owner, i.discount || ' with ' || MIN(w.discount) AS discounts, 'mixed' AS problem
+  FROM windows i JOIN windows w ON w.subscription = i.subscription AND w.item IS NULL
+  WHERE i.item IS NOT NULL AND i.start < w.ends_by AND w.start < i.ends_by
+  GROUP BY i.subscription, i.item, i.discount
 ),
 unknown AS (
   SELECT l.subscription, l.owner, l.discount AS discounts, 'unknown' AS problem

@@ -155,8 +155,8 @@ fn check_stacked_discounts(conn: &duckdb::Connection, snapshot: &Snapshot, param
             format!("{whose} has several discounts at once ({discounts}), which mrr does not value yet: {no_rule}")
         }
         "mixed" => format!(
-            "{whose} has an item-level discount and its subscription one of its own or its customer's \
-             ({discounts}), which mrr does not value together yet: Stripe applies the item's first \
+            "{whose} has an item-level discount and its subscription one of its own or its customer's at \
+             the same time ({discounts}), which mrr does not value together yet: Stripe applies the item's first \
              (docs/stripe-behaviour.md, D7), and the subscription's on what is left would need a finer \
              scale than mrr keeps; `--discounts none` reports MRR before discounts"
         ),
