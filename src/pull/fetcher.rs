@@ -89,11 +89,7 @@ impl Fetcher {
             let mut rate_limited = false;
             match error {
                 ApiError::Status { status, message, should_retry } => {
-                    let said = match should_retry {
-                        Some(true) => " (Stripe-Should-Retry: true)",
-                        Some(false) => " (Stripe-Should-Retry: false)",
-                        None => "",
-                    };
+                    let said = should_retry.map(|b| format!(" (Stripe-Should-Retry: {b})")).unwrap_or_default();
                     match (status, retried(status, message.is_some(), should_retry)) {
                         (_, true) => {}
                         (401, _) => {
@@ -208,14 +204,10 @@ impl Fetcher {
                 list!(ListCoupon::new().created(range).expand(vec!["data.applies_to".to_string()]), extract::coupon)
             }
             ObjectKind::Subscriptions => {
-                let mut request =
-                    ListSubscription::new().created(range).status(ListSubscriptionStatus::All).expand(vec![
-                        "data.discounts".to_string(),
-                        "data.discounts.source.coupon".to_string(),
-                        "data.items.data.price".to_string(),
-                        // Item-level discounts are ids unless expanded (catalogue D7).
-                        "data.items.data.discounts".to_string(),
-                    ]);
+                let mut request = ListSubscription::new()
+                    .created(range)
+                    .status(ListSubscriptionStatus::All)
+                    .expand(in_list(&SUBSCRIPTION_EXPAND));
                 if let Some(clock) = &clock {
                     request = request.test_clock(clock.clone());
                 }
@@ -234,13 +226,7 @@ impl Fetcher {
                 (list.data.len(), list.has_more, list.data.first().map(|o| o.created), last, rows)
             }
             ObjectKind::Invoices => {
-                // A line's item-level discounts keep those taken off their items since (D7).
-                let expand = vec![
-                    "data.discounts".to_string(),
-                    "data.discounts.source.coupon".to_string(),
-                    "data.lines.data.discounts".to_string(),
-                ];
-                let list = fetch!(ListInvoice::new().created(range).expand(expand.clone()));
+                let list = fetch!(ListInvoice::new().created(range).expand(in_list(&INVOICE_EXPAND)));
                 let mut rows = Vec::new();
                 for inv in &list.data {
                     let id = inv.id.as_ref().map(|i| i.to_string()).context("an invoice without an id")?;
@@ -405,13 +391,7 @@ impl Fetcher {
                 RetrieveCustomerReturned::DeletedCustomer(_) => return Ok(None),
             },
             Kind::Subscription => {
-                let expand = vec![
-                    "discounts".to_string(),
-                    "discounts.source.coupon".to_string(),
-                    "items.data.price".to_string(),
-                    "items.data.discounts".to_string(),
-                ];
-                let sub = retrieve!(RetrieveSubscription::new(id).expand(expand.clone()));
+                let sub = retrieve!(RetrieveSubscription::new(id).expand(SUBSCRIPTION_EXPAND.map(String::from)));
                 let mut rows = extract::subscription(&sub);
                 embedded_prices.extend(sub.items.data.iter().flat_map(|item| extract::price(&item.price)));
                 if let (true, Some(last)) = (sub.items.has_more, sub.items.data.last()) {
@@ -426,12 +406,7 @@ impl Fetcher {
                 rows
             }
             Kind::Invoice => {
-                let expand = vec![
-                    "discounts".to_string(),
-                    "discounts.source.coupon".to_string(),
-                    "lines.data.discounts".to_string(),
-                ];
-                let inv = retrieve!(RetrieveInvoice::new(id).expand(expand.clone()));
+                let inv = retrieve!(RetrieveInvoice::new(id).expand(INVOICE_EXPAND.map(String::from)));
                 let mut rows = extract::invoice(&inv);
                 rows.extend(inv.lines.data.iter().enumerate().flat_map(|(n, l)| extract::invoice_line(id, n, l)));
                 if let (true, Some(last)) = (inv.lines.has_more, inv.lines.data.last()) {
@@ -462,6 +437,21 @@ fn untiered_options(price: &stripe_shared::Price) -> Vec<String> {
     let mut currencies: Vec<String> = options.filter(|(_, o)| o.tiers.is_none()).map(|(c, _)| c.to_string()).collect();
     currencies.sort();
     currencies
+}
+
+/// What a retrieved subscription expands: its discounts with their coupons (a deleted one is in
+/// no list, D1), its items' prices (archived and inline ones are in no list, L3) and its
+/// items' discounts (ids unless expanded, D7). A list asks for the same under `data.`.
+const SUBSCRIPTION_EXPAND: [&str; 4] =
+    ["discounts", "discounts.source.coupon", "items.data.price", "items.data.discounts"];
+
+/// What a retrieved invoice expands: its discounts with their coupons, and its lines' discounts,
+/// which keep an item-level discount taken off its item since (D7).
+const INVOICE_EXPAND: [&str; 3] = ["discounts", "discounts.source.coupon", "lines.data.discounts"];
+
+/// A retrieval's expansions as a list asks for them, on each of its `data`.
+fn in_list(expand: &[&str]) -> Vec<String> {
+    expand.iter().map(|e| format!("data.{e}")).collect()
 }
 
 /// Statuses Stripe documents as worth retrying: 409 (a conflict with a concurrent request),

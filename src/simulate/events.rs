@@ -81,14 +81,9 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
     // response; the discount objects arrive in their own `customer.discount.*` events.
     let sub_at = |s: usize, t: i64| {
         let mut sub = render::subscription(acct, c, &c.subscriptions[s], latest(s, t), t);
-        for item in sub["items"]["data"].as_array_mut().into_iter().flatten() {
-            for d in item["discounts"].as_array_mut().into_iter().flatten() {
-                *d = d["id"].clone();
-            }
-        }
-        for d in sub["discounts"].as_array_mut().into_iter().flatten() {
-            *d = d["id"].clone();
-        }
+        let as_ids = |list: &mut Value| list.as_array_mut().into_iter().flatten().for_each(|d| *d = d["id"].clone());
+        as_ids(&mut sub["discounts"]);
+        sub["items"]["data"].as_array_mut().into_iter().flatten().for_each(|item| as_ids(&mut item["discounts"]));
         sub
     };
     let customer_at = |t: i64| render::customer(acct, c, invoices.iter().filter(|i| i.created <= t).count(), t);
