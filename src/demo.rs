@@ -153,8 +153,9 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
         summary.requests
     );
 
-    stage("3/8", "verify the snapshot (sha256 and row counts)");
+    stage("3/8", "verify the snapshot (sha256 and row counts; derived tables recomputed)");
     crate::snapshot::verify(&snapshot)?;
+    crate::engine::derived::verify(&snapshot)?;
     eprintln!("    ok");
 
     stage("4/8", "compute every metric locally with DuckDB over the Parquet files");

@@ -48,8 +48,11 @@ fn push_loads_every_table_with_row_counts_equal_to_the_manifest() {
     assert_eq!(record.project, PROJECT);
     assert_eq!(record.dataset, "mrr");
     assert!(record.endpoint.as_deref().unwrap().starts_with("http://127.0.0.1:"));
-    assert_eq!(record.tables.len(), p.snapshot.manifest.tables.len());
-    for (pushed, entry) in record.tables.iter().zip(&p.snapshot.manifest.tables) {
+    // Every table read from Stripe; the derived ones stay behind (BigQuery's SQL computes their rows).
+    let raw: Vec<_> = p.snapshot.manifest.tables.iter().filter(|t| t.derived.is_none()).collect();
+    assert!(raw.len() < p.snapshot.manifest.tables.len(), "the snapshot holds a derived table");
+    assert_eq!(record.tables.len(), raw.len());
+    for (pushed, entry) in record.tables.iter().zip(raw) {
         assert_eq!(pushed.name, entry.name);
         assert_eq!(pushed.rows_in_bigquery, entry.rows, "{}", entry.name);
         assert!(pushed.job_id.starts_with("mrr_"), "{}", pushed.job_id);

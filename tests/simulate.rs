@@ -217,4 +217,56 @@ fn a_parquet_snapshot_written_by_the_simulator_equals_a_pull_of_the_same_account
             (common::sorted_table_rows(&written, t.name, &[]), common::sorted_table_rows(&pulled, t.name, &[]));
         assert!(a == b, "{}: {} rows written vs {} pulled", t.name, a.len(), b.len());
     }
+    // Derived from equal rows in whatever order the files hold them: the same bytes.
+    let sha = |s: &mrr::snapshot::Snapshot, name: &str| s.manifest.tables.iter().find(|t| t.name == name).cloned();
+    for name in mrr::engine::derived::DERIVED {
+        let (a, b) = (sha(&written, name).expect("derived table written"), sha(&pulled, name).expect("and pulled"));
+        assert_eq!((a.sha256, a.rows), (b.sha256, b.rows), "{name}");
+        assert!(a.rows > 40, "{name}: every item's versions, {} rows", a.rows);
+    }
+}
+
+#[test]
+fn a_derived_table_is_verified_against_its_recomputation_and_never_read_when_another_sql_derived_it() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = common::simulate_parquet(Scenario::Full, 40, 22, &out.path().join("account"));
+    let verify = || common::mrr(out.path(), &["snapshots", "verify", "--snapshot", dir.to_str().unwrap()]);
+    let (code, stdout, err) = verify();
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("item_history") && stdout.contains("recomputed from the raw tables: equal"), "{stdout}");
+    let snapshot = mrr::snapshot::Snapshot::open(&dir).unwrap();
+    let expected = common::sorted_report(&snapshot);
+
+    // One more of every item, the manifest's checksum made to match: only the recomputation
+    // can tell.
+    let file = dir.join("item_history.parquet");
+    let changed = out.path().join("changed.parquet");
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "COPY (SELECT * REPLACE (quantity + 1 AS quantity) FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
+        file.display(),
+        changed.display()
+    ))
+    .unwrap();
+    std::fs::rename(&changed, &file).unwrap();
+    let rewrite_entry = |change: &dyn Fn(&mut mrr::snapshot::TableEntry)| {
+        let mut manifest = mrr::snapshot::Snapshot::open(&dir).unwrap().manifest;
+        change(manifest.tables.iter_mut().find(|t| t.name == "item_history").unwrap());
+        std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    };
+    rewrite_entry(&|entry| (entry.sha256, entry.bytes) = mrr::snapshot::file_digest(&file).unwrap());
+    let snapshot = mrr::snapshot::Snapshot::open(&dir).unwrap();
+    assert!(common::sorted_report(&snapshot) != expected, "reports read the derived table");
+    let (code, _, err) = verify();
+    assert_eq!(code, 1, "a failed check exits 1: {err}");
+    assert!(err.contains("item_history.parquet: differs from its recomputation"), "{err}");
+
+    // Another version of the SQL derived it: reports compute it from the raw tables again
+    // (the changed file would count more seats), and verify says so.
+    rewrite_entry(&|entry| entry.derived = Some("sql/duckdb/item_history.sql sha256:0123456789abcdef".into()));
+    let snapshot = mrr::snapshot::Snapshot::open(&dir).unwrap();
+    assert!(common::sorted_report(&snapshot) == expected, "the same metrics as before the change");
+    let (code, stdout, err) = verify();
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("old item_history") && stdout.contains("computes it from the raw tables"), "{stdout}");
 }

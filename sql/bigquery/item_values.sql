@@ -165,19 +165,24 @@ tiers AS (
 -- plus that tier's flat amount; graduated, each tier's units at that tier's unit amount plus
 -- the flat amount of every tier reached.
 tiered AS (
-  SELECT e.item, e.effective_at,
+  SELECT q.price, q.currency, q.quantity,
          SUM(CASE p.tiers_mode
-               WHEN 'volume' THEN e.quantity * t.unit_amount + t.flat_amount
-               ELSE (LEAST(e.quantity, COALESCE(t.up_to, e.quantity)) - t.above) * t.unit_amount + t.flat_amount
+               WHEN 'volume' THEN q.quantity * t.unit_amount + t.flat_amount
+               ELSE (LEAST(q.quantity, COALESCE(t.up_to, q.quantity)) - t.above) * t.unit_amount + t.flat_amount
              END) AS amount
-  FROM item_changes e
-  JOIN subs s ON s.subscription = e.subscription
-  JOIN {{prices}} p ON p.id = e.price
-  JOIN tiers t ON t.price = p.id AND t.currency = s.currency
+  FROM (
+    -- Each price, currency and quantity once, and only the tiered prices' (a handful): joining
+    -- every item version to the tiers cost a hash table of them all, even with no tiers at all.
+    SELECT DISTINCT e.price, s.currency, e.quantity
+    FROM item_changes e JOIN subs s ON s.subscription = e.subscription
+    WHERE e.price IN (SELECT price FROM {{price_tiers}})
+  ) q
+  JOIN {{prices}} p ON p.id = q.price
+  JOIN tiers t ON t.price = p.id AND t.currency = q.currency
   WHERE p.billing_scheme = 'tiered'
-    AND (e.quantity > t.above OR (p.tiers_mode = 'volume' AND t.tier = 0))
-    AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR e.quantity <= t.up_to)
-  GROUP BY e.item, e.effective_at
+    AND (q.quantity > t.above OR (p.tiers_mode = 'volume' AND t.tier = 0))
+    AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR q.quantity <= t.up_to)
+  GROUP BY q.price, q.currency, q.quantity
 ),
 priced AS (
   SELECT e.subscription, e.item, e.effective_at, e.until, e.price, p.product,
@@ -203,7 +208,7 @@ priced AS (
   LEFT JOIN {{prices}} p ON p.id = e.price
   LEFT JOIN subs s ON s.subscription = e.subscription
   LEFT JOIN {{price_currency_options}} co ON co.price = e.price AND co.currency = s.currency
-  LEFT JOIN tiered tr ON tr.item = e.item AND tr.effective_at = e.effective_at
+  LEFT JOIN tiered tr ON tr.price = e.price AND tr.currency = s.currency AND tr.quantity = e.quantity
 ),
 -- A subscription bills on one interval; amount-off coupons are spread over it.
 sub_interval AS (

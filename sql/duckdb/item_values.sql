@@ -17,7 +17,8 @@
 -- DuckDB port of sql/bigquery/item_values.sql. Dialect changes:
 --   `a // b` and `a % b` instead of DIV(a, b) and MOD(a, b); BIGINT, as INT64 (DuckDB raises on
 --   BIGINT overflow too); `UNION` instead of `UNION DISTINCT`; "end" instead of `end`;
---   line_events is NOT MATERIALIZED (read twice, by columns, rather than 26 M rows held in memory).
+--   line_changes reads item_history, the rows BigQuery's line_events, item_lines and
+--   line_changes compute, derived once per snapshot (sql/duckdb/item_history.sql).
 WITH
 subs AS (
   SELECT id AS subscription, customer, currency, start_date, status, trial_start, trial_end,
@@ -32,63 +33,10 @@ unpaid AS (
   WHERE s.status = 'unpaid'
   GROUP BY 1
 ),
--- Item history from invoice lines: each line says which price and quantity an item had from
--- the start of its period; a proration credit with no matching charge removes the item.
--- Pending proration items (create_prorations, not invoiced yet) are the lines the next
--- invoice will carry, dated at the change: they date a change exactly, whatever events remain.
-line_events AS NOT MATERIALIZED (
-  SELECT l.subscription, l.subscription_item AS item, l.period_start AS effective_at,
-         CASE WHEN l.proration AND l.amount < 0 THEN NULL ELSE l.price END AS price,
-         CASE WHEN l.proration AND l.amount < 0 THEN NULL ELSE l.quantity END AS quantity,
-         CASE WHEN l.proration AND l.amount < 0 THEN 1 ELSE 0 END AS credit, l.invoice, l.line_index
-  FROM {{invoice_lines}} l
-  WHERE l.parent_type = 'subscription_item_details' AND l.subscription IS NOT NULL AND l.subscription_item IS NOT NULL
-  UNION ALL
-  SELECT p.subscription, p.subscription_item, p.period_start,
-         CASE WHEN p.amount < 0 THEN NULL ELSE p.price END,
-         CASE WHEN p.amount < 0 THEN NULL ELSE p.quantity END,
-         CASE WHEN p.amount < 0 THEN 1 ELSE 0 END, p.id, 0
-  FROM {{pending_invoice_items}} p
-  WHERE p.proration AND p.subscription IS NOT NULL AND p.subscription_item IS NOT NULL
-),
--- Most items never change: every line repeats one price and quantity, and the item's history
--- is its first line. Only the others go through the window pass below (at 26 M lines its sort
--- was most of the report's time). Stripe names the item on every item line; a semi-join
--- (no OR) lets DuckDB skip the second read of the lines when no item changes.
-item_lines AS (
-  SELECT item, ANY_VALUE(subscription) AS subscription, MIN(effective_at) AS first_at,
-         MIN(price) AS price, MIN(quantity) AS quantity,
-         MAX(credit) = 1 OR COUNT(price) < COUNT(*) OR COUNT(quantity) < COUNT(*)
-           OR MIN(price) <> MAX(price) OR MIN(quantity) <> MAX(quantity) AS changes
-  FROM line_events
-  GROUP BY item
-),
--- One window pass over the items that change: of the lines starting at one instant the first
--- counts (charges before credits), and only when it changes the item's price or quantity (or
--- follows an instant with several lines, where the previous row may not be that instant's
--- first). A renewal repeats the item as it was; keeping every one made the range join below
--- quadratic in the number of billing periods (60 monthly periods: 60 x 60 rows per item).
--- Each version of an item holds until the next; the last (and an item that never changes)
--- until {{end_of_time}}, not NULL, which keeps the joins below equality joins.
+-- Item history: each invoiced item's versions (price and quantity from effective_at until the
+-- next), derived from the invoice lines once per snapshot (sql/duckdb/item_history.sql).
 line_changes AS (
-  SELECT subscription, item, first_at AS effective_at, {{end_of_time}} AS until, price, quantity
-  FROM item_lines WHERE NOT changes
-  UNION ALL
-  SELECT subscription, item, effective_at,
-         LEAD(effective_at, 1, {{end_of_time}}) OVER (PARTITION BY item ORDER BY effective_at) AS until, price, quantity
-  FROM (
-    SELECT *,
-           LAG(effective_at) OVER w AS previous_at,
-           LAG(effective_at, 2) OVER w AS before_previous_at,
-           LAG(price) OVER w AS previous_price,
-           LAG(quantity) OVER w AS previous_quantity
-    FROM line_events
-    WHERE item IN (SELECT item FROM item_lines WHERE changes)
-    WINDOW w AS (PARTITION BY item ORDER BY effective_at, credit, invoice, line_index)
-  )
-  WHERE previous_at IS DISTINCT FROM effective_at
-    AND (previous_at IS NULL OR price IS DISTINCT FROM previous_price OR quantity IS DISTINCT FROM previous_quantity
-         OR before_previous_at IS NOT DISTINCT FROM previous_at)
+  SELECT * FROM {{item_history}}
 ),
 -- Now (the contract): a running subscription's current items are its value whether or not
 -- the change is invoiced yet (proration_behavior=none, or create_prorations pending until the
@@ -101,7 +49,7 @@ invoiced_now AS (
 current_items AS (
   SELECT si.subscription, si.id AS item, si.price, si.quantity
   FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
-  WHERE s.ended_at IS NULL AND si.subscription IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
+  WHERE s.ended_at IS NULL AND si.subscription IN (SELECT subscription FROM line_changes)
 ),
 uninvoiced AS (
   SELECT COALESCE(c.subscription, i.subscription) AS subscription, COALESCE(c.item, i.item) AS item, c.price, c.quantity
@@ -153,7 +101,7 @@ item_changes AS (
     UNION ALL
     SELECT si.subscription, si.id, s.start_date, {{end_of_time}}, si.price, si.quantity
     FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
-    WHERE si.subscription NOT IN (SELECT subscription FROM item_lines WHERE subscription IS NOT NULL)
+    WHERE si.subscription NOT IN (SELECT subscription FROM line_changes)
   ) versions
   WHERE effective_at < until
 ),
@@ -168,19 +116,24 @@ tiers AS (
 -- plus that tier's flat amount; graduated, each tier's units at that tier's unit amount plus
 -- the flat amount of every tier reached.
 tiered AS (
-  SELECT e.item, e.effective_at,
+  SELECT q.price, q.currency, q.quantity,
          SUM(CASE p.tiers_mode
-               WHEN 'volume' THEN e.quantity * t.unit_amount + t.flat_amount
-               ELSE (LEAST(e.quantity, COALESCE(t.up_to, e.quantity)) - t.above) * t.unit_amount + t.flat_amount
+               WHEN 'volume' THEN q.quantity * t.unit_amount + t.flat_amount
+               ELSE (LEAST(q.quantity, COALESCE(t.up_to, q.quantity)) - t.above) * t.unit_amount + t.flat_amount
              END) AS amount
-  FROM item_changes e
-  JOIN subs s ON s.subscription = e.subscription
-  JOIN {{prices}} p ON p.id = e.price
-  JOIN tiers t ON t.price = p.id AND t.currency = s.currency
+  FROM (
+    -- Each price, currency and quantity once, and only the tiered prices' (a handful): joining
+    -- every item version to the tiers cost a hash table of them all, even with no tiers at all.
+    SELECT DISTINCT e.price, s.currency, e.quantity
+    FROM item_changes e JOIN subs s ON s.subscription = e.subscription
+    WHERE e.price IN (SELECT price FROM {{price_tiers}})
+  ) q
+  JOIN {{prices}} p ON p.id = q.price
+  JOIN tiers t ON t.price = p.id AND t.currency = q.currency
   WHERE p.billing_scheme = 'tiered'
-    AND (e.quantity > t.above OR (p.tiers_mode = 'volume' AND t.tier = 0))
-    AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR e.quantity <= t.up_to)
-  GROUP BY e.item, e.effective_at
+    AND (q.quantity > t.above OR (p.tiers_mode = 'volume' AND t.tier = 0))
+    AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR q.quantity <= t.up_to)
+  GROUP BY q.price, q.currency, q.quantity
 ),
 priced AS (
   SELECT e.subscription, e.item, e.effective_at, e.until, e.price, p.product,
@@ -205,7 +158,7 @@ priced AS (
   LEFT JOIN {{prices}} p ON p.id = e.price
   LEFT JOIN subs s ON s.subscription = e.subscription
   LEFT JOIN {{price_currency_options}} co ON co.price = e.price AND co.currency = s.currency
-  LEFT JOIN tiered tr ON tr.item = e.item AND tr.effective_at = e.effective_at
+  LEFT JOIN tiered tr ON tr.price = e.price AND tr.currency = s.currency AND tr.quantity = e.quantity
 ),
 -- A subscription bills on one interval; amount-off coupons are spread over it.
 sub_interval AS (

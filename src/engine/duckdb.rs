@@ -23,12 +23,14 @@ pub fn resolved_sql(
     render_for(snapshot, query, &QueryParams::of(snapshot, options)?)
 }
 
-pub(super) fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<String> {
+fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow::Result<String> {
     render_reusing(snapshot, query, params, &[])
 }
 
-/// Renders a query, reading the bases in `materialized` from temporary tables of the same name.
-fn render_reusing(
+/// Renders a query, reading the bases in `materialized` from temporary tables of the same name
+/// and each derived table from the snapshot's file when it holds a current one
+/// ([`super::derived::current`]); any other is computed inline.
+pub(super) fn render_reusing(
     snapshot: &Snapshot,
     query: &str,
     params: &QueryParams,
@@ -42,7 +44,10 @@ fn render_reusing(
             "missing".into()
         }
     };
-    let reuse = |q: &str| materialized.contains(&q).then(|| q.to_string());
+    let reuse = |q: &str| {
+        let derived = || super::derived::current(snapshot, q).map(|path| parquet_ref(&path));
+        materialized.contains(&q).then(|| q.to_string()).or_else(derived)
+    };
     let sql = render_with(Dialect::DuckDb, query, params, &table_ref, &reuse)?;
     match missing.take() {
         Some(e) => Err(e),
@@ -53,9 +58,19 @@ fn render_reusing(
 /// How DuckDB reads a snapshot table: its Parquet file, or no rows for a table the snapshot predates.
 pub fn table_sql(snapshot: &Snapshot, table: &str) -> anyhow::Result<String> {
     Ok(match snapshot.table_path_if_any(table)? {
-        Some(path) => format!("read_parquet('{}')", path.display().to_string().replace('\'', "''")),
+        Some(path) => parquet_ref(&path),
         None => empty_table(table),
     })
+}
+
+/// DuckDB's reference to a Parquet file.
+pub fn parquet_ref(path: &std::path::Path) -> String {
+    format!("read_parquet({})", sql_string(path))
+}
+
+/// A path as a SQL string literal.
+pub fn sql_string(path: &std::path::Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "''"))
 }
 
 /// A table with no rows and the table's columns, for a snapshot older than the table.
@@ -85,12 +100,25 @@ const SHARED_BASES: [&str; 2] = ["item_values", "mrr_by_customer"];
 /// Runs every query of [`QUERIES`] in one connection, computing each shared base once.
 pub fn run_all(snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<Vec<(&'static str, Vec<RecordBatch>)>> {
     let conn = open()?;
-    super::priceable::check(&conn, snapshot, params)?;
     let failed = |query: &str, e: duckdb::Error| bad_input(format!("sql/duckdb/{query}.sql failed in DuckDB: {e}"));
     let mut done: Vec<&str> = Vec::new();
+    // A derived table the snapshot lacks (written before it existed, or by another version of
+    // its SQL) is computed once here, for the checks and the queries alike.
+    for name in super::derived::DERIVED.into_iter().filter(|n| super::derived::current(snapshot, n).is_none()) {
+        let started = std::time::Instant::now();
+        let sql = super::derived::sql(name, &|t| table_sql(snapshot, t).unwrap_or_else(|_| "missing".into()))?;
+        conn.execute_batch(&format!("CREATE TEMP TABLE {name} AS {sql}")).map_err(|e| failed(name, e))?;
+        tracing::debug!(elapsed = ?started.elapsed(), "{name} computed (the snapshot has no current one)");
+        done.push(name);
+    }
+    let started = std::time::Instant::now();
+    super::priceable::check(&conn, snapshot, params, &done)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "priceable check");
     for base in SHARED_BASES {
         let sql = render_reusing(snapshot, base, params, &done)?;
+        let started = std::time::Instant::now();
         conn.execute_batch(&format!("CREATE TEMP TABLE {base} AS {sql}")).map_err(|e| failed(base, e))?;
+        tracing::debug!(elapsed = ?started.elapsed(), "{base} computed");
         done.push(base);
     }
     let mut out = Vec::new();
@@ -100,8 +128,10 @@ pub fn run_all(snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<Vec<
         } else {
             render_reusing(snapshot, query, params, &done)?
         };
+        let started = std::time::Instant::now();
         let mut stmt = conn.prepare(&sql).map_err(|e| failed(query, e))?;
         let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(|e| failed(query, e))?.collect();
+        tracing::debug!(elapsed = ?started.elapsed(), "{query} computed");
         out.push((query, batches));
     }
     Ok(out)

@@ -1,7 +1,9 @@
 //! The DuckDB engine: the queries of [`crate::queries`] run in-process over a snapshot's
 //! Parquet files, after checking every billed price can be valued. `crate::bigquery` is its
-//! peer for BigQuery; both read the same query catalogue.
+//! peer for BigQuery; both read the same query catalogue. DuckDB also computes a snapshot's
+//! derived tables when the snapshot is written ([`derived`]).
 
+pub mod derived;
 pub mod duckdb;
 pub mod priceable;
 

@@ -17,28 +17,41 @@ use crate::queries::QueryParams;
 /// without running DuckDB's queries, and runs BigQuery's under `options`.
 pub fn check_snapshot(snapshot: &Snapshot, options: crate::metrics::MetricOptions) -> anyhow::Result<()> {
     let params = QueryParams::of(snapshot, options)?;
-    check(&super::duckdb::open()?, snapshot, &params)
+    check(&super::duckdb::open()?, snapshot, &params, &[])
 }
 
-/// Fails on the first price or coupon the snapshot cannot value, naming it, why, and what to do.
-pub fn check(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
-    check_prices(conn, snapshot, params)?;
-    check_coupons(conn, snapshot, params)?;
-    check_coupon_currencies(conn, snapshot, params)?;
-    check_stacked_discounts(conn, snapshot, params)
+/// Fails on the first price or coupon the snapshot cannot value, naming it, why, and what to
+/// do; `materialized` names the temporary tables already holding a query's rows.
+pub fn check(
+    conn: &duckdb::Connection,
+    snapshot: &Snapshot,
+    params: &QueryParams,
+    materialized: &[&str],
+) -> anyhow::Result<()> {
+    let checked = Checked { conn, snapshot, params, materialized };
+    check_prices(&checked)?;
+    check_coupons(&checked)?;
+    check_coupon_currencies(&checked)?;
+    check_stacked_discounts(&checked)
+}
+
+/// What every check runs against.
+struct Checked<'a> {
+    conn: &'a duckdb::Connection,
+    snapshot: &'a Snapshot,
+    params: &'a QueryParams,
+    materialized: &'a [&'a str],
 }
 
 /// The first row `sql/duckdb/<file>.sql` returns, read by `read`; `None` when it returns none.
 fn first_row<T>(
-    conn: &duckdb::Connection,
-    snapshot: &Snapshot,
+    c: &Checked,
     file: &str,
-    params: &QueryParams,
     read: impl FnOnce(&duckdb::Row) -> duckdb::Result<T>,
 ) -> anyhow::Result<Option<T>> {
-    let sql = super::duckdb::render_for(snapshot, file, params)?;
+    let sql = super::duckdb::render_reusing(c.snapshot, file, c.params, c.materialized)?;
     let failed = |e: duckdb::Error| bad_input(format!("sql/duckdb/{file}.sql failed in DuckDB: {e}"));
-    let mut stmt = conn.prepare(&sql).map_err(failed)?;
+    let mut stmt = c.conn.prepare(&sql).map_err(failed)?;
     let mut rows = stmt.query([]).map_err(failed)?;
     match rows.next().map_err(failed)? {
         Some(row) => Ok(Some(read(row)?)),
@@ -48,14 +61,14 @@ fn first_row<T>(
 
 /// Fails, naming the first price (and a subscription billing on it) that has no amount in the
 /// subscription's currency, why, and what to do.
-fn check_prices(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+fn check_prices(c: &Checked) -> anyhow::Result<()> {
+    let snapshot = c.snapshot;
     let read = |row: &duckdb::Row| -> duckdb::Result<_> {
         let names: (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let problem: (Option<String>, Option<String>, String) = (row.get(3)?, row.get(4)?, row.get(5)?);
         Ok((names, problem))
     };
-    let Some(((price, currency, subscription), (price_currency, decimal, problem))) =
-        first_row(conn, snapshot, "_priceable", params, read)?
+    let Some(((price, currency, subscription), (price_currency, decimal, problem))) = first_row(c, "_priceable", read)?
     else {
         return Ok(());
     };
@@ -86,10 +99,11 @@ fn check_prices(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryPa
 
 /// Fails, naming the first discount (of a subscription or a customer) whose coupon the
 /// snapshot lacks.
-fn check_coupons(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+fn check_coupons(c: &Checked) -> anyhow::Result<()> {
+    let snapshot = c.snapshot;
     let read =
         |row: &duckdb::Row| -> duckdb::Result<(String, String, String)> { Ok((row.get(0)?, row.get(1)?, row.get(2)?)) };
-    let Some((discount, coupon, owner)) = first_row(conn, snapshot, "_coupons_known", params, read)? else {
+    let Some((discount, coupon, owner)) = first_row(c, "_coupons_known", read)? else {
         return Ok(());
     };
     Err(bad_input(format!(
@@ -102,15 +116,15 @@ fn check_coupons(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryP
 
 /// Fails, naming the first amount-off coupon that discounts a subscription in a currency the
 /// snapshot has no amount of it for. Without discounts (`--discounts none`) none is taken off.
-fn check_coupon_currencies(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+fn check_coupon_currencies(c: &Checked) -> anyhow::Result<()> {
+    let (snapshot, params) = (c.snapshot, c.params);
     if params.options.discounts == crate::metrics::DiscountRule::None {
         return Ok(());
     }
     let read = |row: &duckdb::Row| -> duckdb::Result<(String, String, String, String, String)> {
         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
     };
-    let Some((discount, coupon, subscription, currency, coupon_currency)) =
-        first_row(conn, snapshot, "_coupon_currencies", params, read)?
+    let Some((discount, coupon, subscription, currency, coupon_currency)) = first_row(c, "_coupon_currencies", read)?
     else {
         return Ok(());
     };
@@ -128,16 +142,15 @@ fn check_coupon_currencies(conn: &duckdb::Connection, snapshot: &Snapshot, param
 /// together with its subscription's or customer's, an item's the snapshot has no object for
 /// (pulled before schema version 7, D7), or one whose subscription it does not know. Any MRR
 /// mrr gave for it could be wrong. Without discounts (`--discounts none`) nothing is stacked.
-fn check_stacked_discounts(conn: &duckdb::Connection, snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<()> {
+fn check_stacked_discounts(c: &Checked) -> anyhow::Result<()> {
+    let (snapshot, params) = (c.snapshot, c.params);
     if params.options.discounts == crate::metrics::DiscountRule::None {
         return Ok(());
     }
     let read = |row: &duckdb::Row| -> duckdb::Result<(String, String, String, String)> {
         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
     };
-    let Some((subscription, owner, discounts, problem)) =
-        first_row(conn, snapshot, "_discounts_stacked", params, read)?
-    else {
+    let Some((subscription, owner, discounts, problem)) = first_row(c, "_discounts_stacked", read)? else {
         return Ok(());
     };
     let whose = if owner == subscription {

@@ -531,7 +531,8 @@ fn finalize(data_dir: &Path, work: &Path, cp: &Checkpoint, live: bool) -> anyhow
         }
         writers.push(row)
     })?;
-    let tables = writers.finish()?;
+    let mut tables = writers.finish()?;
+    crate::engine::derived::write(&out, &mut tables)?;
     let manifest = Manifest {
         id: id.clone(),
         schema_version: schema::SCHEMA_VERSION,

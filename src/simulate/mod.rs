@@ -431,7 +431,8 @@ impl Files {
     /// Flushes every file; a snapshot gets its manifest (`info` says what it describes).
     fn finish(mut self, info: &AccountInfo, events_since: i64) -> anyhow::Result<()> {
         if let Some(sink) = self.snapshot.take() {
-            let tables = sink.writers.finish()?;
+            let mut tables = sink.writers.finish()?;
+            crate::engine::derived::write(&self.dir.join(SNAPSHOT_DIR), &mut tables)?;
             let manifest = crate::snapshot::Manifest {
                 id: format!("simulated-{}", info.account_id),
                 schema_version: crate::snapshot::schema::SCHEMA_VERSION,

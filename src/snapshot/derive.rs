@@ -227,7 +227,8 @@ impl Changes {
         for r in rows {
             writers.push(r)?;
         }
-        let tables = writers.finish()?;
+        let mut tables = writers.finish()?;
+        crate::engine::derived::write(dir.path(), &mut tables)?;
         let b = &base.manifest;
         let manifest = Manifest {
             id: id.clone(),

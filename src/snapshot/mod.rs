@@ -63,6 +63,10 @@ pub struct TableEntry {
     pub rows: u64,
     pub bytes: u64,
     pub sha256: String,
+    /// For a table derived from the others when the snapshot was written: what computed it
+    /// (`crate::engine::derived`). Absent for the tables read from Stripe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<String>,
 }
 
 /// A snapshot on disk.
@@ -271,14 +275,14 @@ pub fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
         }
         report.push(format!("ok  {:<20} {:>10} rows  {:>12} bytes  sha256 {}", t.name, rows, bytes, &sha[..16]));
     }
-    if problems.is_empty() {
-        Ok(report)
-    } else {
-        Err(Failure::CheckFailed(format!(
-            "snapshot {} failed verification:\n  {}",
-            snapshot.manifest.id,
-            problems.join("\n  ")
-        ))
-        .into())
+    match problems.is_empty() {
+        true => Ok(report),
+        false => Err(failed_verification(snapshot, &problems)),
     }
+}
+
+/// A failed check (exit 1) listing what differs.
+pub fn failed_verification(snapshot: &Snapshot, problems: &[String]) -> anyhow::Error {
+    Failure::CheckFailed(format!("snapshot {} failed verification:\n  {}", snapshot.manifest.id, problems.join("\n  ")))
+        .into()
 }

@@ -74,7 +74,7 @@ impl TableWriters {
             w.close()?;
             let file = format!("{}.parquet", t.name);
             let (sha256, bytes) = super::file_digest(&self.dir.join(&file))?;
-            out.push(TableEntry { name: t.name.to_string(), file, rows, bytes, sha256 });
+            out.push(TableEntry { name: t.name.to_string(), file, rows, bytes, sha256, derived: None });
         }
         Ok(out)
     }

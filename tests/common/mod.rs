@@ -287,6 +287,19 @@ pub fn report_rows(
     results.into_iter().map(|(q, batches)| (q, mrr::queries::results::batches_to_rows(&batches).unwrap())).collect()
 }
 
+/// Every query's rows under the default options as sorted JSON text (a query's row order is
+/// not part of its result).
+pub fn sorted_report(snapshot: &mrr::snapshot::Snapshot) -> Vec<(&'static str, Vec<String>)> {
+    let rows = report_rows(snapshot, Default::default());
+    rows.into_iter()
+        .map(|(query, rows)| {
+            let mut text: Vec<String> = rows.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+            text.sort();
+            (query, text)
+        })
+        .collect()
+}
+
 /// Every row of a snapshot table as sorted JSON text, without the `skip` columns.
 pub fn sorted_table_rows(snapshot: &mrr::snapshot::Snapshot, table: &str, skip: &[&str]) -> Vec<String> {
     let file = std::fs::File::open(snapshot.table_path(table).unwrap()).unwrap();

@@ -1,0 +1,115 @@
+//! Derived tables: rows computed from a snapshot's own tables once, when the snapshot is
+//! written, so that no report rescans what they summarise (`item_history`: each invoiced
+//! item's versions, from 26 M invoice lines at 1 M subscriptions x 60 months).
+//!
+//! A derived table is part of the snapshot like any other: a Parquet file with its manifest
+//! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
+//! file and that file's sha256), so it can never go stale: an `mrr` whose SQL differs reads
+//! the raw tables instead, as it does for a snapshot written before derived tables existed.
+//! `mrr snapshots verify` recomputes each one and compares it row for row. BigQuery never
+//! loads them: its SQL computes the same rows from the same raw tables.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::bad_input;
+use crate::queries::{render, sql_text, Dialect, QueryParams};
+use crate::snapshot::{Snapshot, TableEntry};
+
+/// Every derived table; each is `sql/duckdb/<name>.sql` over the raw tables.
+pub const DERIVED: [&str; 1] = ["item_history"];
+
+/// What computes a derived table, as its manifest entry records it.
+pub fn derivation(name: &str) -> String {
+    let text = sql_text(Dialect::DuckDb, name).expect("every derived table has its SQL");
+    let digest = crate::snapshot::hex(&Sha256::digest(text.as_bytes()));
+    format!("sql/duckdb/{name}.sql sha256:{}", &digest[..16])
+}
+
+/// The SQL of a derived table over the raw tables `table_ref` names. Derived tables depend on
+/// the raw tables alone, never on the as-of instant or the metric options.
+pub fn sql(name: &str, table_ref: &dyn Fn(&str) -> String) -> anyhow::Result<String> {
+    let params = QueryParams { as_of: 0, options: Default::default(), discount_lists: false };
+    render(Dialect::DuckDb, name, &params, table_ref)
+}
+
+/// Computes every derived table of the snapshot being written in `dir` (whose raw tables are
+/// closed and described by `tables`) and adds its entry to `tables`.
+pub fn write(dir: &Path, tables: &mut Vec<TableEntry>) -> anyhow::Result<()> {
+    let conn = super::duckdb::open()?;
+    let raw = |table: &str| super::duckdb::parquet_ref(&dir.join(format!("{table}.parquet")));
+    for name in DERIVED {
+        let started = std::time::Instant::now();
+        let file = format!("{name}.parquet");
+        let path = dir.join(&file);
+        // Sorted by its key, so that the same tables give the same bytes (and sha256).
+        conn.execute_batch(&format!(
+            "COPY (SELECT * FROM ({}) ORDER BY ALL) TO {} (FORMAT parquet, COMPRESSION zstd)",
+            sql(name, &raw)?,
+            super::duckdb::sql_string(&path)
+        ))
+        .map_err(|e| anyhow::anyhow!("deriving {name} (sql/duckdb/{name}.sql) into {}: {e}", path.display()))?;
+        let (sha256, bytes) = crate::snapshot::file_digest(&path)?;
+        let rows = crate::snapshot::parquet_rows(&path)?;
+        tracing::debug!(rows, elapsed = ?started.elapsed(), "derived {name}");
+        tables.push(TableEntry { name: name.to_string(), file, rows, bytes, sha256, derived: Some(derivation(name)) });
+    }
+    Ok(())
+}
+
+/// The file of a derived table the snapshot holds, when this `mrr` computes it the same way;
+/// `None` otherwise (an older snapshot, or another version of its SQL): then queries compute it.
+pub fn current(snapshot: &Snapshot, name: &str) -> Option<PathBuf> {
+    let entry = snapshot.manifest.tables.iter().find(|t| t.name == name)?;
+    (entry.derived.as_deref() == Some(derivation(name).as_str())).then(|| snapshot.dir.join(&entry.file))
+}
+
+/// Recomputes every derived table the snapshot holds from its raw tables and compares the
+/// two row for row (the checksums are [`crate::snapshot::verify`]'s); a difference is a
+/// failed check (exit 1). One derived by another version of its SQL is reported, not compared.
+pub fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
+    let conn = super::duckdb::open()?;
+    let raw = |table: &str| super::duckdb::table_sql(snapshot, table).unwrap_or_else(|_| "missing".into());
+    let mut report = Vec::new();
+    let mut problems = Vec::new();
+    for entry in snapshot.manifest.tables.iter().filter(|t| t.derived.is_some()) {
+        let name = entry.name.as_str();
+        if !DERIVED.contains(&name) {
+            problems.push(format!("{name}: a derived table this mrr does not know"));
+            continue;
+        }
+        let Some(path) = current(snapshot, name) else {
+            report.push(format!(
+                "old {name:<20} derived by {}; this mrr derives it by {} and computes it from the raw tables",
+                entry.derived.as_deref().unwrap_or_default(),
+                derivation(name)
+            ));
+            continue;
+        };
+        let fresh = sql(name, &raw)?;
+        let stored = format!("SELECT * FROM {}", super::duckdb::parquet_ref(&path));
+        let differing: i64 = conn
+            .query_row(
+                &format!(
+                    "WITH fresh AS ({fresh}), stored AS ({stored})
+                     SELECT COUNT(*) FROM ((FROM stored EXCEPT ALL FROM fresh) UNION ALL (FROM fresh EXCEPT ALL FROM stored))"
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| bad_input(format!("recomputing {name} (sql/duckdb/{name}.sql): {e}")))?;
+        if differing == 0 {
+            report.push(format!("ok  {name:<20} {:>10} rows  recomputed from the raw tables: equal", entry.rows));
+        } else {
+            problems.push(format!(
+                "{}: differs from its recomputation from the raw tables ({differing} rows in one and not the other)",
+                path.display()
+            ));
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(report),
+        false => Err(crate::snapshot::failed_verification(snapshot, &problems)),
+    }
+}
