@@ -64,7 +64,8 @@ fn main() -> anyhow::Result<()> {
         let end_to_end = lrequests as f64 / lsecs;
 
         // Engine: every query with DuckDB vs the pandas port of the seed query.
-        let (ours, theirs) = common::engine_race(&python, &snapshot)?;
+        let race = common::engine_race(&python, &snapshot)?;
+        let (ours, theirs) = (race.ours, race.theirs);
         table.push(format!(
             "| {customers} | {objects} | {our_rate:.0} | {:.0} MiB | {py_rate:.0} | {:.1}x | {rps:.1} | {:.0}% | {end_to_end:.1} | {ours:.2} s | {theirs:.2} s | {:.1}x |",
             rss as f64 / 1024.0,
@@ -102,11 +103,7 @@ fn timed_pull(
     let secs = started.elapsed().as_secs_f64();
     let err = String::from_utf8_lossy(&out.stderr);
     anyhow::ensure!(out.status.success(), "pull failed: {err}");
-    let rss = err
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let rss = common::peak_rss_kib(&err);
     let (requests, request_secs) = common::requests_logged(&err);
     let request_secs = request_secs.unwrap_or(secs);
     Ok((secs, rss, requests, request_secs))

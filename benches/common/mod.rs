@@ -9,7 +9,7 @@ use std::time::Instant;
 
 pub const MRR: &str = env!("CARGO_BIN_EXE_mrr");
 pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
-const PYTHON_PACKAGES: [&str; 3] = ["stripe==16.1.0", "pandas==3.1.1", "pyarrow==26.0.1"];
+const PYTHON_PACKAGES: [&str; 4] = ["stripe==16.1.0", "pandas==3.1.1", "pyarrow==26.0.1", "duckdb==1.5.5"];
 
 /// `.venv/bin/python` with the baselines' packages, created on first use.
 pub fn ensure_venv() -> anyhow::Result<PathBuf> {
@@ -17,7 +17,7 @@ pub fn ensure_venv() -> anyhow::Result<PathBuf> {
     let python = venv.join("bin/python");
     let ready = python.exists()
         && Command::new(&python)
-            .args(["-c", "import stripe, pandas, pyarrow"])
+            .args(["-c", "import stripe, pandas, pyarrow, duckdb"])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
@@ -41,19 +41,37 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-/// Best of 3 of `mrr report` (process start, every query with DuckDB over the Parquet files,
-/// results saved) and of the pandas seed query on the same snapshot; before timing counts,
-/// the pandas rows must equal DuckDB's `seed_mrr` cell for cell. Returns (ours, theirs) seconds.
-pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow::Result<(f64, f64)> {
-    let mut ours = f64::MAX;
-    let mut theirs = f64::MAX;
-    for _ in 0..3 {
+/// One engine race: `mrr report` against the pandas seed query, medians of [`RUNS`] each.
+pub struct Race {
+    /// `mrr report`, process start to last byte (every query, results saved), seconds.
+    pub ours: f64,
+    /// The most memory any of those runs held (GNU time's maximum resident set), KiB.
+    pub ours_peak_rss_kib: u64,
+    /// The pandas port of the original seed query, in its own process, seconds.
+    pub theirs: f64,
+}
+
+/// Runs each side of the race this many times; the median is what counts.
+pub const RUNS: usize = 5;
+
+/// `mrr report` (under GNU time, for its peak memory) and the pandas seed query on the same
+/// snapshot, interleaved, [`RUNS`] times each; before any time counts, the pandas rows must
+/// equal DuckDB's `seed_mrr` cell for cell.
+pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow::Result<Race> {
+    let (mut ours, mut theirs, mut peak) = (Vec::new(), Vec::new(), 0u64);
+    for _ in 0..RUNS {
         let started = Instant::now();
-        run(Command::new(MRR)
+        let out = Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg(MRR)
             .args(["-q", "report", "--format", "csv", "--snapshot"])
             .arg(&snapshot.dir)
-            .stdout(Stdio::null()))?;
-        ours = ours.min(started.elapsed().as_secs_f64());
+            .stdout(Stdio::null())
+            .output()?;
+        ours.push(started.elapsed().as_secs_f64());
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(out.status.success(), "mrr report failed: {err}");
+        peak = peak.max(peak_rss_kib(&err));
         let out = output(
             Command::new(python)
                 .arg(Path::new(REPO).join("benches/baselines/pandas_seed.py"))
@@ -61,7 +79,7 @@ pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow:
                 .arg(&snapshot.manifest.as_of),
         )?;
         let parsed: serde_json::Value = serde_json::from_str(out.trim())?;
-        theirs = theirs.min(parsed["seconds"].as_f64().unwrap_or(f64::MAX));
+        theirs.push(parsed["seconds"].as_f64().unwrap_or(f64::MAX));
         let duck = mrr::queries::results::load(&snapshot.dir.join("results/duckdb/seed_mrr.parquet"))?;
         let pandas_rows: Vec<serde_json::Map<String, serde_json::Value>> =
             parsed["rows"].as_array().into_iter().flatten().filter_map(|r| r.as_object().cloned()).collect();
@@ -72,7 +90,22 @@ pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow:
             check.differences
         );
     }
-    Ok((ours, theirs))
+    Ok(Race { ours: median(ours), ours_peak_rss_kib: peak, theirs: median(theirs) })
+}
+
+/// GNU time's "Maximum resident set size (kbytes)" from `time -v`'s report.
+pub fn peak_rss_kib(time_report: &str) -> u64 {
+    time_report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The middle value (of an odd count; the upper middle otherwise).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// Sizes to run, from a comma-separated environment variable (`default` when unset).
