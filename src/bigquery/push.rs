@@ -251,11 +251,12 @@ async fn load_all(
             return Err(crate::error::bad_input(format!("--stage {}: BigQuery loads from gs:// only", s.url)));
         }
     }
-    let total: u64 = snapshot.manifest.tables.iter().filter(|t| t.derived.is_none()).map(|t| t.bytes).sum();
+    // Derived tables stay behind: the BigQuery SQL computes their rows from the raw tables.
+    let tables: Vec<_> = snapshot.manifest.tables.iter().filter(|t| t.derived.is_none()).collect();
+    let total: u64 = tables.iter().map(|t| t.bytes).sum();
     let bar = crate::progress::bar(total, "pushing to BigQuery");
     let progress = |n: u64| bar.inc(n);
-    // Derived tables stay behind: the BigQuery SQL computes their rows from the raw tables.
-    let loads = snapshot.manifest.tables.iter().filter(|t| t.derived.is_none()).map(|entry| {
+    let loads = tables.iter().map(|entry| {
         let staging = staging.as_ref();
         let progress = &progress;
         async move {

@@ -27,11 +27,20 @@ pub fn derivation(name: &str) -> String {
     format!("sql/duckdb/{name}.sql sha256:{}", &digest[..16])
 }
 
-/// The SQL of a derived table over the raw tables `table_ref` names. Derived tables depend on
-/// the raw tables alone, never on the as-of instant or the metric options.
-pub fn sql(name: &str, table_ref: &dyn Fn(&str) -> String) -> anyhow::Result<String> {
-    let params = QueryParams { as_of: 0, options: Default::default(), discount_lists: false };
-    render(Dialect::DuckDb, name, &params, table_ref)
+/// Derived tables depend on the raw tables alone, never on the as-of instant or the metric
+/// options: these parameters render them.
+const PARAMS: QueryParams = QueryParams {
+    as_of: 0,
+    options: crate::metrics::MetricOptions {
+        discounts: crate::metrics::DiscountRule::Recurring,
+        churn_at: crate::metrics::ChurnAt::End,
+    },
+    discount_lists: false,
+};
+
+/// The SQL of a derived table over a snapshot's raw tables (an error names a table it lacks).
+pub fn sql(snapshot: &Snapshot, name: &str) -> anyhow::Result<String> {
+    super::duckdb::render_reusing(snapshot, name, &PARAMS, &[])
 }
 
 /// Computes every derived table of the snapshot being written in `dir` (whose raw tables are
@@ -40,13 +49,13 @@ pub fn write(dir: &Path, tables: &mut Vec<TableEntry>) -> anyhow::Result<()> {
     let conn = super::duckdb::open()?;
     let raw = |table: &str| super::duckdb::parquet_ref(&dir.join(format!("{table}.parquet")));
     for name in DERIVED {
+        let sql = render(Dialect::DuckDb, name, &PARAMS, &raw)?;
         let started = std::time::Instant::now();
         let file = format!("{name}.parquet");
         let path = dir.join(&file);
         // Sorted by its key, so that the same tables give the same bytes (and sha256).
         conn.execute_batch(&format!(
-            "COPY (SELECT * FROM ({}) ORDER BY ALL) TO {} (FORMAT parquet, COMPRESSION zstd)",
-            sql(name, &raw)?,
+            "COPY (SELECT * FROM ({sql}) ORDER BY ALL) TO {} (FORMAT parquet, COMPRESSION zstd)",
             super::duckdb::sql_string(&path)
         ))
         .map_err(|e| anyhow::anyhow!("deriving {name} (sql/duckdb/{name}.sql) into {}: {e}", path.display()))?;
@@ -70,7 +79,6 @@ pub fn current(snapshot: &Snapshot, name: &str) -> Option<PathBuf> {
 /// failed check (exit 1). One derived by another version of its SQL is reported, not compared.
 pub fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
     let conn = super::duckdb::open()?;
-    let raw = |table: &str| super::duckdb::table_sql(snapshot, table).unwrap_or_else(|_| "missing".into());
     let mut report = Vec::new();
     let mut problems = Vec::new();
     for entry in snapshot.manifest.tables.iter().filter(|t| t.derived.is_some()) {
@@ -87,7 +95,7 @@ pub fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
             ));
             continue;
         };
-        let fresh = sql(name, &raw)?;
+        let fresh = sql(snapshot, name)?;
         let stored = format!("SELECT * FROM {}", super::duckdb::parquet_ref(&path));
         let differing: i64 = conn
             .query_row(
