@@ -154,8 +154,7 @@ pub fn run(opts: &DemoOptions) -> anyhow::Result<()> {
     );
 
     stage("3/8", "verify the snapshot (sha256 and row counts; derived tables recomputed)");
-    crate::snapshot::verify(&snapshot)?;
-    crate::engine::derived::verify(&snapshot)?;
+    crate::engine::derived::verify_all(&snapshot)?;
     eprintln!("    ok");
 
     stage("4/8", "compute every metric locally with DuckDB over the Parquet files");

@@ -386,7 +386,7 @@ fn snapshots(data_dir: &std::path::Path, cmd: SnapshotsCommand) -> anyhow::Resul
         }
         SnapshotsCommand::Verify { snapshot } => {
             let s = mrr::snapshot::resolve(data_dir, &snapshot).with_context(|| format!("snapshot {snapshot}"))?;
-            for line in mrr::snapshot::verify(&s)?.into_iter().chain(mrr::engine::derived::verify(&s)?) {
+            for line in mrr::engine::derived::verify_all(&s)? {
                 println!("{line}");
             }
             println!("snapshot {} verified", s.manifest.id);

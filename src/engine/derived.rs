@@ -74,10 +74,18 @@ pub fn current(snapshot: &Snapshot, name: &str) -> Option<PathBuf> {
     (entry.derived.as_deref() == Some(derivation(name).as_str())).then(|| snapshot.dir.join(&entry.file))
 }
 
+/// Everything `mrr snapshots verify` checks: every file's checksum and row count
+/// ([`crate::snapshot::verify`]), then every derived table against its recomputation.
+pub fn verify_all(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
+    let mut report = crate::snapshot::verify(snapshot)?;
+    report.extend(verify(snapshot)?);
+    Ok(report)
+}
+
 /// Recomputes every derived table the snapshot holds from its raw tables and compares the
-/// two row for row (the checksums are [`crate::snapshot::verify`]'s); a difference is a
-/// failed check (exit 1). One derived by another version of its SQL is reported, not compared.
-pub fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
+/// two row for row; a difference is a failed check (exit 1). One derived by another version
+/// of its SQL is reported, not compared.
+fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
     let conn = super::duckdb::open()?;
     let mut report = Vec::new();
     let mut problems = Vec::new();
