@@ -7,8 +7,7 @@
 //! Results are printed as a Markdown table and saved to `$CARGO_TARGET_DIR/bench/pipeline.md`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 
 mod common;
 
@@ -90,20 +89,12 @@ fn timed_pull(
     info: &mrr::simulate::AccountInfo,
     extra: &[&str],
 ) -> anyhow::Result<(f64, u64, u64, f64)> {
-    let started = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-v")
-        .arg(MRR)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["pull", "--api-base", base, "--api-key", &info.api_key, "--as-of", &info.now_rfc3339])
-        .args(extra)
-        .stdout(Stdio::null())
-        .output()?;
-    let secs = started.elapsed().as_secs_f64();
-    let err = String::from_utf8_lossy(&out.stderr);
-    anyhow::ensure!(out.status.success(), "pull failed: {err}");
-    let rss = common::peak_rss_kib(&err);
+    let (secs, rss, err) = common::timed_mrr(|c| {
+        c.arg("--data-dir")
+            .arg(data)
+            .args(["pull", "--api-base", base, "--api-key", &info.api_key, "--as-of", &info.now_rfc3339])
+            .args(extra);
+    })?;
     let (requests, request_secs) = common::requests_logged(&err);
     let request_secs = request_secs.unwrap_or(secs);
     Ok((secs, rss, requests, request_secs))

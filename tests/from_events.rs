@@ -23,13 +23,6 @@ fn report(snapshot: &Snapshot) -> Report {
     common::report_rows(snapshot, MetricOptions::default()).into_iter().collect()
 }
 
-/// A query's rows as sorted JSON text (a query's row order is not part of its result).
-fn sorted(rows: &[serde_json::Map<String, Value>]) -> Vec<String> {
-    let mut out: Vec<String> = rows.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
-    out.sort();
-    out
-}
-
 /// Asserts two sorted row lists are equal, showing the first rows only one side has.
 fn assert_same_rows(what: &str, got: &[String], want: &[String]) {
     let only_got: Vec<&String> = got.iter().filter(|r| want.binary_search(r).is_err()).take(3).collect();
@@ -125,7 +118,7 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
     // Every query, every row, every cell: the same as the full pull, and the ground truth.
     let (got, want) = (report(&built), report(&full));
     for (query, rows) in &want {
-        assert_same_rows(query, &sorted(&got[query]), &sorted(rows));
+        assert_same_rows(query, &common::sorted(&got[query]), &common::sorted(rows));
     }
     assert_eq!(reported_mrr(&got["mrr_monthly"]), common::truth_mrr(&newer), "vs the newer ground truth");
     assert_ne!(got["mrr_monthly"], base_report["mrr_monthly"], "the events changed the numbers");

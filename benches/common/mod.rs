@@ -60,18 +60,11 @@ pub const RUNS: usize = 5;
 pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow::Result<Race> {
     let (mut ours, mut theirs, mut peak) = (Vec::new(), Vec::new(), 0u64);
     for _ in 0..RUNS {
-        let started = Instant::now();
-        let out = Command::new("/usr/bin/time")
-            .arg("-v")
-            .arg(MRR)
-            .args(["-q", "report", "--format", "csv", "--snapshot"])
-            .arg(&snapshot.dir)
-            .stdout(Stdio::null())
-            .output()?;
-        ours.push(started.elapsed().as_secs_f64());
-        let err = String::from_utf8_lossy(&out.stderr);
-        anyhow::ensure!(out.status.success(), "mrr report failed: {err}");
-        peak = peak.max(peak_rss_kib(&err));
+        let (secs, rss, _) = timed_mrr(|c| {
+            c.args(["-q", "report", "--format", "csv", "--snapshot"]).arg(&snapshot.dir);
+        })?;
+        ours.push(secs);
+        peak = peak.max(rss);
         let out = output(
             Command::new(python)
                 .arg(Path::new(REPO).join("benches/baselines/pandas_seed.py"))
@@ -93,8 +86,22 @@ pub fn engine_race(python: &Path, snapshot: &mrr::snapshot::Snapshot) -> anyhow:
     Ok(Race { ours: median(ours), ours_peak_rss_kib: peak, theirs: median(theirs) })
 }
 
+/// Runs `mrr` with the arguments `args` adds, under GNU time, stdout discarded; returns
+/// (seconds, peak RSS KiB, stderr), or an error with stderr when it fails.
+pub fn timed_mrr(args: impl FnOnce(&mut Command)) -> anyhow::Result<(f64, u64, String)> {
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-v").arg(MRR);
+    args(&mut cmd);
+    let started = Instant::now();
+    let out = cmd.stdout(Stdio::null()).output()?;
+    let secs = started.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    anyhow::ensure!(out.status.success(), "{cmd:?} failed: {err}");
+    Ok((secs, peak_rss_kib(&err), err))
+}
+
 /// GNU time's "Maximum resident set size (kbytes)" from `time -v`'s report.
-pub fn peak_rss_kib(time_report: &str) -> u64 {
+fn peak_rss_kib(time_report: &str) -> u64 {
     time_report
         .lines()
         .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))

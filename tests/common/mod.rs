@@ -287,17 +287,16 @@ pub fn report_rows(
     results.into_iter().map(|(q, batches)| (q, mrr::queries::results::batches_to_rows(&batches).unwrap())).collect()
 }
 
-/// Every query's rows under the default options as sorted JSON text (a query's row order is
-/// not part of its result).
+/// A query's rows as sorted JSON text (a query's row order is not part of its result).
+pub fn sorted(rows: &[serde_json::Map<String, serde_json::Value>]) -> Vec<String> {
+    let mut out: Vec<String> = rows.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    out.sort();
+    out
+}
+
+/// Every query's rows under the default options, [`sorted`].
 pub fn sorted_report(snapshot: &mrr::snapshot::Snapshot) -> Vec<(&'static str, Vec<String>)> {
-    let rows = report_rows(snapshot, Default::default());
-    rows.into_iter()
-        .map(|(query, rows)| {
-            let mut text: Vec<String> = rows.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
-            text.sort();
-            (query, text)
-        })
-        .collect()
+    report_rows(snapshot, Default::default()).into_iter().map(|(query, rows)| (query, sorted(&rows))).collect()
 }
 
 /// Every row of a snapshot table as sorted JSON text, without the `skip` columns.
