@@ -225,6 +225,7 @@ mod edge_case {
         item_discount_amount,
         pending_proration_upgrade,
         seat_change_without_proration,
+        proration_billed_at_renewal,
     );
 }
 

@@ -56,6 +56,7 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
             "subscription" => parse_as::<stripe_shared::Subscription>("event subscription", &object),
             "invoice" => parse_as::<stripe_shared::Invoice>("event invoice", &object),
             "discount" => parse_as::<stripe_shared::Discount>("event discount", &object),
+            "invoiceitem" => parse_as::<stripe_billing::InvoiceItem>("event invoice item", &object),
             other => panic!("unexpected event object {other}"),
         }
     }

@@ -1,17 +1,18 @@
-//! Webhook events (`customer.*`, `customer.subscription.*`, `invoice.*`) for what
-//! happened in the retention window, each carrying its object as it looked then.
+//! Webhook events (`customer.*`, `customer.subscription.*`, `invoice.*`, `invoiceitem.*`)
+//! for what happened in the retention window, each carrying its object as it looked then.
 
 use serde_json::Value;
 
-use super::invoices::{kind, SimInvoice};
+use super::invoices::{kind, Billing};
 use super::model::{FailureOutcome, SimCustomer, SimSubscription};
 use super::render;
 use super::Account;
 use crate::rng::stripe_id;
 
 /// Events of one customer with `from <= created <= now`, oldest first.
-pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice], from: i64) -> Vec<Value> {
+pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from: i64) -> Vec<Value> {
     let now = acct.now;
+    let invoices = &billing.invoices;
     let mut moments: Vec<(i64, Moment)> = vec![(c.created, Moment::CustomerCreated)];
     // A customer-level discount is one discount however many subscriptions inherit it.
     let mut discounts = std::collections::HashSet::new();
@@ -73,6 +74,10 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
             }
         }
     }
+    // A proration's invoice item is created with the change, on no invoice yet (U1).
+    for (i, item) in billing.invoice_items.iter().enumerate() {
+        moments.push((item.created, Moment::InvoiceItemCreated(i)));
+    }
     moments.sort_by_key(|(t, _)| *t);
 
     let latest =
@@ -119,6 +124,9 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, invoices: &[SimInvoice],
             }
             Moment::SubDeleted(s) => ("customer.subscription.deleted", sub_at(s, t), None),
             Moment::Invoice(i, kind) => (kind, render::invoice(acct, c, &invoices[i], t), None),
+            Moment::InvoiceItemCreated(i) => {
+                ("invoiceitem.created", render::invoice_item(acct, c, &billing.invoice_items[i]), None)
+            }
         };
         let mut object = object;
         render::embed_first_pages(&mut object);
@@ -137,6 +145,7 @@ enum Moment {
     SubUpdated(usize),
     SubDeleted(usize),
     Invoice(usize, &'static str),
+    InvoiceItemCreated(usize),
 }
 
 /// `previous_attributes`: the top-level fields whose values changed, with their old values.

@@ -35,6 +35,8 @@ pub struct SimLine {
     pub period: (i64, i64),
     pub proration: bool,
     pub description: String,
+    /// The invoice item the line bills (a `create_prorations` proration, U1).
+    pub invoice_item: Option<String>,
 }
 
 /// One invoice and how its payment went.
@@ -90,16 +92,18 @@ impl SimInvoice {
     }
 }
 
-/// A proration waiting for the next invoice (`create_prorations`, catalogue U1): a pending
-/// invoice item, which Stripe adds to that invoice as a line.
+/// A proration of a change made with `create_prorations` (catalogue U1): an invoice item,
+/// pending until the next invoice bills it as a line naming it.
 #[derive(Clone, Debug)]
-pub struct SimPendingItem {
+pub struct SimInvoiceItem {
     pub id: String,
     /// Index into the customer's subscriptions.
     pub subscription: usize,
     /// When the change was made (`date`).
     pub created: i64,
     pub line: SimLine,
+    /// Still on no invoice at `now`.
+    pub pending: bool,
 }
 
 /// What a customer has been billed by `now`.
@@ -107,8 +111,15 @@ pub struct SimPendingItem {
 pub struct Billing {
     /// Every invoice created at or before `now`, oldest first.
     pub invoices: Vec<SimInvoice>,
-    /// The prorations still pending at `now`.
-    pub pending: Vec<SimPendingItem>,
+    /// Every `create_prorations` invoice item created at or before `now`, pending or invoiced since.
+    pub invoice_items: Vec<SimInvoiceItem>,
+}
+
+impl Billing {
+    /// The invoice items on no invoice yet at `now`.
+    pub fn pending(&self) -> impl Iterator<Item = &SimInvoiceItem> {
+        self.invoice_items.iter().filter(|i| i.pending)
+    }
 }
 
 /// Every invoice of a customer created at or before `now`, oldest first.
@@ -129,7 +140,7 @@ pub fn customer_billing(customer: &SimCustomer, catalog: &Catalog, seed: u64, no
         inv.id = stripe_id("in", seed, kind::INVOICE, customer.index * 4096 + n as u64);
         inv.number = format!("{}-{:04}", invoice_prefix(customer), n + 1);
     }
-    billing.pending.retain(|p| p.created <= now);
+    billing.invoice_items.retain(|p| p.created <= now);
     billing
 }
 
@@ -147,7 +158,7 @@ fn subscription_invoices(
     now: i64,
     billing: &mut Billing,
 ) {
-    let Billing { invoices: out, pending } = billing;
+    let Billing { invoices: out, invoice_items } = billing;
     // Numbered per subscription, prorations apart from periods, so a line keeps its id
     // however far the account has run (`--horizon`).
     let line_id = |n: u64| stripe_id("il", seed, kind::LINE, customer.index * 65_536 + s as u64 * 4096 + n);
@@ -247,6 +258,12 @@ fn subscription_invoices(
         proration_lines += 1;
         line_id(proration_lines)
     };
+    // Numbered per subscription in the order the changes were made, like its lines.
+    let mut invoice_item_count = 0u64;
+    let mut next_invoice_item_id = || {
+        invoice_item_count += 1;
+        stripe_id("ii", seed, kind::INVOICE_ITEM, customer.index * 65_536 + s as u64 * 4096 + invoice_item_count)
+    };
     for pair in sub.phases.windows(2) {
         let (old, new, at) = (&pair[0], &pair[1], pair[1].from);
         let k = sub.period_at(at);
@@ -278,18 +295,21 @@ fn subscription_invoices(
         }
         if new.proration == Proration::AlwaysInvoice {
             out.push(inv);
-        } else if let Some(next) = out
+            continue;
+        }
+        // create_prorations: each proration is an invoice item, pending until the renewal's
+        // invoice (if there is one by `now`) bills it as a line naming it.
+        let next = out
             .iter_mut()
-            .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle")
-        {
+            .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle");
+        let pending = next.is_none();
+        for line in &mut inv.lines {
+            let id = next_invoice_item_id();
+            line.invoice_item = Some(id.clone());
+            invoice_items.push(SimInvoiceItem { id, subscription: s, created: at, line: line.clone(), pending });
+        }
+        if let Some(next) = next {
             next.lines.extend(inv.lines);
-        } else {
-            // No renewal invoice yet: the prorations wait as pending invoice items.
-            for line in inv.lines {
-                let n = pending.len() as u64;
-                let id = stripe_id("ii", seed, kind::INVOICE_ITEM, customer.index * 65_536 + s as u64 * 4096 + n);
-                pending.push(SimPendingItem { id, subscription: s, created: at, line });
-            }
         }
     }
 
@@ -315,6 +335,7 @@ fn new_line(item: &ItemState, catalog: &Catalog, currency: &str, period: (i64, i
         period,
         proration: false,
         description: format!("{} × {} ({})", item.quantity, catalog.products[price.product].name, price.nickname),
+        invoice_item: None,
     }
 }
 

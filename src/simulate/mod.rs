@@ -298,7 +298,8 @@ impl ObjectFiles {
         api_version: &str,
     ) -> anyhow::Result<()> {
         let now = acct.now;
-        let invoices::Billing { invoices, pending } = invoices::customer_billing(c, &acct.catalog, acct.seed, now);
+        let billing = invoices::customer_billing(c, &acct.catalog, acct.seed, now);
+        let invoices = &billing.invoices;
         self.put("customers.jsonl", render::customer(acct, c, invoices.len(), now))?;
         // A customer-level discount is one discount however many subscriptions inherit it.
         let mut discounts = std::collections::HashSet::new();
@@ -310,13 +311,13 @@ impl ObjectFiles {
                 self.files.write(DISCOUNTS_FILE, &render::discount(acct, c, sub, d))?;
             }
         }
-        for inv in &invoices {
+        for inv in invoices {
             self.files.write("invoices.jsonl", &render::invoice(acct, c, inv, now))?;
         }
-        for item in &pending {
+        for item in billing.pending() {
             self.files.write("invoiceitems.jsonl", &render::invoice_item(acct, c, item))?;
         }
-        let events = events::customer_events(acct, c, &invoices, event_from);
+        let events = events::customer_events(acct, c, &billing, event_from);
         for e in &events {
             if api_version == render::API_VERSION {
                 self.files.write("events.jsonl", e)?;

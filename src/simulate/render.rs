@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::catalog::{Coupon, Duration, Off, Price, TiersMode, Usage};
-use super::invoices::{invoice_prefix, SimInvoice, SimLine, SimPendingItem};
+use super::invoices::{invoice_prefix, SimInvoice, SimInvoiceItem, SimLine};
 use super::model::{SimCustomer, SimDiscount, SimSubscription, Status};
 use super::Account;
 
@@ -336,9 +336,9 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     })
 }
 
-/// A pending invoice item: a proration not on any invoice yet (catalogue U1), shaped like
-/// Stripe's `invoiceitem` (`../shared/stripe/fixtures3.json`).
-pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimPendingItem) -> Value {
+/// A proration's invoice item as it is while pending, on no invoice (catalogue U1), shaped
+/// like Stripe's `invoiceitem` (`../shared/stripe/fixtures3.json`).
+pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimInvoiceItem) -> Value {
     let sub = &c.subscriptions[item.subscription];
     let (l, p) = (&item.line, &acct.catalog.prices[item.line.price]);
     json!({
@@ -391,7 +391,7 @@ fn line(
         "parent": {
             "invoice_item_details": null,
             "subscription_item_details": {
-                "invoice_item": null, "proration": l.proration, "proration_details": {"credited_items": null},
+                "invoice_item": l.invoice_item, "proration": l.proration, "proration_details": {"credited_items": null},
                 "subscription": sub.id, "subscription_item": sub.items[l.slot].id,
             },
             "type": "subscription_item_details",

@@ -463,6 +463,16 @@ impl Generator<'_> {
             s.discount = Some(SimDiscount { item: Some(1), ..g.discount(c, "USD10FOREVER", start) });
             c.subscriptions.push(s);
         });
+        add("proration_billed_at_renewal", "usd", &|g, c| {
+            // Starter since 09-08, Pro from 10-25 with Stripe's default create_prorations: its
+            // two prorations wait as pending invoice items until the 11-08 renewal bills them,
+            // each line naming its item (U1). A snapshot taken in between lists them pending.
+            let renewal = g.now - 12 * DAY;
+            let mut s = g.subscription(c, 0, add_months(renewal, -2), &[(starter, 1)]);
+            let items = vec![ItemState { slot: 0, price: pro, quantity: 1 }];
+            s.phases.push(Phase { from: g.now - 26 * DAY, items, proration: Proration::CreateProrations });
+            c.subscriptions.push(s);
+        });
         out
     }
 

@@ -147,6 +147,12 @@ impl Changes {
         self.rows.extend(rows);
     }
 
+    /// The base's rows of key `id` in `table` dropped, none added in their place (a pending
+    /// invoice item billed since: it lives on as its invoice's line).
+    pub fn remove(&mut self, table: &'static str, id: &str) {
+        self.replaced.entry(table).or_default().insert(id.to_string());
+    }
+
     /// A table listed again in full: its rows replace all of the base's.
     pub fn relist(&mut self, table: &'static str, rows: Vec<Row>) {
         self.relisted.insert(table);

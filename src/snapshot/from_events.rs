@@ -96,8 +96,12 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
 
     // The newest state of every object an event touched (None: deleted).
     let mut latest: HashMap<(Kind, String), (Option<Value>, &Archived)> = HashMap::new();
+    let mut invoice_items = PendingItems::default();
     let mut ignored_types: BTreeMap<String, u64> = BTreeMap::new();
     for e in &to_apply {
+        if invoice_items.note(e) {
+            continue;
+        }
         let Some((kind, deletes)) = Kind::of(&e.kind) else {
             *ignored_types.entry(e.kind.clone()).or_default() += 1;
             continue;
@@ -160,6 +164,8 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
         changes.object(kind, &id, rows, whole);
     }
 
+    invoice_items.apply(&mut changes, &archive)?;
+
     // The applied events themselves join the events table.
     let mut event_rows = Vec::new();
     for e in &to_apply {
@@ -197,6 +203,64 @@ pub fn run(opts: &FromEventsOptions) -> anyhow::Result<FromEventsSummary> {
         after_as_of: summary_counts.1,
         ignored_types,
     })
+}
+
+/// The pending invoice items the events change (catalogue U1). Stripe sends
+/// `invoiceitem.created` and `invoiceitem.deleted` but no event when an invoice bills a
+/// pending item: the invoice's line names the item instead (`invoice_item`), so an applied
+/// invoice that bills one takes it off the pending list, like the list call would.
+#[derive(Default)]
+struct PendingItems<'a> {
+    /// The newest event of each invoice item.
+    latest: HashMap<String, &'a Archived>,
+    /// Invoice items that the lines of applied invoice events bill.
+    billed: HashSet<String>,
+}
+
+impl<'a> PendingItems<'a> {
+    /// Takes note of an event; true when it is an invoice item's (which changes no other table).
+    fn note(&mut self, e: &'a Archived) -> bool {
+        let object = &e.raw["data"]["object"];
+        if object["object"] == "invoice" {
+            for line in object["lines"]["data"].as_array().into_iter().flatten() {
+                let parent = &line["parent"];
+                for details in ["subscription_item_details", "invoice_item_details"] {
+                    if let Some(item) = parent[details]["invoice_item"].as_str() {
+                        self.billed.insert(item.to_string());
+                    }
+                }
+            }
+        }
+        if !e.kind.starts_with("invoiceitem.") {
+            return false;
+        }
+        if let Some(id) = object["id"].as_str() {
+            self.latest.insert(id.to_string(), e);
+        }
+        true
+    }
+
+    /// Each noted item's rows replace the base's while it is pending; one deleted, created on
+    /// an invoice, or billed since leaves the table.
+    fn apply(self, changes: &mut Changes, archive: &Path) -> anyhow::Result<()> {
+        for (id, e) in &self.latest {
+            let object = &e.raw["data"]["object"];
+            let pending = e.kind != "invoiceitem.deleted" && object["invoice"].is_null() && !self.billed.contains(id);
+            if pending {
+                let rows = extract::json_rows(object)
+                    .with_context(|| format!("{}:{}: event {} ({})", archive.display(), e.line, e.id, e.kind))?;
+                changes.rows_by_id(rows);
+                *changes.upserted.entry("pending_invoice_items").or_default() += 1;
+            } else {
+                changes.remove("pending_invoice_items", id);
+                changes.deleted += u64::from(e.kind == "invoiceitem.deleted");
+            }
+        }
+        for id in self.billed.iter().filter(|id| !self.latest.contains_key(*id)) {
+            changes.remove("pending_invoice_items", id);
+        }
+        Ok(())
+    }
 }
 
 /// The invoices a snapshot holds finalized (any status but `draft`), with all their lines.
