@@ -397,3 +397,47 @@ fn an_item_level_discount_event_discounts_its_item_or_is_refused_naming_it() {
     assert!(err.contains(&format!("item {item} has discount di_test_unplaced, whose subscription")), "{err}");
     assert!(err.contains("pull again"), "{err}");
 }
+
+/// Pending invoice items follow their own events (catalogue U1): `invoiceitem.deleted` takes
+/// one off the table, `invoiceitem.created` adds one that is on no invoice yet, and one
+/// created straight onto an invoice is never pending.
+#[test]
+fn invoice_item_events_add_and_remove_pending_items() {
+    let acct = common::simulate(Scenario::Full, 10, 3);
+    let pending = common::objects(&acct.dir, "invoiceitems.jsonl");
+    assert!(!pending.is_empty(), "the full scenario has pending prorations");
+    // Pulls the account, applies one event; the pending items' ids before and after.
+    let apply = |kind: &str, object: Value| -> (Vec<String>, Vec<String>) {
+        let data = tempfile::tempdir().unwrap();
+        let base = common::pull(&acct, data.path(), &[], &[]);
+        let (code, out, err) = build_from_one_event(data.path(), &acct, "evt_test_invoice_item", kind, object);
+        assert_eq!(code, 0, "{kind}: {err}");
+        let built = mrr::snapshot::resolve(data.path(), out.trim()).unwrap();
+        let ids = |s: &Snapshot| -> Vec<String> {
+            let mut ids: Vec<String> =
+                common::column(s, "pending_invoice_items", "id").into_iter().map(Option::unwrap).collect();
+            ids.sort();
+            ids
+        };
+        (ids(&base), ids(&built))
+    };
+
+    let gone = pending[0]["id"].as_str().unwrap();
+    let (before, after) = apply("invoiceitem.deleted", pending[0].clone());
+    assert!(before.iter().any(|id| id == gone));
+    assert_eq!(after, before.iter().filter(|id| *id != gone).cloned().collect::<Vec<_>>(), "it alone left");
+
+    // A one-off item for the next invoice (no subscription), then the same on an invoice.
+    let mut one_off = pending[0].clone();
+    one_off["id"] = "ii_test_one_off".into();
+    one_off["proration"] = false.into();
+    one_off["parent"] = Value::Null;
+    let (before, after) = apply("invoiceitem.created", one_off.clone());
+    let mut want = before.clone();
+    want.push("ii_test_one_off".into());
+    want.sort();
+    assert_eq!(after, want, "a pending item joins the table");
+    one_off["invoice"] = "in_test_draft".into();
+    let (before, after) = apply("invoiceitem.created", one_off);
+    assert_eq!(after, before, "an item on an invoice is not pending");
+}
