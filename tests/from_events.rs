@@ -404,7 +404,8 @@ fn an_item_level_discount_event_discounts_its_item_or_is_refused_naming_it() {
 #[test]
 fn invoice_item_events_add_and_remove_pending_items() {
     let acct = common::simulate(Scenario::Full, 10, 3);
-    let pending = common::objects(&acct.dir, "invoiceitems.jsonl");
+    let pending: Vec<Value> =
+        common::objects(&acct.dir, "invoiceitems.jsonl").into_iter().filter(|i| i["invoice"].is_null()).collect();
     assert!(!pending.is_empty(), "the full scenario has pending prorations");
     // Pulls the account, applies one event; the pending items' ids before and after.
     let apply = |kind: &str, object: Value| -> (Vec<String>, Vec<String>) {

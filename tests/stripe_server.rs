@@ -157,6 +157,47 @@ fn test_clock_objects_are_hidden_from_plain_lists_but_not_from_a_customer_filter
     assert_eq!((r.status, r.json()["id"].as_str().unwrap().to_string()), (200, inline.to_string()));
 }
 
+/// List invoice items, `pending`: "Set to `true` to only show pending invoice items, which are
+/// not yet attached to any invoices. Set to `false` to only show invoice items already attached
+/// to invoices. If unspecified, no filter is applied." (catalogue U1)
+#[test]
+fn invoice_items_list_pending_invoiced_or_all_as_asked() {
+    let acct = simulate(Scenario::Full, 5, 3);
+    let server = Server::start(&acct.dir, &[]);
+    let key = Some(acct.info.api_key.as_str());
+    let listed = |query: &str| -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut after = String::new();
+        loop {
+            let r = get(server.port, &format!("/v1/invoiceitems?limit=100{query}{after}"), key).unwrap();
+            assert_eq!(r.status, 200, "{query}: {}", r.body);
+            let page = r.json();
+            let data = page["data"].as_array().unwrap();
+            ids.extend(data.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+            if page["has_more"] != true {
+                break;
+            }
+            after = format!("&starting_after={}", ids.last().unwrap());
+        }
+        ids.sort();
+        ids
+    };
+    let pending = ids_in_file_where(&acct.dir, "invoiceitems.jsonl", |i| i["invoice"].is_null());
+    let invoiced = ids_in_file_where(&acct.dir, "invoiceitems.jsonl", |i| i["invoice"].is_string());
+    assert!(!pending.is_empty() && !invoiced.is_empty(), "the full scenario has both");
+    assert_eq!(listed("&pending=true"), pending);
+    assert_eq!(listed("&pending=false"), invoiced);
+    assert_eq!(listed(""), ids_in_file(&acct.dir, "invoiceitems.jsonl"));
+    let r = get(server.port, "/v1/invoiceitems?pending=maybe", key).unwrap();
+    assert_eq!((r.status, r.json()["error"]["param"].as_str()), (400, Some("pending")));
+    // The invoice that billed an item names it on its line.
+    let item = &objects(&acct.dir, "invoiceitems.jsonl").into_iter().find(|i| i["invoice"].is_string()).unwrap();
+    let invoice = item["invoice"].as_str().unwrap();
+    let r = get(server.port, &format!("/v1/invoices/{invoice}/lines?limit=100"), key).unwrap();
+    let lines = r.json()["data"].as_array().unwrap().clone();
+    assert!(lines.iter().any(|l| l["parent"]["subscription_item_details"]["invoice_item"] == item["id"]), "{invoice}");
+}
+
 #[test]
 fn tiers_and_currency_options_come_only_when_expanded() {
     let acct = simulate(Scenario::Default, 3, 2);

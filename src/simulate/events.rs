@@ -125,7 +125,7 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
             Moment::SubDeleted(s) => ("customer.subscription.deleted", sub_at(s, t), None),
             Moment::Invoice(i, kind) => (kind, render::invoice(acct, c, &invoices[i], t), None),
             Moment::InvoiceItemCreated(i) => {
-                ("invoiceitem.created", render::invoice_item(acct, c, &billing.invoice_items[i]), None)
+                ("invoiceitem.created", render::invoice_item(acct, c, &billing.invoice_items[i], None), None)
             }
         };
         let mut object = object;

@@ -102,8 +102,8 @@ pub struct SimInvoiceItem {
     /// When the change was made (`date`).
     pub created: i64,
     pub line: SimLine,
-    /// Still on no invoice at `now`.
-    pub pending: bool,
+    /// The invoice that billed it by `now` (None: still pending).
+    pub invoice: Option<String>,
 }
 
 /// What a customer has been billed by `now`.
@@ -113,13 +113,6 @@ pub struct Billing {
     pub invoices: Vec<SimInvoice>,
     /// Every `create_prorations` invoice item created at or before `now`, pending or invoiced since.
     pub invoice_items: Vec<SimInvoiceItem>,
-}
-
-impl Billing {
-    /// The invoice items on no invoice yet at `now`.
-    pub fn pending(&self) -> impl Iterator<Item = &SimInvoiceItem> {
-        self.invoice_items.iter().filter(|i| i.pending)
-    }
 }
 
 /// Every invoice of a customer created at or before `now`, oldest first.
@@ -141,6 +134,15 @@ pub fn customer_billing(customer: &SimCustomer, catalog: &Catalog, seed: u64, no
         inv.number = format!("{}-{:04}", invoice_prefix(customer), n + 1);
     }
     billing.invoice_items.retain(|p| p.created <= now);
+    // An item billed by now is on the invoice whose line names it.
+    let billed_by: std::collections::HashMap<&str, &str> = billing
+        .invoices
+        .iter()
+        .flat_map(|inv| inv.lines.iter().filter_map(|l| Some((l.invoice_item.as_deref()?, inv.id.as_str()))))
+        .collect();
+    for item in &mut billing.invoice_items {
+        item.invoice = billed_by.get(item.id.as_str()).map(|inv| inv.to_string());
+    }
     billing
 }
 
@@ -302,11 +304,10 @@ fn subscription_invoices(
         let next = out
             .iter_mut()
             .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle");
-        let pending = next.is_none();
         for line in &mut inv.lines {
             let id = next_invoice_item_id();
             line.invoice_item = Some(id.clone());
-            invoice_items.push(SimInvoiceItem { id, subscription: s, created: at, line: line.clone(), pending });
+            invoice_items.push(SimInvoiceItem { id, subscription: s, created: at, line: line.clone(), invoice: None });
         }
         if let Some(next) = next {
             next.lines.extend(inv.lines);

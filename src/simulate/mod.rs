@@ -33,7 +33,7 @@ pub const OBJECT_FILES: [(&str, &str); 9] = [
     ("coupons", "coupons.jsonl"),
     ("subscriptions", "subscriptions.jsonl"),
     ("invoices", "invoices.jsonl"),
-    // Pending ones only: an invoiced item is a line of its invoice (catalogue U1).
+    // Pending and invoiced (`invoice` set) alike, as Stripe lists them (catalogue U1).
     ("invoiceitems", "invoiceitems.jsonl"),
     ("events", "events.jsonl"),
     ("test_helpers/test_clocks", "test_clocks.jsonl"),
@@ -314,8 +314,9 @@ impl ObjectFiles {
         for inv in invoices {
             self.files.write("invoices.jsonl", &render::invoice(acct, c, inv, now))?;
         }
-        for item in billing.pending() {
-            self.files.write("invoiceitems.jsonl", &render::invoice_item(acct, c, item))?;
+        for item in &billing.invoice_items {
+            let object = render::invoice_item(acct, c, item, item.invoice.as_deref());
+            self.files.write("invoiceitems.jsonl", &object)?;
         }
         let events = events::customer_events(acct, c, &billing, event_from);
         for e in &events {
@@ -395,6 +396,9 @@ impl Files {
         if let Some(sink) = &mut self.snapshot {
             if name == "ground_truth_customers.jsonl" {
                 return Ok(()); // a debugging aid sized like the account: not for snapshots
+            }
+            if name == "invoiceitems.jsonl" && !value["invoice"].is_null() {
+                return Ok(()); // a snapshot holds what `pending=true` lists, as a pull does
             }
             for row in crate::snapshot::extract::json_rows(value)? {
                 if matches!(row.table.as_str(), "discounts" | "item_discounts") {

@@ -336,15 +336,15 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     })
 }
 
-/// A proration's invoice item as it is while pending, on no invoice (catalogue U1), shaped
-/// like Stripe's `invoiceitem` (`../shared/stripe/fixtures3.json`).
-pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimInvoiceItem) -> Value {
+/// A proration's invoice item (catalogue U1) on `invoice`, or pending on none, shaped like
+/// Stripe's `invoiceitem` (`../shared/stripe/fixtures3.json`).
+pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimInvoiceItem, invoice: Option<&str>) -> Value {
     let sub = &c.subscriptions[item.subscription];
     let (l, p) = (&item.line, &acct.catalog.prices[item.line.price]);
     json!({
         "id": item.id, "object": "invoiceitem", "amount": l.amount, "currency": sub.currency, "customer": c.id,
         "customer_account": null, "date": item.created, "description": l.description, "discountable": true,
-        "discounts": [], "invoice": null, "livemode": false, "metadata": {}, "net_amount": l.amount,
+        "discounts": [], "invoice": invoice, "livemode": false, "metadata": {}, "net_amount": l.amount,
         "parent": {
             "subscription_details": {"subscription": sub.id, "subscription_item": sub.items[l.slot].id},
             "type": "subscription_details",

@@ -80,7 +80,6 @@ pub(super) fn list_params(kind: &str) -> Option<(&'static [&'static str], &'stat
             &["status", "customer", "subscription"],
             &["customer", "discounts", "discounts.source.coupon", "lines", "lines.data.discounts"],
         ),
-        // The account holds pending invoice items only (an invoiced one is a line of its invoice).
         "invoiceitems" => (&["pending", "customer"], &[]),
         "events" => (&["type", "types[]"], &[]),
         _ => return None,
@@ -145,11 +144,10 @@ pub(super) async fn list(
                 Ok(())
             }
             "pending" if filters.contains(&"pending") => match value.as_str() {
-                "true" => Ok(()),
-                "false" => Err(invalid(
-                    "This local server holds pending invoice items only: list invoiced ones as invoice lines.".into(),
-                    "pending",
-                )),
+                "true" | "false" => {
+                    filter.pending = Some(value == "true");
+                    Ok(())
+                }
                 _ => Err(invalid(format!("Invalid boolean: {value}"), "pending")),
             },
             "active" if filters.contains(&"active") => match value.as_str() {

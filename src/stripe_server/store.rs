@@ -26,6 +26,8 @@ struct Entry {
     test_clock: Option<Box<str>>,
     /// `active` of a price or product.
     active: Option<bool>,
+    /// An invoice item on an invoice (not pending).
+    invoiced: bool,
 }
 
 /// All objects of one type, newest first.
@@ -51,6 +53,9 @@ struct Head {
     test_clock: Option<serde_json::Value>,
     #[serde(default)]
     active: Option<bool>,
+    /// The invoice an invoice item is on (null while pending).
+    #[serde(default)]
+    invoice: Option<serde_json::Value>,
 }
 
 /// Filters a list call may apply.
@@ -66,6 +71,8 @@ pub struct Filter {
     pub test_clock: ClockFilter,
     /// Only objects whose `active` is this (prices: Stripe lists active ones by default).
     pub active: Option<bool>,
+    /// Only invoice items on no invoice yet (`pending=true`), or only those on one (`false`).
+    pub pending: Option<bool>,
 }
 
 /// Which objects a list shows by their test clock.
@@ -88,6 +95,7 @@ impl Filter {
             && self.exclude_tag.is_none_or(|x| e.tag.as_deref() != Some(x))
             && self.customer.as_ref().is_none_or(|c| e.customer.as_deref() == Some(c.as_str()))
             && self.active.is_none_or(|a| e.active == Some(a))
+            && self.pending.is_none_or(|p| e.invoiced != p)
             && match &self.test_clock {
                 ClockFilter::Any => true,
                 ClockFilter::Unclocked => e.test_clock.is_none(),
@@ -133,6 +141,7 @@ impl Table {
                     customer: head.customer.and_then(|c| c.as_str().map(Into::into)),
                     test_clock: head.test_clock.and_then(|c| c.as_str().map(Into::into)),
                     active: head.active,
+                    invoiced: head.invoice.as_ref().is_some_and(|i| !i.is_null()),
                 });
             }
             offset += n as u64;
