@@ -44,12 +44,31 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
     assert!(parse_file::<stripe_shared::Event>(d, "events.jsonl") > 50);
     assert_eq!(parse_file::<stripe_shared::TestHelpersTestClock>(d, "test_clocks.jsonl"), 5);
     assert!(parse_file::<stripe_shared::Discount>(d, "discounts.jsonl") >= 7);
-    // Every create_prorations proration is an invoice item: 30 of `long_invoice_paid_late` and
-    // 2 of `proration_billed_at_renewal` billed since, and two upgrades' (a credit and a
-    // charge each) still pending at `now`.
-    assert_eq!(parse_file::<stripe_billing::InvoiceItem>(d, "invoiceitems.jsonl"), 36);
-    let pending = objects(d, "invoiceitems.jsonl").iter().filter(|i| i["invoice"].is_null()).count();
+    // Every proration is an invoice item (U1): each proration line names one that names the
+    // line's invoice, and the rest (two upgrades' credit and charge) are pending at `now`.
+    let items = parse_file::<stripe_billing::InvoiceItem>(d, "invoiceitems.jsonl");
+    let invoice_of: std::collections::HashMap<String, serde_json::Value> = objects(d, "invoiceitems.jsonl")
+        .into_iter()
+        .map(|i| (i["id"].as_str().unwrap().into(), i["invoice"].clone()))
+        .collect();
+    let mut billed = 0;
+    for invoice in objects(d, "invoices.jsonl") {
+        for line in invoice["lines"]["data"].as_array().unwrap() {
+            let details = &line["parent"]["subscription_item_details"];
+            if details["proration"] == true {
+                let item = details["invoice_item"].as_str().expect("a proration line names its invoice item");
+                assert_eq!(invoice_of[item], invoice["id"], "{item}");
+                billed += 1;
+            }
+        }
+    }
+    let pending = invoice_of.values().filter(|i| i.is_null()).count();
     assert_eq!(pending, 4, "pending at `now`");
+    assert!(
+        billed >= 32,
+        "30 of long_invoice_paid_late, 2 of proration_billed_at_renewal, and the always_invoice ones"
+    );
+    assert_eq!(items, billed + pending);
     for event in objects(d, "events.jsonl") {
         let object = serde_json::to_string(&event["data"]["object"]).unwrap();
         match event["data"]["object"]["object"].as_str().unwrap() {

@@ -35,7 +35,7 @@ pub struct SimLine {
     pub period: (i64, i64),
     pub proration: bool,
     pub description: String,
-    /// The invoice item the line bills (a `create_prorations` proration, U1).
+    /// The invoice item the line bills (a proration, U1).
     pub invoice_item: Option<String>,
 }
 
@@ -92,8 +92,8 @@ impl SimInvoice {
     }
 }
 
-/// A proration of a change made with `create_prorations` (catalogue U1): an invoice item,
-/// pending until the next invoice bills it as a line naming it.
+/// A proration (catalogue U1): an invoice item, pending until an invoice bills it as a line
+/// naming it (at once under `always_invoice`, the next invoice under `create_prorations`).
 #[derive(Clone, Debug)]
 pub struct SimInvoiceItem {
     pub id: String,
@@ -111,7 +111,7 @@ pub struct SimInvoiceItem {
 pub struct Billing {
     /// Every invoice created at or before `now`, oldest first.
     pub invoices: Vec<SimInvoice>,
-    /// Every `create_prorations` invoice item created at or before `now`, pending or invoiced since.
+    /// Every proration's invoice item created at or before `now`, pending or invoiced since.
     pub invoice_items: Vec<SimInvoiceItem>,
 }
 
@@ -295,21 +295,20 @@ fn subscription_invoices(
                 format!("Remaining time on {} after {}", line.description, crate::calendar::format_rfc3339(at));
             inv.lines.push(line);
         }
-        if new.proration == Proration::AlwaysInvoice {
-            out.push(inv);
-            continue;
-        }
-        // create_prorations: each proration is an invoice item, pending until the renewal's
-        // invoice (if there is one by `now`) bills it as a line naming it.
-        let next = out
-            .iter_mut()
-            .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle");
+        // Each proration is an invoice item, billed by a line naming it: on an invoice of its
+        // own at once (always_invoice), or pending until the renewal's invoice, if there is
+        // one by `now` (create_prorations).
         for line in &mut inv.lines {
             let id = next_invoice_item_id();
             line.invoice_item = Some(id.clone());
             invoice_items.push(SimInvoiceItem { id, subscription: s, created: at, line: line.clone(), invoice: None });
         }
-        if let Some(next) = next {
+        if new.proration == Proration::AlwaysInvoice {
+            out.push(inv);
+        } else if let Some(next) = out
+            .iter_mut()
+            .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle")
+        {
             next.lines.extend(inv.lines);
         }
     }
