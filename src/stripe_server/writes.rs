@@ -558,6 +558,22 @@ impl WritableAccount {
         Ok(out)
     }
 
+    /// Stripe refuses two items of one price on a subscription (catalogue W7): the answer a
+    /// real account gave, verbatim.
+    fn distinct_prices(&self, items: &[ItemState]) -> Result<(), ApiError> {
+        let mut seen = std::collections::HashSet::new();
+        match items.iter().find(|i| !seen.insert(i.price)) {
+            Some(twice) => Err(invalid(
+                format!(
+                    "Cannot add multiple subscription items with the same plan: {}",
+                    self.catalog.prices[twice.price].id
+                ),
+                Some("plan"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn create_subscription(&mut self, form: &Form, at: i64) -> Result<Answer, ApiError> {
         form.only(&["customer", "items[*]", "metadata[*]", "proration_behavior"])?;
         let c = self.customer_index(form.required("customer")?, "customer")?;
@@ -573,6 +589,7 @@ impl WritableAccount {
             let price = price.ok_or_else(|| missing(&format!("items[{n}][price]")))?;
             items.push(ItemState { slot: n, price, quantity: quantity.unwrap_or(1) });
         }
+        self.distinct_prices(&items)?;
         let first = self.catalog.prices[items[0].price].clone();
         for item in &items {
             let p = &self.catalog.prices[item.price];
@@ -687,6 +704,7 @@ impl WritableAccount {
                 }
             }
         }
+        self.distinct_prices(&items)?;
         for item in &items {
             let p = &self.catalog.prices[item.price];
             if (p.interval, p.interval_count, p.currency) != (sub.interval, sub.interval_count, sub.currency) {
@@ -815,6 +833,37 @@ mod tests {
         let err =
             a.apply(&post("prices", &[("currency", "usd"), ("product", "prod_x"), ("unit_amount", "5")])).unwrap_err();
         assert_eq!((err.status, err.code), (404, Some("resource_missing")));
+    }
+
+    #[test]
+    fn two_items_of_one_price_are_refused_like_stripe_and_change_nothing() {
+        let mut a = WritableAccount::empty(1);
+        let product = id(a.apply(&post("products", &[("name", "Pro")])).unwrap());
+        let form =
+            [("currency", "usd"), ("product", &product), ("unit_amount", "100"), ("recurring[interval]", "month")];
+        let (price, other) =
+            (id(a.apply(&post("prices", &form)).unwrap()), id(a.apply(&post("prices", &form)).unwrap()));
+        let cus = id(a.apply(&post("customers", &[])).unwrap());
+        let card = id(a.apply(&post("payment_methods/pm_card_visa/attach", &[("customer", &cus)])).unwrap());
+        a.apply(&post(&format!("customers/{cus}"), &[("invoice_settings[default_payment_method]", &card)])).unwrap();
+        let twice = [("customer", cus.as_str()), ("items[0][price]", &price), ("items[1][price]", &price)];
+        let err = a.apply(&post("subscriptions", &twice)).unwrap_err();
+        let message = format!("Cannot add multiple subscription items with the same plan: {price}");
+        assert_eq!((err.status, err.message.as_str(), err.param.as_deref()), (400, message.as_str(), Some("plan")));
+        assert!(a.customers[0].sim.subscriptions.is_empty());
+
+        let sub = id(a.apply(&post("subscriptions", &[("customer", &cus), ("items[0][price]", &other)])).unwrap());
+        let item = a.customers[0].sim.subscriptions[0].items[0].id.clone();
+        // Adding a second item of the price it has, or moving another onto it: refused.
+        let err = a.apply(&post(&format!("subscriptions/{sub}"), &[("items[0][price]", &other)])).unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("plan")), "{err:?}");
+        let add = [("items[0][price]", price.as_str())];
+        a.apply(&post(&format!("subscriptions/{sub}"), &add)).unwrap();
+        let err = a
+            .apply(&post(&format!("subscriptions/{sub}"), &[("items[0][id]", &item), ("items[0][price]", &price)]))
+            .unwrap_err();
+        assert_eq!((err.status, err.param.as_deref()), (400, Some("plan")), "{err:?}");
+        assert_eq!(a.customers[0].sim.subscriptions[0].phases.last().unwrap().items.len(), 2, "nothing else changed");
     }
 
     #[test]
