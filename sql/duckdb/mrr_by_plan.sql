@@ -14,7 +14,7 @@
 --   FORMAT_TIMESTAMP and TIMESTAMP_TRUNC; CAST(bool AS INTEGER) instead of INT64.
 WITH
 items AS (
-  SELECT subscription, customer, currency, instant, price, value_cents, value_frac,
+  SELECT customer, currency, instant, price, value_cents, value_frac,
          LAG(price) OVER w AS previous_price,
          COALESCE(LAG(value_cents) OVER w, 0) AS previous_cents,
          COALESCE(LAG(value_frac) OVER w, 0) AS previous_frac
@@ -28,34 +28,33 @@ changed AS (
 ),
 -- A changed item takes its previous value out of its previous plan and puts its value into its plan.
 deltas AS (
-  SELECT subscription, customer, currency, instant, price, value_cents AS delta_cents, value_frac AS delta_frac
+  SELECT customer, currency, instant, price, value_cents AS delta_cents, value_frac AS delta_frac
   FROM changed WHERE value_cents <> 0 OR value_frac <> 0
   UNION ALL
-  SELECT subscription, customer, currency, instant, previous_price, -previous_cents, -previous_frac
+  SELECT customer, currency, instant, previous_price, -previous_cents, -previous_frac
   FROM changed WHERE previous_cents <> 0 OR previous_frac <> 0
 ),
-by_subscription AS (
-  SELECT subscription, customer, currency, price, date_trunc('month', make_timestamp(epoch_us(instant))) AS month_start,
-         SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac
-  FROM deltas
-  GROUP BY 1, 2, 3, 4, 5
-),
--- Month by month, a subscription's (and a customer's) value on the plan; its value before a
--- month is the running value less that month's change. Both parts of a value are >= 0 (a sum
--- of item values), so a value is positive when either part is.
-subscription_values AS (
-  SELECT currency, price, month_start,
-         CAST(value_cents > 0 OR value_frac > 0 AS INTEGER)
-           - CAST(value_cents - delta_cents > 0 OR value_frac - delta_frac > 0 AS INTEGER) AS delta_subscriptions
+-- A subscription holds a plan through one item at most (Stripe refuses two items of one
+-- price on a subscription: docs/stripe-behaviour.md, W7), so it starts or stops counting on a
+-- plan exactly when one of its items starts or stops being paid on it: the subscription count
+-- needs no pass over subscriptions.
+subscription_deltas AS (
+  SELECT currency, price, date_trunc('month', make_timestamp(epoch_us(instant))) AS month_start, SUM(delta) AS delta_subscriptions
   FROM (
-    SELECT *,
-           SUM(delta_cents) OVER w AS value_cents, SUM(delta_frac) OVER w AS value_frac
-    FROM by_subscription
-    WINDOW w AS (PARTITION BY subscription, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    SELECT currency, price, instant, 1 AS delta FROM changed
+    WHERE (value_cents <> 0 OR value_frac <> 0)
+      AND NOT (price IS NOT DISTINCT FROM previous_price AND (previous_cents <> 0 OR previous_frac <> 0))
+    UNION ALL
+    SELECT currency, previous_price, instant, -1 FROM changed
+    WHERE (previous_cents <> 0 OR previous_frac <> 0)
+      AND NOT (price IS NOT DISTINCT FROM previous_price AND (value_cents <> 0 OR value_frac <> 0))
   )
+  GROUP BY 1, 2, 3
 ),
--- A customer's value on the plan is rounded to cents, and the plan's MRR changes by the
--- change of that rounded value.
+-- Month by month, a customer's value on the plan, rounded to cents; its value before a month
+-- is the running value less that month's change, and the plan's MRR changes by the change of
+-- the rounded value. Both parts of a value are >= 0 (a sum of item values), so a value is
+-- positive when either part is.
 customer_values AS (
   SELECT currency, price, month_start,
          {{cents:value_cents|value_frac}} - {{cents:value_cents - delta_cents|value_frac - delta_frac}} AS delta_mrr,
@@ -65,16 +64,16 @@ customer_values AS (
     SELECT *,
            SUM(delta_cents) OVER w AS value_cents, SUM(delta_frac) OVER w AS value_frac
     FROM (
-      SELECT customer, currency, price, month_start, SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac
-      FROM by_subscription GROUP BY 1, 2, 3, 4
+      SELECT customer, currency, price, date_trunc('month', make_timestamp(epoch_us(instant))) AS month_start,
+             SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac
+      FROM deltas GROUP BY 1, 2, 3, 4
     )
     WINDOW w AS (PARTITION BY customer, currency, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
   )
 ),
 plan_deltas AS (
-  SELECT currency, price, month_start, 0 AS delta_mrr, SUM(delta_subscriptions) AS delta_subscriptions, 0 AS delta_customers
-  FROM subscription_values
-  GROUP BY 1, 2, 3
+  SELECT currency, price, month_start, 0 AS delta_mrr, delta_subscriptions, 0 AS delta_customers
+  FROM subscription_deltas
   UNION ALL
   SELECT currency, price, month_start, SUM(delta_mrr), 0, SUM(delta_customers)
   FROM customer_values
