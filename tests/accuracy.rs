@@ -226,6 +226,7 @@ mod edge_case {
         pending_proration_upgrade,
         seat_change_without_proration,
         proration_billed_at_renewal,
+        pending_proration_deleted,
     );
 }
 

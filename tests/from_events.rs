@@ -78,6 +78,7 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
         "customer.subscription.deleted",
         "invoice.paid",
         "invoiceitem.created",
+        "invoiceitem.deleted",
     ] {
         assert!(kinds.contains(kind), "the replay exercises {kind} (got {kinds:?})");
     }
@@ -125,8 +126,9 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
     assert_ne!(got["mrr_monthly"], base_report["mrr_monthly"], "the events changed the numbers");
 
     // And the tables themselves, pending invoice items included: those created since arrive
-    // as `invoiceitem.created`, and the base's that the 11-08 renewal billed
-    // (`proration_billed_at_renewal`) leave with the invoice whose lines name them. Not
+    // as `invoiceitem.created`, the base's that the 11-08 renewal billed
+    // (`proration_billed_at_renewal`) leave with the invoice whose lines name them, and those
+    // deleted on 11-05 (`pending_proration_deleted`) with `invoiceitem.deleted`. Not
     // comparable: `events` (a pull keeps the last 30 days, the built snapshot keeps the base's
     // and every event since), a coupon's `times_redeemed` and a test clock's `frozen_time`
     // (Stripe sends no event when they change).

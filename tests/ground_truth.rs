@@ -198,6 +198,8 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("amount_coupon_eur", [17600, 17600, 17600, 17600, 17600, 17600]),
         // Starter since 09-08, Pro from 10-25; its prorations billed by the 11-08 renewal.
         ("proration_billed_at_renewal", [0, 0, 0, 2900, 7900, 7900]),
+        // Starter since 09-25, Pro from 10-26; its pending prorations deleted 11-05.
+        ("pending_proration_deleted", [0, 0, 0, 2900, 7900, 7900]),
         // Pro + 3 seats since 07-13, 25% off the seats item only (7900 + 2250), taken off 09-05.
         ("item_discount_removed", [0, 10150, 10150, 10900, 10900, 10900]),
         // Pro + 3 seats since 07-15, $10 off the seats item only: 7900 + 2000.

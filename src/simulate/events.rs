@@ -76,7 +76,10 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
     }
     // A proration's invoice item is created with the change, on no invoice yet (U1).
     for (i, item) in billing.invoice_items.iter().enumerate() {
-        moments.push((item.created, Moment::InvoiceItemCreated(i)));
+        moments.push((item.created, Moment::InvoiceItem(i, "invoiceitem.created")));
+        if let Some(at) = item.deleted_at {
+            moments.push((at, Moment::InvoiceItem(i, "invoiceitem.deleted")));
+        }
     }
     moments.sort_by_key(|(t, _)| *t);
 
@@ -124,8 +127,8 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
             }
             Moment::SubDeleted(s) => ("customer.subscription.deleted", sub_at(s, t), None),
             Moment::Invoice(i, kind) => (kind, render::invoice(acct, c, &invoices[i], t), None),
-            Moment::InvoiceItemCreated(i) => {
-                ("invoiceitem.created", render::invoice_item(acct, c, &billing.invoice_items[i], None), None)
+            Moment::InvoiceItem(i, kind) => {
+                (kind, render::invoice_item(acct, c, &billing.invoice_items[i], None), None)
             }
         };
         let mut object = object;
@@ -145,7 +148,8 @@ enum Moment {
     SubUpdated(usize),
     SubDeleted(usize),
     Invoice(usize, &'static str),
-    InvoiceItemCreated(usize),
+    /// (index into the billing's invoice items, event type)
+    InvoiceItem(usize, &'static str),
 }
 
 /// `previous_attributes`: the top-level fields whose values changed, with their old values.

@@ -102,8 +102,10 @@ pub struct SimInvoiceItem {
     /// When the change was made (`date`).
     pub created: i64,
     pub line: SimLine,
-    /// The invoice that billed it by `now` (None: still pending).
+    /// The invoice that billed it by `now` (None: still pending, or deleted).
     pub invoice: Option<String>,
+    /// When the merchant deleted it, if by `now` (it is listed no more).
+    pub deleted_at: Option<i64>,
 }
 
 /// What a customer has been billed by `now`.
@@ -298,16 +300,23 @@ fn subscription_invoices(
         // Each proration is an invoice item, billed by a line naming it: on an invoice of its
         // own at once (always_invoice), or pending until the renewal's invoice, if there is
         // one by `now` (create_prorations).
+        let deleted_at = match new.proration {
+            Proration::PendingDeletedAt(t) => Some(t).filter(|t| *t <= now),
+            _ => None,
+        };
         for line in &mut inv.lines {
             let id = next_invoice_item_id();
             line.invoice_item = Some(id.clone());
-            invoice_items.push(SimInvoiceItem { id, subscription: s, created: at, line: line.clone(), invoice: None });
+            let item =
+                SimInvoiceItem { id, subscription: s, created: at, line: line.clone(), invoice: None, deleted_at };
+            invoice_items.push(item);
         }
         if new.proration == Proration::AlwaysInvoice {
             out.push(inv);
         } else if let Some(next) = out
             .iter_mut()
             .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle")
+            .filter(|next| deleted_at.is_none_or(|t| next.created < t))
         {
             next.lines.extend(inv.lines);
         }

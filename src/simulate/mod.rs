@@ -314,7 +314,8 @@ impl ObjectFiles {
         for inv in invoices {
             self.files.write("invoices.jsonl", &render::invoice(acct, c, inv, now))?;
         }
-        for item in &billing.invoice_items {
+        // A deleted item is in no list (Delete an invoice item, U1).
+        for item in billing.invoice_items.iter().filter(|i| i.deleted_at.is_none()) {
             let object = render::invoice_item(acct, c, item, item.invoice.as_deref());
             self.files.write("invoiceitems.jsonl", &object)?;
         }

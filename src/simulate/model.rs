@@ -89,6 +89,10 @@ pub enum Proration {
     AlwaysInvoice,
     /// Stripe's default: prorations wait as pending invoice items for the next invoice.
     CreateProrations,
+    /// `create_prorations`, and the merchant deleted the pending items at this instant, before
+    /// any invoice billed them (U1: "Deleting invoice items is only possible when they're not
+    /// attached to invoices").
+    PendingDeletedAt(i64),
     /// No prorations: the next renewal simply bills the new items.
     None,
 }

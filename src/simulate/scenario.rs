@@ -473,6 +473,17 @@ impl Generator<'_> {
             s.phases.push(Phase { from: g.now - 26 * DAY, items, proration: Proration::CreateProrations });
             c.subscriptions.push(s);
         });
+        add("pending_proration_deleted", "usd", &|g, c| {
+            // Starter since 09-25, Pro from 10-26 with create_prorations; the merchant deleted
+            // the two pending prorations on 11-05 (`invoiceitem.deleted`), so no invoice will
+            // bill them and none shows Pro yet: its `customer.subscription.updated` event dates
+            // the change (U1).
+            let mut s = g.subscription(c, 0, add_months(g.now + 5 * DAY, -2), &[(starter, 1)]);
+            let items = vec![ItemState { slot: 0, price: pro, quantity: 1 }];
+            let proration = Proration::PendingDeletedAt(g.now - 15 * DAY);
+            s.phases.push(Phase { from: g.now - 25 * DAY, items, proration });
+            c.subscriptions.push(s);
+        });
         out
     }
 
