@@ -227,6 +227,7 @@ mod edge_case {
         seat_change_without_proration,
         proration_billed_at_renewal,
         pending_proration_deleted,
+        customer_coupon_and_own_discount,
     );
 }
 

@@ -484,6 +484,20 @@ impl Generator<'_> {
             s.phases.push(Phase { from: g.now - 25 * DAY, items, proration });
             c.subscriptions.push(s);
         });
+        add("customer_coupon_and_own_discount", "usd", &|g, c| {
+            // 12.5% off forever on the customer since 07-10, and $10 off forever on her Starter
+            // subscription's own from the same day: Pro (no discount of its own) inherits the
+            // customer's, Starter keeps its own alone (D3): 6912.5 + 1900, one cent-rounding
+            // per customer and month.
+            let start = at(1, 10);
+            let mut pro_sub = g.subscription(c, 0, at(0, 20), &[(pro, 1)]);
+            pro_sub.discount = Some(SimDiscount { inherited: true, ..g.discount(c, "PCT12P5FOREVER", start) });
+            c.subscriptions.push(pro_sub);
+            let mut starter_sub = g.subscription(c, 1, at(0, 21), &[(starter, 1)]);
+            let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
+            starter_sub.discount = Some(SimDiscount { id, ..g.discount(c, "USD10FOREVER", start) });
+            c.subscriptions.push(starter_sub);
+        });
         out
     }
 
