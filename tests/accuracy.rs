@@ -129,13 +129,7 @@ fn case_series(case: &str) -> (Vec<i64>, Vec<i64>) {
 /// A case customer's MRR in `months` from the engine's `mrr_by_customer` rows and from the
 /// account's ground truth.
 fn series(acct: &common::TempAccount, by_customer: &Rows, case: &str, months: &[&str]) -> (Vec<i64>, Vec<i64>) {
-    let customers = common::objects(&acct.dir, "customers.jsonl");
-    let id =
-        customers.iter().find(|c| c["metadata"]["case"] == case).unwrap_or_else(|| panic!("no customer for {case}"))
-            ["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let id = common::case_customer(acct, case);
     // A row per change: a month without one carries the latest row before it.
     let engine: Vec<i64> = months
         .iter()
@@ -228,6 +222,7 @@ mod edge_case {
         proration_billed_at_renewal,
         pending_proration_deleted,
         customer_coupon_and_own_discount,
+        deleted_customer,
     );
 }
 
@@ -386,11 +381,7 @@ fn a_discount_whose_coupon_the_snapshot_lacks_is_refused_naming_both() {
 /// same coupon redeemed again two days before the account's present (after its last renewal,
 /// so no invoice shows it): `listed` says which of the two the subscription lists now.
 fn redeem_again(acct: &common::TempAccount, case: &str, listed: &[&str]) -> (String, String, String) {
-    let customer = common::objects(&acct.dir, "customers.jsonl")
-        .into_iter()
-        .find(|c| c["metadata"]["case"] == case)
-        .unwrap_or_else(|| panic!("no customer for {case}"))["id"]
-        .clone();
+    let customer = common::case_customer(acct, case);
     let sub = common::objects(&acct.dir, "subscriptions.jsonl")
         .into_iter()
         .find(|s| s["customer"] == customer && s["discounts"].as_array().is_some_and(|d| d.len() == 1))
@@ -485,11 +476,7 @@ fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_nami
 #[test]
 fn an_items_discount_after_its_subscriptions_has_ended_is_valued() {
     let acct = common::simulate(Scenario::Full, 20, 42);
-    let customer = common::objects(&acct.dir, "customers.jsonl")
-        .into_iter()
-        .find(|c| c["metadata"]["case"] == "coupon_percent_repeating")
-        .unwrap()["id"]
-        .clone();
+    let customer = common::case_customer(&acct, "coupon_percent_repeating");
     let sub =
         common::objects(&acct.dir, "subscriptions.jsonl").into_iter().find(|s| s["customer"] == customer).unwrap();
     let (sub_id, item) = (sub["id"].clone(), sub["items"]["data"][0]["id"].clone());

@@ -76,6 +76,7 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
         "customer.subscription.created",
         "customer.subscription.updated",
         "customer.subscription.deleted",
+        "customer.deleted",
         "invoice.paid",
         "invoiceitem.created",
         "invoiceitem.deleted",

@@ -203,6 +203,8 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         // Pro since 06-20 inheriting the customer's 12.5% off from 07-10 (6912.5), Starter
         // since 06-21 with $10 off of its own instead (1900): 8812.5 rounds to 8812.
         ("customer_coupon_and_own_discount", [10800, 8812, 8812, 8812, 8812, 8812]),
+        // Business since 06-14; the customer deleted 11-03, which canceled the subscription.
+        ("deleted_customer", [19900, 19900, 19900, 19900, 19900, 0]),
         // Pro + 3 seats since 07-13, 25% off the seats item only (7900 + 2250), taken off 09-05.
         ("item_discount_removed", [0, 10150, 10150, 10900, 10900, 10900]),
         // Pro + 3 seats since 07-15, $10 off the seats item only: 7900 + 2000.

@@ -39,6 +39,8 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
     assert_eq!(parse_file::<stripe_shared::Price>(d, mrr::simulate::INLINE_PRICES_FILE), 1, "a negotiated price");
     assert_eq!(parse_file::<stripe_shared::Coupon>(d, "coupons.jsonl"), 8);
     assert_eq!(parse_file::<stripe_shared::Coupon>(d, mrr::simulate::DELETED_COUPONS_FILE), 1);
+    // A deleted customer retrieves as Stripe's stub (R2), which async-stripe reads as such.
+    assert_eq!(parse_file::<stripe_shared::DeletedCustomer>(d, mrr::simulate::DELETED_CUSTOMERS_FILE), 1);
     assert!(parse_file::<stripe_shared::Subscription>(d, "subscriptions.jsonl") > 75);
     assert!(parse_file::<stripe_shared::Invoice>(d, "invoices.jsonl") > 200);
     assert!(parse_file::<stripe_shared::Event>(d, "events.jsonl") > 50);
@@ -138,7 +140,7 @@ fn same_seed_gives_byte_identical_accounts() {
     let c = simulate(Scenario::Full, 120, 8);
     let mut files: Vec<_> = std::fs::read_dir(&a.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     files.sort();
-    assert_eq!(files.len(), 15, "{files:?}");
+    assert_eq!(files.len(), 16, "{files:?}");
     for f in &files {
         let (x, y) = (std::fs::read(a.dir.join(f)).unwrap(), std::fs::read(b.dir.join(f)).unwrap());
         assert!(x == y, "{f:?} differs between two runs with the same seed");
@@ -158,7 +160,9 @@ fn ids_are_unique_and_everything_references_existing_objects() {
         assert_eq!(set.len(), all.len(), "duplicate ids in {file}");
         set
     };
-    let customers = ids("customers.jsonl");
+    // A deleted customer's subscriptions and invoices still name it (R2).
+    let customers: std::collections::HashSet<String> =
+        ids("customers.jsonl").union(&ids(mrr::simulate::DELETED_CUSTOMERS_FILE)).cloned().collect();
     let prices: std::collections::HashSet<String> =
         ids("prices.jsonl").union(&ids(mrr::simulate::INLINE_PRICES_FILE)).cloned().collect();
     let subs = ids("subscriptions.jsonl");

@@ -157,6 +157,36 @@ fn test_clock_objects_are_hidden_from_plain_lists_but_not_from_a_customer_filter
     assert_eq!((r.status, r.json()["id"].as_str().unwrap().to_string()), (200, inline.to_string()));
 }
 
+/// Delete a customer: "Permanently deletes a customer. It cannot be undone. Also immediately
+/// cancels any active subscriptions on the customer."; retrieve: "If it's for a deleted
+/// Customer, a subset of the customer's information is returned, including a `deleted`
+/// property that's set to true." (catalogue R2)
+#[test]
+fn a_deleted_customer_is_in_no_list_retrieves_as_its_stub_and_keeps_its_history() {
+    let acct = simulate(Scenario::Full, 3, 2);
+    let server = Server::start(&acct.dir, &[]);
+    let key = Some(acct.info.api_key.as_str());
+    let id = common::case_customer(&acct, "deleted_customer");
+    let page = get(server.port, "/v1/customers?limit=100", key).unwrap().json();
+    let listed: Vec<&str> = page["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(!listed.is_empty() && !listed.contains(&id.as_str()), "{id} listed: {listed:?}");
+    let r = get(server.port, &format!("/v1/customers/{id}"), key).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), serde_json::json!({"id": id, "object": "customer", "deleted": true}));
+    // Its subscription, canceled at the deletion, and its invoices stay.
+    let subs = get(server.port, &format!("/v1/subscriptions?status=all&customer={id}"), key).unwrap().json();
+    let subs = subs["data"].as_array().unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0]["status"], "canceled");
+    let events = objects(&acct.dir, "events.jsonl");
+    let deleted = events.iter().find(|e| e["type"] == "customer.deleted" && e["data"]["object"]["id"] == id.as_str());
+    let deleted = deleted.expect("a customer.deleted event");
+    assert_eq!(subs[0]["ended_at"], deleted["created"], "canceled at the deletion");
+    let invoices = get(server.port, &format!("/v1/invoices?limit=100&customer={id}"), key).unwrap().json();
+    assert!(invoices["data"].as_array().unwrap().len() >= 5, "June to October's invoices stay");
+    assert_eq!(get(server.port, "/v1/customers/cus_nosuch", key).unwrap().status, 404);
+}
+
 /// List invoice items, `pending`: "Set to `true` to only show pending invoice items, which are
 /// not yet attached to any invoices. Set to `false` to only show invoice items already attached
 /// to invoices. If unspecified, no filter is applied." (catalogue U1)

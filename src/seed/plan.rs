@@ -166,6 +166,7 @@ impl Plan {
             test_clock: Some(plan.clock),
             case: None,
             tax_percent: None,
+            deleted_at: None,
             subscriptions: sub.into_iter().collect(),
         }
     }

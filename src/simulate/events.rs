@@ -81,6 +81,11 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
             moments.push((at, Moment::InvoiceItem(i, "invoiceitem.deleted")));
         }
     }
+    // Deleting a customer cancels its subscriptions first (R2): pushed last, the stable sort
+    // keeps it after their `customer.subscription.deleted` of the same instant.
+    if let Some(at) = c.deleted_at {
+        moments.push((at, Moment::CustomerDeleted));
+    }
     moments.sort_by_key(|(t, _)| *t);
 
     let latest =
@@ -114,6 +119,8 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
                 }
                 ("customer.updated", after.clone(), Some(changed_fields(&before, &after)))
             }
+            // "Occurs whenever a customer is deleted": the customer as it was.
+            Moment::CustomerDeleted => ("customer.deleted", customer_at(t), None),
             Moment::SubCreated(s) => ("customer.subscription.created", sub_at(s, t), None),
             Moment::DiscountCreated(s, n) => ("customer.discount.created", discount_of(s, n), None),
             Moment::DiscountDeleted(s, n) => ("customer.discount.deleted", discount_of(s, n), None),
@@ -141,6 +148,7 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
 enum Moment {
     CustomerCreated,
     CustomerUpdated,
+    CustomerDeleted,
     SubCreated(usize),
     /// (subscription, discount among its `discounts()`)
     DiscountCreated(usize, usize),

@@ -48,6 +48,9 @@ pub const INLINE_PRICES_FILE: &str = "prices-inline.jsonl";
 /// Coupons deleted after their redemptions: in no list, yet their discounts embed them
 /// when expanded (`expand[]=discounts.source.coupon`).
 pub const DELETED_COUPONS_FILE: &str = "coupons-deleted.jsonl";
+/// Customers the merchant deleted: in no list, retrieved as Stripe's `deleted: true` stub
+/// (R2); a snapshot has no row of them, as a pull has none.
+pub const DELETED_CUSTOMERS_FILE: &str = "customers-deleted.jsonl";
 
 /// Settings of one simulation.
 #[derive(Clone, Debug)]
@@ -300,7 +303,10 @@ impl ObjectFiles {
         let now = acct.now;
         let billing = invoices::customer_billing(c, &acct.catalog, acct.seed, now);
         let invoices = &billing.invoices;
-        self.put("customers.jsonl", render::customer(acct, c, invoices.len(), now))?;
+        match c.deleted_at {
+            Some(at) if at <= now => self.files.write(DELETED_CUSTOMERS_FILE, &render::deleted_customer(c))?,
+            _ => self.put("customers.jsonl", render::customer(acct, c, invoices.len(), now))?,
+        }
         // A customer-level discount is one discount however many subscriptions inherit it.
         let mut discounts = std::collections::HashSet::new();
         for (s, sub) in c.subscriptions.iter().enumerate().filter(|(_, sub)| sub.start <= now) {
@@ -383,6 +389,7 @@ impl Files {
             DISCOUNTS_FILE,
             INLINE_PRICES_FILE,
             DELETED_COUPONS_FILE,
+            DELETED_CUSTOMERS_FILE,
             "ground_truth_customers.jsonl",
         ]);
         for name in names {
@@ -397,6 +404,9 @@ impl Files {
         if let Some(sink) = &mut self.snapshot {
             if name == "ground_truth_customers.jsonl" {
                 return Ok(()); // a debugging aid sized like the account: not for snapshots
+            }
+            if name == DELETED_CUSTOMERS_FILE {
+                return Ok(()); // a pull lists no deleted customer (R2)
             }
             if name == "invoiceitems.jsonl" && !value["invoice"].is_null() {
                 return Ok(()); // a snapshot holds what `pending=true` lists, as a pull does

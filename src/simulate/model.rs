@@ -46,6 +46,9 @@ pub struct SimCustomer {
     pub case: Option<&'static str>,
     /// Exclusive tax rate in percent added to every invoice (never MRR).
     pub tax_percent: Option<u32>,
+    /// When the merchant deleted the customer (R2): its subscriptions were canceled then, it is
+    /// listed no more and retrieves as a `deleted: true` stub.
+    pub deleted_at: Option<i64>,
     pub subscriptions: Vec<SimSubscription>,
 }
 

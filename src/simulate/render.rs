@@ -33,6 +33,12 @@ pub fn customer(acct: &Account, c: &SimCustomer, invoice_count: usize, as_of: i6
     })
 }
 
+/// A deleted customer as Stripe retrieves it: "If it's for a deleted Customer, a subset of the
+/// customer's information is returned, including a `deleted` property that's set to true."
+pub fn deleted_customer(c: &SimCustomer) -> Value {
+    json!({"id": c.id, "object": "customer", "deleted": true})
+}
+
 /// A product.
 pub fn product(acct: &Account, index: usize) -> Value {
     let p = &acct.catalog.products[index];

@@ -498,6 +498,16 @@ impl Generator<'_> {
             starter_sub.discount = Some(SimDiscount { id, ..g.discount(c, "USD10FOREVER", start) });
             c.subscriptions.push(starter_sub);
         });
+        add("deleted_customer", "usd", &|g, c| {
+            // Business since 06-14; the merchant deletes the customer on 11-03, which cancels
+            // the subscription at once (R2): no November MRR, the history stays.
+            let mut s = g.subscription(c, 0, at(0, 14), &[(business, 1)]);
+            let deleted = at(5, 3);
+            s.cancel =
+                Some(Cancellation { requested_at: deleted, ends_at: deleted, at_period_end: false, reason: "deleted" });
+            c.subscriptions.push(s);
+            c.deleted_at = Some(deleted);
+        });
         out
     }
 
@@ -535,6 +545,7 @@ impl Generator<'_> {
             test_clock: clock,
             case: None,
             tax_percent: None,
+            deleted_at: None,
             subscriptions: Vec::new(),
         }
     }

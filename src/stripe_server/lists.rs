@@ -255,6 +255,14 @@ pub(super) async fn retrieve(
     let found = match state.store().tables[kind.as_str()].get(&id) {
         // An inline price is in no list but retrieves like any other.
         Ok(None) if kind == "prices" => state.store().inline_prices.as_ref().map_or(Ok(None), |t| t.get(&id)),
+        // A deleted customer is in no list and retrieves as its stub, unexpanded (R2).
+        Ok(None) if kind == "customers" => {
+            return match state.store().deleted_customers.as_ref().map_or(Ok(None), |t| t.get(&id)) {
+                Ok(Some(stub)) => ok(stub),
+                Ok(None) => missing(&kind, &id),
+                Err(e) => internal(e),
+            };
+        }
         other => other,
     };
     match found {
@@ -262,18 +270,21 @@ pub(super) async fn retrieve(
             Ok(o) => ok(o),
             Err(e) => internal(e),
         },
-        Ok(None) => {
-            let noun = kind.trim_end_matches('s').rsplit('/').next().unwrap_or_default().to_string();
-            error(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                format!("No such {noun}: '{id}'"),
-                Some("resource_missing"),
-                Some("id"),
-            )
-        }
+        Ok(None) => missing(&kind, &id),
         Err(e) => internal(e),
     }
+}
+
+/// Stripe's 404 for an id it has no object for.
+fn missing(kind: &str, id: &str) -> Response {
+    let noun = kind.trim_end_matches('s').rsplit('/').next().unwrap_or_default().to_string();
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("No such {noun}: '{id}'"),
+        Some("resource_missing"),
+        Some("id"),
+    )
 }
 
 /// Invoice lines beyond the first page an invoice embeds.

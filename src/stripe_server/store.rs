@@ -251,6 +251,8 @@ pub struct Store {
     /// Coupons deleted after their redemptions: embedded in their discounts when expanded,
     /// never listed or retrieved (None: an account folder from before they were simulated).
     pub deleted_coupons: Option<Table>,
+    /// Customers deleted: retrieved as a `deleted: true` stub, never listed (R2).
+    pub deleted_customers: Option<Table>,
 }
 
 impl Store {
@@ -278,6 +280,7 @@ impl Store {
         };
         let inline_prices = optional(crate::simulate::INLINE_PRICES_FILE)?;
         let deleted_coupons = optional(crate::simulate::DELETED_COUPONS_FILE)?;
-        Ok(Store { tables, discounts, inline_prices, deleted_coupons })
+        let deleted_customers = optional(crate::simulate::DELETED_CUSTOMERS_FILE)?;
+        Ok(Store { tables, discounts, inline_prices, deleted_coupons, deleted_customers })
     }
 }

@@ -462,6 +462,7 @@ impl WritableAccount {
                 test_clock: clock,
                 case: None,
                 tax_percent: None,
+                deleted_at: None,
                 subscriptions: Vec::new(),
             },
             default_card: Vec::new(),

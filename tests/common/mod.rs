@@ -110,6 +110,25 @@ pub fn objects(dir: &Path, file: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The id of the full scenario's customer for `case` (its `metadata.case`): from the customer
+/// list, or, for a customer the merchant deleted (listed no more), from its `customer.deleted`
+/// event, which carries it as it was.
+pub fn case_customer(acct: &TempAccount, case: &str) -> String {
+    let listed = objects(&acct.dir, "customers.jsonl");
+    let deleted = objects(&acct.dir, "events.jsonl")
+        .into_iter()
+        .filter(|e| e["type"] == "customer.deleted")
+        .map(|e| e["data"]["object"].clone());
+    listed
+        .into_iter()
+        .chain(deleted)
+        .find(|c| c["metadata"]["case"] == case)
+        .unwrap_or_else(|| panic!("no customer for {case}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// An account's MRR by (month, currency), from its ground truth.
 pub fn truth_mrr(acct: &TempAccount) -> std::collections::BTreeMap<(String, String), i64> {
     let truth: serde_json::Value =
