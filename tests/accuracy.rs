@@ -223,6 +223,7 @@ mod edge_case {
         pending_proration_deleted,
         customer_coupon_and_own_discount,
         deleted_customer,
+        one_off_invoices,
     );
 }
 

@@ -80,6 +80,7 @@ fn events_replayed_through_the_webhook_onto_an_older_snapshot_equal_a_full_pull(
         "invoice.paid",
         "invoiceitem.created",
         "invoiceitem.deleted",
+        "invoice.deleted",
     ] {
         assert!(kinds.contains(kind), "the replay exercises {kind} (got {kinds:?})");
     }

@@ -205,6 +205,8 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("customer_coupon_and_own_discount", [10800, 8812, 8812, 8812, 8812, 8812]),
         // Business since 06-14; the customer deleted 11-03, which canceled the subscription.
         ("deleted_customer", [19900, 19900, 19900, 19900, 19900, 0]),
+        // Pro since 06-11; a one-off $500 invoice and a deleted $300 draft are no subscription's.
+        ("one_off_invoices", [7900, 7900, 7900, 7900, 7900, 7900]),
         // Pro + 3 seats since 07-13, 25% off the seats item only (7900 + 2250), taken off 09-05.
         ("item_discount_removed", [0, 10150, 10150, 10900, 10900, 10900]),
         // Pro + 3 seats since 07-15, $10 off the seats item only: 7900 + 2000.

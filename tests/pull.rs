@@ -74,8 +74,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 56 - 1,
-        "150 random + 56 edge-case customers, one of them deleted (in no list, catalogue R2)"
+        150 + 57 - 1,
+        "150 random + 57 edge-case customers, one of them deleted (in no list, catalogue R2)"
     );
     // Tiers and currency options come only when asked for (catalogue L10); the pull asks.
     let rows = |t: &str| m.tables.iter().find(|e| e.name == t).unwrap().rows;

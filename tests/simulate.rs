@@ -82,7 +82,10 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
         billed >= 32,
         "30 of long_invoice_paid_late, 2 of proration_billed_at_renewal, and the always_invoice ones"
     );
-    assert_eq!(items, billed + pending);
+    // And one_off_invoices' fee, billed by its one-off invoice (U2; the draft's item was deleted).
+    let one_off = objects(d, "invoiceitems.jsonl").into_iter().filter(|i| i["parent"].is_null()).count();
+    assert_eq!(one_off, 1);
+    assert_eq!(items, billed + pending + one_off);
     for event in objects(d, "events.jsonl") {
         let object = serde_json::to_string(&event["data"]["object"]).unwrap();
         match event["data"]["object"]["object"].as_str().unwrap() {
@@ -174,16 +177,29 @@ fn ids_are_unique_and_everything_references_existing_objects() {
             assert!(item["current_period_start"].as_i64() < item["current_period_end"].as_i64());
         }
     }
+    let invoice_items = ids("invoiceitems.jsonl");
+    let mut one_off = 0;
     for inv in objects(&acct.dir, "invoices.jsonl") {
-        assert!(subs.contains(inv["parent"]["subscription_details"]["subscription"].as_str().unwrap()));
         let lines = inv["lines"]["data"].as_array().unwrap();
         let sum: i64 = lines.iter().map(|l| l["amount"].as_i64().unwrap()).sum();
         assert_eq!(sum, inv["subtotal"].as_i64().unwrap(), "subtotal of {}", inv["id"]);
+        // A one-off invoice (U2): no parent, lines of invoice items with no price.
+        if inv["billing_reason"] == "manual" {
+            one_off += 1;
+            assert!(inv["parent"].is_null(), "{}", inv["id"]);
+            for l in lines {
+                assert_eq!(l["parent"]["type"], "invoice_item_details");
+                assert!(invoice_items.contains(l["parent"]["invoice_item_details"]["invoice_item"].as_str().unwrap()));
+            }
+            continue;
+        }
+        assert!(subs.contains(inv["parent"]["subscription_details"]["subscription"].as_str().unwrap()));
         for l in lines {
             assert_eq!(l["parent"]["type"], "subscription_item_details");
             assert!(prices.contains(l["pricing"]["price_details"]["price"].as_str().unwrap()));
         }
     }
+    assert_eq!(one_off, 1, "one_off_invoices' fee (its draft was deleted)");
 }
 
 #[test]

@@ -167,6 +167,7 @@ impl Plan {
             case: None,
             tax_percent: None,
             deleted_at: None,
+            one_off_invoices: Vec::new(),
             subscriptions: sub.into_iter().collect(),
         }
     }

@@ -68,6 +68,7 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
             (inv.paid_at, "invoice.paid"),
             (inv.uncollectible_at, "invoice.marked_uncollectible"),
             (inv.voided_at, "invoice.voided"),
+            (inv.deleted_at, "invoice.deleted"),
         ] {
             if let Some(at) = at {
                 moments.push((at, Moment::Invoice(i, kind)));
@@ -88,8 +89,9 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
     }
     moments.sort_by_key(|(t, _)| *t);
 
-    let latest =
-        |s: usize, t: i64| invoices.iter().rfind(|i| i.subscription == s && i.created <= t).map(|i| i.id.as_str());
+    let latest = |s: usize, t: i64| {
+        invoices.iter().rfind(|i| i.subscription == Some(s) && i.created <= t).map(|i| i.id.as_str())
+    };
     // Webhooks carry a subscription's discounts and its items' as ids, like an unexpanded API
     // response; the discount objects arrive in their own `customer.discount.*` events.
     let sub_at = |s: usize, t: i64| {
@@ -99,7 +101,10 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
         sub["items"]["data"].as_array_mut().into_iter().flatten().for_each(|item| as_ids(&mut item["discounts"]));
         sub
     };
-    let customer_at = |t: i64| render::customer(acct, c, invoices.iter().filter(|i| i.created <= t).count(), t);
+    let customer_at = |t: i64| {
+        let issued = invoices.iter().filter(|i| i.created <= t && i.deleted_at.is_none_or(|d| d > t)).count();
+        render::customer(acct, c, issued, t)
+    };
     let discount_of = |s: usize, n: usize| {
         let sub: &SimSubscription = &c.subscriptions[s];
         render::discount(acct, c, sub, sub.discounts().nth(n).expect("the moment's discount"))

@@ -20,12 +20,16 @@ pub mod kind {
     pub const EVENT: u64 = 7;
     pub const CLOCK: u64 = 8;
     pub const INVOICE_ITEM: u64 = 9;
+    /// A one-off invoice's line and invoice item.
+    pub const ONE_OFF: u64 = 10;
 }
 
 /// One invoice line.
 #[derive(Clone, Debug)]
 pub struct SimLine {
     pub id: String,
+    /// The subscription item slot and the catalogue price it bills (unused on a one-off
+    /// invoice's line, which has neither).
     pub slot: usize,
     pub price: usize,
     pub quantity: u32,
@@ -44,8 +48,8 @@ pub struct SimLine {
 pub struct SimInvoice {
     pub id: String,
     pub number: String,
-    /// Index into the customer's subscriptions.
-    pub subscription: usize,
+    /// Index into the customer's subscriptions; `None`: a one-off invoice.
+    pub subscription: Option<usize>,
     pub created: i64,
     pub period: (i64, i64),
     pub billing_reason: &'static str,
@@ -54,8 +58,11 @@ pub struct SimInvoice {
     pub failed_at: Option<i64>,
     pub uncollectible_at: Option<i64>,
     pub voided_at: Option<i64>,
-    /// Never finalized: created while collection was paused with `keep_as_draft`.
+    /// Never finalized: created while collection was paused with `keep_as_draft`, or a
+    /// one-off draft.
     pub draft: bool,
+    /// When the merchant deleted it (a one-off draft): in no list since.
+    pub deleted_at: Option<i64>,
 }
 
 impl SimInvoice {
@@ -97,8 +104,8 @@ impl SimInvoice {
 #[derive(Clone, Debug)]
 pub struct SimInvoiceItem {
     pub id: String,
-    /// Index into the customer's subscriptions.
-    pub subscription: usize,
+    /// Index into the customer's subscriptions; `None`: a one-off invoice's item.
+    pub subscription: Option<usize>,
     /// When the change was made (`date`).
     pub created: i64,
     pub line: SimLine,
@@ -128,6 +135,7 @@ pub fn customer_billing(customer: &SimCustomer, catalog: &Catalog, seed: u64, no
     for (s, sub) in customer.subscriptions.iter().enumerate() {
         subscription_invoices(customer, s, sub, catalog, seed, now, &mut billing);
     }
+    one_off_invoices(customer, seed, now, &mut billing);
     // A subscription that starts after `now` (a later --horizon) has not opened its trial yet.
     billing.invoices.retain(|i| i.created <= now);
     billing.invoices.sort_by_key(|i| i.created);
@@ -146,6 +154,51 @@ pub fn customer_billing(customer: &SimCustomer, catalog: &Catalog, seed: u64, no
         item.invoice = billed_by.get(item.id.as_str()).map(|inv| inv.to_string());
     }
     billing
+}
+
+/// A customer's one-off invoices, each billing one invoice item created a minute before it.
+fn one_off_invoices(customer: &SimCustomer, seed: u64, now: i64, billing: &mut Billing) {
+    for (n, one_off) in customer.one_off_invoices.iter().enumerate() {
+        let deleted_at = one_off.deleted_at.filter(|t| *t <= now);
+        let id = |prefix| stripe_id(prefix, seed, kind::ONE_OFF, customer.index * 16 + n as u64);
+        let (created, item_id) = (one_off.created, id("ii"));
+        let line = SimLine {
+            id: id("il"),
+            slot: 0,
+            price: 0,
+            quantity: 1,
+            amount: one_off.amount,
+            discount: 0,
+            tax: 0,
+            period: (created, created),
+            proration: false,
+            description: one_off.description.to_string(),
+            invoice_item: Some(item_id.clone()),
+        };
+        billing.invoice_items.push(SimInvoiceItem {
+            id: item_id,
+            subscription: None,
+            created: created - 60,
+            line: line.clone(),
+            invoice: None,
+            deleted_at,
+        });
+        billing.invoices.push(SimInvoice {
+            id: String::new(),
+            number: String::new(),
+            subscription: None,
+            created,
+            period: (created, created),
+            billing_reason: "manual",
+            lines: vec![line],
+            paid_at: one_off.finalized.then_some(created + 60),
+            failed_at: None,
+            uncollectible_at: None,
+            voided_at: None,
+            draft: !one_off.finalized,
+            deleted_at,
+        });
+    }
 }
 
 /// The customer's invoice number prefix.
@@ -179,7 +232,7 @@ fn subscription_invoices(
     let blank = |created, period, reason| SimInvoice {
         id: String::new(),
         number: String::new(),
-        subscription: s,
+        subscription: Some(s),
         created,
         period,
         billing_reason: reason,
@@ -189,6 +242,7 @@ fn subscription_invoices(
         uncollectible_at: None,
         voided_at: None,
         draft: false,
+        deleted_at: None,
     };
 
     // A trial opens with a $0 invoice covering the trial.
@@ -307,15 +361,21 @@ fn subscription_invoices(
         for line in &mut inv.lines {
             let id = next_invoice_item_id();
             line.invoice_item = Some(id.clone());
-            let item =
-                SimInvoiceItem { id, subscription: s, created: at, line: line.clone(), invoice: None, deleted_at };
+            let item = SimInvoiceItem {
+                id,
+                subscription: Some(s),
+                created: at,
+                line: line.clone(),
+                invoice: None,
+                deleted_at,
+            };
             invoice_items.push(item);
         }
         if new.proration == Proration::AlwaysInvoice {
             out.push(inv);
         } else if let Some(next) = out
             .iter_mut()
-            .find(|i| i.subscription == s && i.period.0 == renewal && i.billing_reason == "subscription_cycle")
+            .find(|i| i.subscription == Some(s) && i.period.0 == renewal && i.billing_reason == "subscription_cycle")
             .filter(|next| deleted_at.is_none_or(|t| next.created < t))
         {
             next.lines.extend(inv.lines);
@@ -323,7 +383,7 @@ fn subscription_invoices(
     }
 
     if let Some(rate) = customer.tax_percent {
-        for inv in out.iter_mut().filter(|i| i.subscription == s) {
+        for inv in out.iter_mut().filter(|i| i.subscription == Some(s)) {
             for line in &mut inv.lines {
                 line.tax = round_half_even((line.amount - line.discount) as i128 * rate as i128, 100) as i64;
             }

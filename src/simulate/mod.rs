@@ -303,21 +303,23 @@ impl ObjectFiles {
         let now = acct.now;
         let billing = invoices::customer_billing(c, &acct.catalog, acct.seed, now);
         let invoices = &billing.invoices;
+        // A deleted draft is in no list (Delete a draft invoice, U2).
+        let listed = |i: &&invoices::SimInvoice| i.deleted_at.is_none();
         match c.deleted_at {
             Some(at) if at <= now => self.files.write(DELETED_CUSTOMERS_FILE, &render::deleted_customer(c))?,
-            _ => self.put("customers.jsonl", render::customer(acct, c, invoices.len(), now))?,
+            _ => self.put("customers.jsonl", render::customer(acct, c, invoices.iter().filter(listed).count(), now))?,
         }
         // A customer-level discount is one discount however many subscriptions inherit it.
         let mut discounts = std::collections::HashSet::new();
         for (s, sub) in c.subscriptions.iter().enumerate().filter(|(_, sub)| sub.start <= now) {
-            let latest = invoices.iter().rfind(|i| i.subscription == s).map(|i| i.id.as_str());
+            let latest = invoices.iter().rfind(|i| i.subscription == Some(s)).map(|i| i.id.as_str());
             self.put("subscriptions.jsonl", render::subscription(acct, c, sub, latest, now))?;
             for d in sub.discounts().filter(|d| d.start <= now && discounts.insert(d.id.clone())) {
                 self.redeemed[d.coupon] += 1;
                 self.files.write(DISCOUNTS_FILE, &render::discount(acct, c, sub, d))?;
             }
         }
-        for inv in invoices {
+        for inv in invoices.iter().filter(listed) {
             self.files.write("invoices.jsonl", &render::invoice(acct, c, inv, now))?;
         }
         // A deleted item is in no list (Delete an invoice item, U1).

@@ -50,6 +50,22 @@ pub struct SimCustomer {
     /// listed no more and retrieves as a `deleted: true` stub.
     pub deleted_at: Option<i64>,
     pub subscriptions: Vec<SimSubscription>,
+    /// Invoices billed by hand, outside any subscription (never MRR).
+    pub one_off_invoices: Vec<OneOffInvoice>,
+}
+
+/// A one-off invoice (`billing_reason: manual`, no subscription): one invoice item of `amount`
+/// in the customer's currency, with no price (Stripe's own example invoice is one).
+#[derive(Clone, Debug)]
+pub struct OneOffInvoice {
+    pub created: i64,
+    pub amount: i64,
+    pub description: &'static str,
+    /// Finalized and paid at once; `false`: left a draft.
+    pub finalized: bool,
+    /// When the merchant deleted it, a draft (and its item first): "Permanently deletes a
+    /// one-off invoice draft" (U2).
+    pub deleted_at: Option<i64>,
 }
 
 /// One item slot of a subscription (keeps its `si_` id when its price changes).

@@ -281,7 +281,9 @@ pub fn subscription(
 
 /// An invoice with all its lines, as it looked at `as_of`.
 pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) -> Value {
-    let sub = &c.subscriptions[inv.subscription];
+    // A one-off invoice has no subscription: its customer's currency, no parent (U2).
+    let sub = inv.subscription.map(|s| &c.subscriptions[s]);
+    let currency = sub.map_or(c.currency, |sub| sub.currency);
     let status = inv.status_at(as_of);
     let paid = status == "paid";
     let total = inv.total();
@@ -290,9 +292,16 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     // A draft has no number and is not in effect until finalized; `keep_as_draft` turns off
     // its automatic collection (P1).
     let finalized_at = (!inv.draft).then_some(inv.created);
-    let applied = sub.discount_at(&acct.catalog, inv.created);
+    let applied = sub.and_then(|sub| sub.discount_at(&acct.catalog, inv.created));
     let discount_id = applied.map(|d| d.id.clone());
-    let lines: Vec<Value> = inv.lines.iter().map(|l| line(acct, c, sub, inv, l, applied)).collect();
+    let lines: Vec<Value> = inv
+        .lines
+        .iter()
+        .map(|l| match sub {
+            Some(sub) => line(acct, c, sub, inv, l, applied),
+            None => one_off_line(currency, inv, l),
+        })
+        .collect();
     // An item-level discount is listed on its lines, not on the invoice (D7); both count in
     // `total_discount_amounts`.
     let discounts: Vec<Value> = if inv.discount() > 0 {
@@ -316,7 +325,7 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
         "automatic_tax": {"disabled_reason": null, "enabled": false, "liability": null, "provider": null, "status": null},
         "automatically_finalizes_at": null, "billing_reason": inv.billing_reason,
         "collection_method": "charge_automatically", "confirmation_secret": null, "created": inv.created,
-        "currency": sub.currency, "custom_fields": null, "customer": c.id, "customer_account": null,
+        "currency": currency, "custom_fields": null, "customer": c.id, "customer_account": null,
         "customer_address": null, "customer_email": c.email, "customer_name": c.name, "customer_phone": null,
         "customer_shipping": null, "customer_tax_exempt": "none", "customer_tax_ids": [],
         "default_payment_method": null, "default_source": null, "default_tax_rates": [], "description": null,
@@ -326,7 +335,7 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
         "lines": {"object": "list", "data": lines, "has_more": false, "url": format!("/v1/invoices/{}/lines", inv.id)},
         "livemode": false, "metadata": {}, "next_payment_attempt": null, "number": finalized_at.map(|_| &inv.number),
         "on_behalf_of": null,
-        "parent": {"quote_details": null, "subscription_details": {"metadata": {}, "subscription": sub.id}, "type": "subscription_details"},
+        "parent": sub.map(|sub| json!({"quote_details": null, "subscription_details": {"metadata": {}, "subscription": sub.id}, "type": "subscription_details"})),
         "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
         "period_end": inv.period.1, "period_start": inv.period.0, "post_payment_credit_notes_amount": 0,
         "pre_payment_credit_notes_amount": 0, "receipt_number": null, "rendering": null, "shipping_cost": null,
@@ -345,7 +354,9 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
 /// A proration's invoice item (catalogue U1) on `invoice`, or pending on none, shaped like
 /// Stripe's `invoiceitem` (`../shared/stripe/fixtures3.json`).
 pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimInvoiceItem, invoice: Option<&str>) -> Value {
-    let sub = &c.subscriptions[item.subscription];
+    let Some(sub) = item.subscription.map(|s| &c.subscriptions[s]) else {
+        return one_off_invoice_item(acct, c, item, invoice);
+    };
     let (l, p) = (&item.line, &acct.catalog.prices[item.line.price]);
     json!({
         "id": item.id, "object": "invoiceitem", "amount": l.amount, "currency": sub.currency, "customer": c.id,
@@ -365,6 +376,42 @@ pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimInvoiceItem, invo
         "quantity": l.quantity,
         "quantity_decimal": l.quantity.to_string(), "tax_rates": [],
         "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()),
+    })
+}
+
+/// A one-off invoice's item: an amount, no price, no subscription (U2). Its `pricing` is
+/// Stripe's example invoice item's (`../shared/stripe/fixtures3.json`): no `price_details`.
+fn one_off_invoice_item(acct: &Account, c: &SimCustomer, item: &SimInvoiceItem, invoice: Option<&str>) -> Value {
+    let l = &item.line;
+    json!({
+        "id": item.id, "object": "invoiceitem", "amount": l.amount, "currency": c.currency, "customer": c.id,
+        "customer_account": null, "date": item.created, "description": l.description, "discountable": true,
+        "discounts": [], "invoice": invoice, "livemode": false, "metadata": {}, "net_amount": l.amount,
+        "parent": null, "period": {"end": l.period.1, "start": l.period.0},
+        "pricing": {"type": "price_details", "unit_amount_decimal": l.amount.to_string()},
+        "proration": false, "proration_details": {"credited_items": null, "discount_amounts": []},
+        "quantity": l.quantity, "quantity_decimal": l.quantity.to_string(), "tax_rates": [],
+        "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()),
+    })
+}
+
+/// A one-off invoice's line: its invoice item's (`parent.invoice_item_details`), no price.
+fn one_off_line(currency: &str, inv: &SimInvoice, l: &SimLine) -> Value {
+    json!({
+        "id": l.id, "object": "line_item", "amount": l.amount, "currency": currency,
+        "description": l.description, "discount_amounts": [], "discountable": true, "discounts": [],
+        "invoice": inv.id, "livemode": false, "metadata": {},
+        "parent": {
+            "invoice_item_details": {
+                "invoice_item": l.invoice_item, "proration": false, "proration_details": {"credited_items": null},
+                "subscription": null,
+            },
+            "subscription_item_details": null,
+            "type": "invoice_item_details",
+        },
+        "period": {"end": l.period.1, "start": l.period.0}, "pretax_credit_amounts": [],
+        "pricing": {"type": "price_details", "unit_amount_decimal": l.amount.to_string()},
+        "quantity": l.quantity, "subtotal": l.amount, "taxes": [],
     })
 }
 

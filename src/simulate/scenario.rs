@@ -5,8 +5,8 @@
 use super::catalog::{price, Catalog};
 use super::invoices::kind;
 use super::model::{
-    Cancellation, CollectionPause, FailureOutcome, ItemState, PauseBehavior, PaymentFailure, Phase, Proration,
-    SimCustomer, SimDiscount, SimItem, SimSubscription,
+    Cancellation, CollectionPause, FailureOutcome, ItemState, OneOffInvoice, PauseBehavior, PaymentFailure, Phase,
+    Proration, SimCustomer, SimDiscount, SimItem, SimSubscription,
 };
 use crate::calendar::{add_months, Month, DAY};
 use crate::rng::{stripe_id, Rng};
@@ -508,6 +508,27 @@ impl Generator<'_> {
             c.subscriptions.push(s);
             c.deleted_at = Some(deleted);
         });
+        add("one_off_invoices", "usd", &|g, c| {
+            // Pro since 06-11 with a $500 onboarding fee billed by hand that day, and a $300
+            // draft of consulting created 11-05 and deleted 11-06 (its item first): neither is
+            // a subscription's, so MRR is Pro's 7900 throughout (U2).
+            c.subscriptions.push(g.subscription(c, 0, at(0, 11), &[(pro, 1)]));
+            let fee = OneOffInvoice {
+                created: at(0, 11) + 1800,
+                amount: 50_000,
+                description: "Onboarding",
+                finalized: true,
+                deleted_at: None,
+            };
+            let draft = OneOffInvoice {
+                created: at(5, 5),
+                amount: 30_000,
+                description: "Consulting",
+                finalized: false,
+                deleted_at: Some(at(5, 6)),
+            };
+            c.one_off_invoices = vec![fee, draft];
+        });
         out
     }
 
@@ -546,6 +567,7 @@ impl Generator<'_> {
             case: None,
             tax_percent: None,
             deleted_at: None,
+            one_off_invoices: Vec::new(),
             subscriptions: Vec::new(),
         }
     }

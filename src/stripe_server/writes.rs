@@ -463,6 +463,7 @@ impl WritableAccount {
                 case: None,
                 tax_percent: None,
                 deleted_at: None,
+                one_off_invoices: Vec::new(),
                 subscriptions: Vec::new(),
             },
             default_card: Vec::new(),
