@@ -275,7 +275,9 @@ fn a_parquet_snapshot_written_by_the_simulator_equals_a_pull_of_the_same_account
     for name in mrr::engine::derived::DERIVED {
         let (a, b) = (sha(&written, name).expect("derived table written"), sha(&pulled, name).expect("and pulled"));
         assert_eq!((a.sha256, a.rows), (b.sha256, b.rows), "{name}");
-        assert!(a.rows > 40, "{name}: every item's versions, {} rows", a.rows);
+        // Every item's versions; the full scenario's changes not invoiced yet (U1).
+        let least = if name == "item_history" { 40 } else { 0 };
+        assert!(a.rows > least, "{name}: {} rows", a.rows);
     }
 }
 

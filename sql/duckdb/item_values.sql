@@ -18,7 +18,9 @@
 --   `a // b` and `a % b` instead of DIV(a, b) and MOD(a, b); BIGINT, as INT64 (DuckDB raises on
 --   BIGINT overflow too); `UNION` instead of `UNION DISTINCT`; "end" instead of `end`;
 --   line_changes reads item_history, the rows BigQuery's line_events, item_lines and
---   line_changes compute, derived once per snapshot (sql/duckdb/item_history.sql).
+--   line_changes compute, derived once per snapshot (sql/duckdb/item_history.sql); uninvoiced
+--   reads uninvoiced_items, the rows of BigQuery's invoiced_now, current_items and uninvoiced,
+--   derived the same way (sql/duckdb/uninvoiced_items.sql).
 WITH
 subs AS (
   SELECT id AS subscription, customer, currency, start_date, status, trial_start, trial_end,
@@ -41,26 +43,10 @@ line_changes AS (
 ),
 -- Now (the contract): a running subscription's current items are its value whether or not
 -- the change is invoiced yet (proration_behavior=none, or create_prorations pending until the
--- next renewal). Uninvoiced: a current item whose price or quantity differs from its last
--- invoiced version (metered items have no quantity to compare), a new item, and an invoiced
--- item no longer there.
-invoiced_now AS (
-  SELECT subscription, item, price, quantity FROM line_changes WHERE until = {{end_of_time}} AND price IS NOT NULL
-),
-current_items AS (
-  SELECT si.subscription, si.id AS item, si.price, si.quantity
-  FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
-  WHERE s.ended_at IS NULL AND si.subscription IN (SELECT subscription FROM line_changes)
-),
+-- next renewal): the items whose current state no invoice shows, derived once per snapshot
+-- (sql/duckdb/uninvoiced_items.sql).
 uninvoiced AS (
-  SELECT COALESCE(c.subscription, i.subscription) AS subscription, COALESCE(c.item, i.item) AS item, c.price, c.quantity
-  FROM current_items c
-  FULL OUTER JOIN invoiced_now i ON i.item = c.item
-  WHERE CASE
-    WHEN c.item IS NULL THEN i.subscription IN (SELECT subscription FROM current_items)
-    WHEN i.item IS NULL THEN TRUE
-    ELSE c.price <> i.price OR (c.quantity IS NOT NULL AND c.quantity IS DISTINCT FROM i.quantity)
-  END
+  SELECT * FROM {{uninvoiced_items}}
 ),
 -- When the uninvoiced change was made: the newest `customer.subscription.updated` that changed
 -- the subscription's items after its last invoice, when the snapshot has that event (30 days

@@ -1,10 +1,13 @@
 //! Derived tables: rows computed from a snapshot's own tables once, when the snapshot is
 //! written, so that no report rescans what they summarise (`item_history`: each invoiced
-//! item's versions, from 26 M invoice lines at 1 M subscriptions x 60 months).
+//! item's versions, from 26 M invoice lines at 1 M subscriptions x 60 months;
+//! `uninvoiced_items`: the few current items no invoice shows yet, from a join of every
+//! current item with every invoiced one).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
-//! file and that file's sha256), so it can never go stale: an `mrr` whose SQL differs reads
+//! file and the sha256 of that file and of the derived tables it reads), so it can never go
+//! stale: an `mrr` whose SQL differs reads
 //! the raw tables instead, as it does for a snapshot written before derived tables existed.
 //! `mrr snapshots verify` recomputes each one and compares it row for row. BigQuery never
 //! loads them: its SQL computes the same rows from the same raw tables.
@@ -14,16 +17,24 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::bad_input;
-use crate::queries::{render, sql_text, Dialect, QueryParams};
+use crate::queries::{render_with, sql_text, Dialect, QueryParams};
 use crate::snapshot::{Snapshot, TableEntry};
 
-/// Every derived table; each is `sql/duckdb/<name>.sql` over the raw tables.
-pub const DERIVED: [&str; 1] = ["item_history"];
+/// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
+/// the raw tables and the derived tables before it.
+pub const DERIVED: [&str; 2] = ["item_history", "uninvoiced_items"];
 
-/// What computes a derived table, as its manifest entry records it.
+/// What computes a derived table, as its manifest entry records it: its SQL's digest, which
+/// also covers the derivation of every derived table that SQL reads, so that a change there
+/// makes this one stale too.
 pub fn derivation(name: &str) -> String {
     let text = sql_text(Dialect::DuckDb, name).expect("every derived table has its SQL");
-    let digest = crate::snapshot::hex(&Sha256::digest(text.as_bytes()));
+    let mut hasher = Sha256::new();
+    hasher.update(text.as_bytes());
+    for read in DERIVED.iter().filter(|d| **d != name && text.contains(&format!("{{{{{d}}}}}"))) {
+        hasher.update(derivation(read).as_bytes());
+    }
+    let digest = crate::snapshot::hex(&hasher.finalize());
     format!("sql/duckdb/{name}.sql sha256:{}", &digest[..16])
 }
 
@@ -38,9 +49,10 @@ const PARAMS: QueryParams = QueryParams {
     discount_lists: false,
 };
 
-/// The SQL of a derived table over a snapshot's raw tables (an error names a table it lacks).
-pub fn sql(snapshot: &Snapshot, name: &str) -> anyhow::Result<String> {
-    super::duckdb::render_reusing(snapshot, name, &PARAMS, &[])
+/// The SQL of a derived table over a snapshot's raw tables and its current derived tables,
+/// reading those in `materialized` from temporary tables (an error names a table it lacks).
+pub fn sql(snapshot: &Snapshot, name: &str, materialized: &[&str]) -> anyhow::Result<String> {
+    super::duckdb::render_reusing(snapshot, name, &PARAMS, materialized)
 }
 
 /// Computes every derived table of the snapshot being written in `dir` (whose raw tables are
@@ -49,7 +61,12 @@ pub fn write(dir: &Path, tables: &mut Vec<TableEntry>) -> anyhow::Result<()> {
     let conn = super::duckdb::open()?;
     let raw = |table: &str| super::duckdb::parquet_ref(&dir.join(format!("{table}.parquet")));
     for name in DERIVED {
-        let sql = render(Dialect::DuckDb, name, &PARAMS, &raw)?;
+        // A derived table another reads is read from its file, just written, not computed again.
+        let earlier: Vec<String> = tables.iter().filter(|t| t.derived.is_some()).map(|t| t.name.clone()).collect();
+        let written = |read: &str| {
+            earlier.iter().any(|e| e == read).then(|| super::duckdb::parquet_ref(&dir.join(format!("{read}.parquet"))))
+        };
+        let sql = render_with(Dialect::DuckDb, name, &PARAMS, &raw, &written)?;
         let started = std::time::Instant::now();
         let file = format!("{name}.parquet");
         let path = dir.join(&file);
@@ -103,7 +120,7 @@ fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
             ));
             continue;
         };
-        let fresh = sql(snapshot, name)?;
+        let fresh = sql(snapshot, name, &[])?;
         let stored = format!("SELECT * FROM {}", super::duckdb::parquet_ref(&path));
         let differing: i64 = conn
             .query_row(
@@ -127,5 +144,25 @@ fn verify(snapshot: &Snapshot) -> anyhow::Result<Vec<String>> {
     match problems.is_empty() {
         true => Ok(report),
         false => Err(crate::snapshot::failed_verification(snapshot, &problems)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_digest(name: &str) -> String {
+        let text = sql_text(Dialect::DuckDb, name).unwrap();
+        format!("sql/duckdb/{name}.sql sha256:{}", &crate::snapshot::hex(&Sha256::digest(text.as_bytes()))[..16])
+    }
+
+    /// A table that reads another derived table goes stale with it; one that reads none keeps
+    /// the digest of its own SQL alone, as snapshots written before the second existed record.
+    #[test]
+    fn a_derivation_covers_the_derived_tables_its_sql_reads() {
+        assert_eq!(derivation("item_history"), text_digest("item_history"));
+        assert!(sql_text(Dialect::DuckDb, "uninvoiced_items").unwrap().contains("{{item_history}}"));
+        assert_ne!(derivation("uninvoiced_items"), text_digest("uninvoiced_items"));
+        assert!(derivation("uninvoiced_items").starts_with("sql/duckdb/uninvoiced_items.sql sha256:"));
     }
 }

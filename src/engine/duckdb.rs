@@ -106,7 +106,7 @@ pub fn run_all(snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<Vec<
     // its SQL) is computed once here, for the checks and the queries alike.
     for name in super::derived::DERIVED.into_iter().filter(|n| super::derived::current(snapshot, n).is_none()) {
         let started = std::time::Instant::now();
-        let sql = super::derived::sql(snapshot, name)?;
+        let sql = super::derived::sql(snapshot, name, &done)?;
         conn.execute_batch(&format!("CREATE TEMP TABLE {name} AS {sql}")).map_err(|e| failed(name, e))?;
         tracing::debug!(elapsed = ?started.elapsed(), "{name} computed (the snapshot has no current one)");
         done.push(name);

@@ -40,6 +40,7 @@ macro_rules! sql_files {
 /// Every SQL file: (dialect, name, text).
 const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "item_history",
+    "duckdb" / "uninvoiced_items",
     "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
     "duckdb" / "mrr_by_customer",
