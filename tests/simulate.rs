@@ -200,6 +200,24 @@ fn ids_are_unique_and_everything_references_existing_objects() {
         }
     }
     assert_eq!(one_off, 1, "one_off_invoices' fee (its draft was deleted)");
+    // Stripe numbers an invoice when it finalizes it: each customer's numbered invoices run
+    // 1, 2, 3... in creation order, drafts (left or deleted) take none, and the customer's
+    // `next_invoice_sequence` follows the last.
+    let mut numbers: std::collections::HashMap<String, Vec<(i64, String)>> = Default::default();
+    for inv in objects(&acct.dir, "invoices.jsonl") {
+        if let Some(n) = inv["number"].as_str() {
+            let entry = numbers.entry(inv["customer"].as_str().unwrap().to_string()).or_default();
+            entry.push((inv["created"].as_i64().unwrap(), n.to_string()));
+        }
+    }
+    for c in objects(&acct.dir, "customers.jsonl") {
+        let mut mine = numbers.remove(c["id"].as_str().unwrap()).unwrap_or_default();
+        mine.sort();
+        for (k, (_, number)) in mine.iter().enumerate() {
+            assert!(number.ends_with(&format!("-{:04}", k + 1)), "{}: {number} is not number {}", c["id"], k + 1);
+        }
+        assert_eq!(c["next_invoice_sequence"], mine.len() as i64 + 1, "{}", c["id"]);
+    }
 }
 
 #[test]

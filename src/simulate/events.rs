@@ -102,8 +102,8 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
         sub
     };
     let customer_at = |t: i64| {
-        let issued = invoices.iter().filter(|i| i.created <= t && i.deleted_at.is_none_or(|d| d > t)).count();
-        render::customer(acct, c, issued, t)
+        let numbered = invoices.iter().filter(|i| i.created <= t && !i.draft).count();
+        render::customer(acct, c, numbered, t)
     };
     let discount_of = |s: usize, n: usize| {
         let sub: &SimSubscription = &c.subscriptions[s];

@@ -139,9 +139,15 @@ pub fn customer_billing(customer: &SimCustomer, catalog: &Catalog, seed: u64, no
     // A subscription that starts after `now` (a later --horizon) has not opened its trial yet.
     billing.invoices.retain(|i| i.created <= now);
     billing.invoices.sort_by_key(|i| i.created);
+    // Stripe numbers an invoice when it finalizes it: a draft (left one, or deleted) takes no
+    // number of the customer's sequence.
+    let mut finalized = 0;
     for (n, inv) in billing.invoices.iter_mut().enumerate() {
         inv.id = stripe_id("in", seed, kind::INVOICE, customer.index * 4096 + n as u64);
-        inv.number = format!("{}-{:04}", invoice_prefix(customer), n + 1);
+        if !inv.draft {
+            finalized += 1;
+            inv.number = format!("{}-{:04}", invoice_prefix(customer), finalized);
+        }
     }
     billing.invoice_items.retain(|p| p.created <= now);
     // An item billed by now is on the invoice whose line names it.

@@ -303,11 +303,10 @@ impl ObjectFiles {
         let now = acct.now;
         let billing = invoices::customer_billing(c, &acct.catalog, acct.seed, now);
         let invoices = &billing.invoices;
-        // A deleted draft is in no list (Delete a draft invoice, U2).
-        let listed = |i: &&invoices::SimInvoice| i.deleted_at.is_none();
+        let numbered = invoices.iter().filter(|i| !i.draft).count();
         match c.deleted_at {
             Some(at) if at <= now => self.files.write(DELETED_CUSTOMERS_FILE, &render::deleted_customer(c))?,
-            _ => self.put("customers.jsonl", render::customer(acct, c, invoices.iter().filter(listed).count(), now))?,
+            _ => self.put("customers.jsonl", render::customer(acct, c, numbered, now))?,
         }
         // A customer-level discount is one discount however many subscriptions inherit it.
         let mut discounts = std::collections::HashSet::new();
@@ -319,7 +318,8 @@ impl ObjectFiles {
                 self.files.write(DISCOUNTS_FILE, &render::discount(acct, c, sub, d))?;
             }
         }
-        for inv in invoices.iter().filter(listed) {
+        // A deleted draft is in no list (Delete a draft invoice, U2).
+        for inv in invoices.iter().filter(|i| i.deleted_at.is_none()) {
             self.files.write("invoices.jsonl", &render::invoice(acct, c, inv, now))?;
         }
         // A deleted item is in no list (Delete an invoice item, U1).

@@ -15,8 +15,8 @@ use super::Account;
 /// The Stripe API version the simulated objects follow (async-stripe's own).
 pub const API_VERSION: &str = "2026-09-30.endive";
 
-/// A customer.
-pub fn customer(acct: &Account, c: &SimCustomer, invoice_count: usize, as_of: i64) -> Value {
+/// A customer, `numbered` of whose invoices have been finalized (each took a number).
+pub fn customer(acct: &Account, c: &SimCustomer, numbered: usize, as_of: i64) -> Value {
     let delinquent = c.subscriptions.iter().any(|s| s.start <= as_of && s.status_at(as_of) == Status::PastDue);
     let mut metadata = serde_json::Map::new();
     if let Some(case) = c.case {
@@ -27,7 +27,7 @@ pub fn customer(acct: &Account, c: &SimCustomer, invoice_count: usize, as_of: i6
         "currency": c.currency, "default_source": null, "delinquent": delinquent, "description": null,
         "discount": customer_discount(acct, c, as_of), "email": c.email, "invoice_prefix": invoice_prefix(c),
         "invoice_settings": {"custom_fields": null, "default_payment_method": null, "footer": null, "rendering_options": null},
-        "livemode": false, "metadata": metadata, "name": c.name, "next_invoice_sequence": invoice_count + 1,
+        "livemode": false, "metadata": metadata, "name": c.name, "next_invoice_sequence": numbered + 1,
         "phone": null, "preferred_locales": [], "shipping": null, "tax_exempt": "none",
         "test_clock": c.test_clock.map(|i| acct.clocks[i].id.clone()),
     })
