@@ -294,7 +294,7 @@ fn a_parquet_snapshot_written_by_the_simulator_equals_a_pull_of_the_same_account
         let (a, b) = (sha(&written, name).expect("derived table written"), sha(&pulled, name).expect("and pulled"));
         assert_eq!((a.sha256, a.rows), (b.sha256, b.rows), "{name}");
         // Every item's versions; the full scenario's changes not invoiced yet (U1).
-        let least = if name == "item_history" { 40 } else { 0 };
+        let least = if name == "uninvoiced_items" { 0 } else { 40 };
         assert!(a.rows > least, "{name}: {} rows", a.rows);
     }
 }
@@ -310,13 +310,13 @@ fn a_derived_table_is_verified_against_its_recomputation_and_never_read_when_ano
     let snapshot = mrr::snapshot::Snapshot::open(&dir).unwrap();
     let expected = common::sorted_report(&snapshot);
 
-    // One more of every item, the manifest's checksum made to match: only the recomputation
-    // can tell.
-    let file = dir.join("item_history.parquet");
+    // A cent more on every item version, the manifest's checksum made to match: only the
+    // recomputation can tell. (Reports read item_versions, derived from the other two.)
+    let file = dir.join("item_versions.parquet");
     let changed = out.path().join("changed.parquet");
     let conn = duckdb::Connection::open_in_memory().unwrap();
     conn.execute_batch(&format!(
-        "COPY (SELECT * REPLACE (quantity + 1 AS quantity) FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
+        "COPY (SELECT * REPLACE (amount + 1 AS amount) FROM read_parquet('{}')) TO '{}' (FORMAT parquet)",
         file.display(),
         changed.display()
     ))
@@ -324,7 +324,7 @@ fn a_derived_table_is_verified_against_its_recomputation_and_never_read_when_ano
     std::fs::rename(&changed, &file).unwrap();
     let rewrite_entry = |change: &dyn Fn(&mut mrr::snapshot::TableEntry)| {
         let mut manifest = mrr::snapshot::Snapshot::open(&dir).unwrap().manifest;
-        change(manifest.tables.iter_mut().find(|t| t.name == "item_history").unwrap());
+        change(manifest.tables.iter_mut().find(|t| t.name == "item_versions").unwrap());
         std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
     };
     rewrite_entry(&|entry| (entry.sha256, entry.bytes) = mrr::snapshot::file_digest(&file).unwrap());
@@ -332,14 +332,14 @@ fn a_derived_table_is_verified_against_its_recomputation_and_never_read_when_ano
     assert!(common::sorted_report(&snapshot) != expected, "reports read the derived table");
     let (code, _, err) = verify();
     assert_eq!(code, 1, "a failed check exits 1: {err}");
-    assert!(err.contains("item_history.parquet: differs from its recomputation"), "{err}");
+    assert!(err.contains("item_versions.parquet: differs from its recomputation"), "{err}");
 
     // Another version of the SQL derived it: reports compute it from the raw tables again
-    // (the changed file would count more seats), and verify says so.
-    rewrite_entry(&|entry| entry.derived = Some("sql/duckdb/item_history.sql sha256:0123456789abcdef".into()));
+    // (the changed file would count a cent more per item), and verify says so.
+    rewrite_entry(&|entry| entry.derived = Some("sql/duckdb/item_versions.sql sha256:0123456789abcdef".into()));
     let snapshot = mrr::snapshot::Snapshot::open(&dir).unwrap();
     assert!(common::sorted_report(&snapshot) == expected, "the same metrics as before the change");
     let (code, stdout, err) = verify();
     assert_eq!(code, 0, "{err}");
-    assert!(stdout.contains("old item_history") && stdout.contains("computes it from the raw tables"), "{stdout}");
+    assert!(stdout.contains("old item_versions") && stdout.contains("computes it from the raw tables"), "{stdout}");
 }

@@ -17,10 +17,12 @@
 -- DuckDB port of sql/bigquery/item_values.sql. Dialect changes:
 --   `a // b` and `a % b` instead of DIV(a, b) and MOD(a, b); BIGINT, as INT64 (DuckDB raises on
 --   BIGINT overflow too); `UNION` instead of `UNION DISTINCT`; "end" instead of `end`;
---   line_changes reads item_history, the rows BigQuery's line_events, item_lines and
---   line_changes compute, derived once per snapshot (sql/duckdb/item_history.sql); uninvoiced
---   reads uninvoiced_items, the rows of BigQuery's invoiced_now, current_items and uninvoiced,
---   derived the same way (sql/duckdb/uninvoiced_items.sql).
+--   three derived tables, computed once per snapshot from the same raw tables, stand for
+--   BigQuery's CTEs of the same rows: item_history for line_events, item_lines and
+--   line_changes (sql/duckdb/item_history.sql); uninvoiced_items for invoiced_now,
+--   current_items and uninvoiced (sql/duckdb/uninvoiced_items.sql); item_versions for
+--   item_changes, tiers, tiered and priced, with each uninvoiced change's instant left for
+--   priced here to fill in (sql/duckdb/item_versions.sql).
 WITH
 subs AS (
   SELECT id AS subscription, customer, currency, start_date, status, trial_start, trial_end,
@@ -35,11 +37,6 @@ unpaid AS (
   -- (the filter on the invoice first: 26 M invoices at 1 M subscriptions x 60 months, few marked)
   WHERE s.status = 'unpaid' AND i.marked_uncollectible_at IS NOT NULL
   GROUP BY 1
-),
--- Item history: each invoiced item's versions (price and quantity from effective_at until the
--- next), derived from the invoice lines once per snapshot (sql/duckdb/item_history.sql).
-line_changes AS (
-  SELECT * FROM {{item_history}}
 ),
 -- Now (the contract): a running subscription's current items are its value whether or not
 -- the change is invoiced yet (proration_behavior=none, or create_prorations pending until the
@@ -70,82 +67,18 @@ uninvoiced_since AS (
   LEFT JOIN items_updated e ON e.subscription = u.subscription
   LEFT JOIN last_invoiced l ON l.subscription = u.subscription
 ),
--- Item history: invoiced versions (the last one cut short where an uninvoiced change
--- follows), the uninvoiced versions, and, for subscriptions without any invoice line, their
--- current items from the start. Versions cut to nothing are dropped.
-item_changes AS (
-  SELECT * FROM (
-    SELECT lc.subscription, lc.item, lc.effective_at,
-           CASE WHEN u.item IS NOT NULL AND lc.until = {{end_of_time}} THEN us.since ELSE lc.until END AS until,
-           lc.price, lc.quantity
-    FROM line_changes lc
-    LEFT JOIN uninvoiced u ON u.item = lc.item
-    LEFT JOIN uninvoiced_since us ON us.subscription = lc.subscription
-    UNION ALL
-    SELECT u.subscription, u.item, us.since, {{end_of_time}}, u.price, u.quantity
-    FROM uninvoiced u JOIN uninvoiced_since us ON us.subscription = u.subscription
-    WHERE u.price IS NOT NULL
-    UNION ALL
-    SELECT si.subscription, si.id, s.start_date, {{end_of_time}}, si.price, si.quantity
-    FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
-    WHERE si.subscription NOT IN (SELECT subscription FROM line_changes)
-  ) versions
-  WHERE effective_at < until
-),
--- A tier holds the quantities after the previous tier's up_to through its own (NULL: inf).
-tiers AS (
-  SELECT price, currency, tier, up_to, COALESCE(unit_amount, 0) AS unit_amount, COALESCE(flat_amount, 0) AS flat_amount,
-         COALESCE(LAG(up_to) OVER (PARTITION BY price, currency ORDER BY tier), 0) AS above
-  FROM {{price_tiers}}
-),
--- What a tiered item bills per interval, in its subscription's currency (Stripe's rule,
--- docs/metrics.md): volume, every unit at the unit amount of the tier the quantity falls in
--- plus that tier's flat amount; graduated, each tier's units at that tier's unit amount plus
--- the flat amount of every tier reached.
-tiered AS (
-  SELECT q.price, q.currency, q.quantity,
-         SUM(CASE p.tiers_mode
-               WHEN 'volume' THEN q.quantity * t.unit_amount + t.flat_amount
-               ELSE (LEAST(q.quantity, COALESCE(t.up_to, q.quantity)) - t.above) * t.unit_amount + t.flat_amount
-             END) AS amount
-  FROM (
-    -- Each price, currency and quantity once, and only the tiered prices' (a handful): joining
-    -- every item version to the tiers cost a hash table of them all, even with no tiers at all.
-    SELECT DISTINCT e.price, s.currency, e.quantity
-    FROM item_changes e JOIN subs s ON s.subscription = e.subscription
-    WHERE e.price IN (SELECT price FROM {{price_tiers}})
-  ) q
-  JOIN {{prices}} p ON p.id = q.price
-  JOIN tiers t ON t.price = p.id AND t.currency = q.currency
-  WHERE p.billing_scheme = 'tiered'
-    AND (q.quantity > t.above OR (p.tiers_mode = 'volume' AND t.tier = 0))
-    AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR q.quantity <= t.up_to)
-  GROUP BY q.price, q.currency, q.quantity
-),
+-- Every item's versions with what each bills, derived once per snapshot
+-- (sql/duckdb/item_versions.sql); an uninvoiced change dated here, and versions it cuts to
+-- nothing dropped.
 priced AS (
-  SELECT e.subscription, e.item, e.effective_at, e.until, e.price, p.product,
-         p.recurring_interval, p.recurring_interval_count,
-         CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS per_year,
-         -- what the item bills per interval, minor units (also the weight an amount-off coupon is
-         -- split by): a tiered price by its tiers; any other, the unit amount in the
-         -- subscription's currency (the price's own or its currency option's) times the billed
-         -- quantity, which transform_quantity divides and rounds up or down (Stripe's rules,
-         -- docs/metrics.md). Every price was checked to have an amount before this runs
-         -- (src/engine/priceable.rs): no 0 here stands for a missing one.
-         CASE
-           WHEN p.recurring_usage_type IS DISTINCT FROM 'licensed' THEN 0
-           WHEN p.billing_scheme = 'tiered' THEN COALESCE(tr.amount, 0)
-           ELSE COALESCE(CASE WHEN s.currency = p.currency THEN p.unit_amount ELSE co.unit_amount END, 0) * CASE
-             WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
-             WHEN p.transform_quantity_round = 'up'
-               THEN (COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1) // p.transform_quantity_divide_by
-             ELSE COALESCE(e.quantity, 0) // p.transform_quantity_divide_by END
-         END AS amount
-  FROM item_changes e
-  LEFT JOIN {{prices}} p ON p.id = e.price
-  LEFT JOIN subs s ON s.subscription = e.subscription
-  LEFT JOIN {{price_currency_options}} co ON co.price = e.price AND co.currency = s.currency
-  LEFT JOIN tiered tr ON tr.price = e.price AND tr.currency = s.currency AND tr.quantity = e.quantity
+  SELECT * FROM (
+    SELECT v.subscription, v.item, COALESCE(v.effective_at, us.since) AS effective_at,
+           CASE WHEN v.cut_at_change THEN us.since ELSE v.until END AS until,
+           v.price, v.product, v.recurring_interval, v.recurring_interval_count, v.per_year, v.amount
+    FROM {{item_versions}} v
+    LEFT JOIN uninvoiced_since us ON us.subscription = v.subscription
+  ) dated
+  WHERE effective_at < until
 ),
 -- A subscription bills on one interval; amount-off coupons are spread over it.
 sub_interval AS (

@@ -2,7 +2,8 @@
 //! written, so that no report rescans what they summarise (`item_history`: each invoiced
 //! item's versions, from 26 M invoice lines at 1 M subscriptions x 60 months;
 //! `uninvoiced_items`: the few current items no invoice shows yet, from a join of every
-//! current item with every invoiced one).
+//! current item with every invoiced one; `item_versions`: every item version with what it
+//! bills, from the prices' rules).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
@@ -22,7 +23,7 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 2] = ["item_history", "uninvoiced_items"];
+pub const DERIVED: [&str; 3] = ["item_history", "uninvoiced_items", "item_versions"];
 
 /// What computes a derived table, as its manifest entry records it: its SQL's digest, which
 /// also covers the derivation of every derived table that SQL reads, so that a change there
@@ -76,10 +77,29 @@ pub fn write(dir: &Path, tables: &mut Vec<TableEntry>) -> anyhow::Result<()> {
             super::duckdb::sql_string(&path)
         ))
         .map_err(|e| anyhow::anyhow!("deriving {name} (sql/duckdb/{name}.sql) into {}: {e}", path.display()))?;
+        exact_columns(&conn, name, &path)?;
         let (sha256, bytes) = crate::snapshot::file_digest(&path)?;
         let rows = crate::snapshot::parquet_rows(&path)?;
         tracing::debug!(rows, elapsed = ?started.elapsed(), "derived {name}");
         tables.push(TableEntry { name: name.to_string(), file, rows, bytes, sha256, derived: Some(derivation(name)) });
+    }
+    Ok(())
+}
+
+/// Fails when a derived table's file holds a floating-point column: every value the metrics
+/// read is exact, and DuckDB writes a HUGEINT (a SUM of BIGINTs) to Parquet as a DOUBLE.
+fn exact_columns(conn: &duckdb::Connection, name: &str, path: &Path) -> anyhow::Result<()> {
+    let describe =
+        format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {})", super::duckdb::parquet_ref(path));
+    let mut stmt = conn.prepare(&describe)?;
+    let columns = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    for column in columns {
+        let (column, ty) = column?;
+        if matches!(ty.as_str(), "DOUBLE" | "FLOAT" | "REAL") {
+            anyhow::bail!(
+                "derived table {name} (sql/duckdb/{name}.sql): column {column} is {ty}, not exact; cast it to BIGINT"
+            );
+        }
     }
     Ok(())
 }

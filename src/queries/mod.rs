@@ -41,6 +41,7 @@ macro_rules! sql_files {
 const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "item_history",
     "duckdb" / "uninvoiced_items",
+    "duckdb" / "item_versions",
     "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
     "duckdb" / "mrr_by_customer",

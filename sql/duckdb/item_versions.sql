@@ -1,0 +1,89 @@
+-- item_versions: every version of every item, with what it bills per interval: the price and
+-- quantity it had from effective_at until the next version, valued by the price's rules
+-- (tiers, currency options, transform_quantity), in its subscription's currency. Its invoiced
+-- versions (item_history), its changes no invoice shows yet (uninvoiced_items) and, for a
+-- subscription without any invoice line, its current items from the start. None of it depends
+-- on the as-of instant or the metric options, so `mrr` derives it once, when a snapshot is
+-- written (src/engine/derived.rs): item_values only dates the uninvoiced changes, which
+-- depends on the events up to the as-of instant. A NULL effective_at is an uninvoiced
+-- version, from that change on; cut_at_change marks the invoiced version it ends.
+--
+-- Columns: subscription, item, effective_at, until, cut_at_change, price, product,
+--          recurring_interval, recurring_interval_count, per_year, amount
+--
+-- DuckDB only: sql/bigquery/item_values.sql computes the same rows inline (its item_changes,
+-- tiers, tiered and priced), from the same raw tables.
+WITH
+subs AS (
+  SELECT id AS subscription, currency, start_date
+  FROM {{subscriptions}}
+  WHERE status NOT IN ('incomplete', 'incomplete_expired', 'paused')
+),
+versions AS (
+  SELECT h.subscription, h.item, h.effective_at, h.until, h.price, h.quantity,
+         u.item IS NOT NULL AND h.until = {{end_of_time}} AS cut_at_change
+  FROM {{item_history}} h
+  LEFT JOIN {{uninvoiced_items}} u ON u.item = h.item
+  UNION ALL
+  SELECT subscription, item, CAST(NULL AS TIMESTAMPTZ), {{end_of_time}}, price, quantity, FALSE
+  FROM {{uninvoiced_items}}
+  WHERE price IS NOT NULL
+  UNION ALL
+  SELECT si.subscription, si.id, s.start_date, {{end_of_time}}, si.price, si.quantity, FALSE
+  FROM {{subscription_items}} si JOIN subs s ON s.subscription = si.subscription
+  WHERE si.subscription NOT IN (SELECT subscription FROM {{item_history}})
+),
+-- A tier holds the quantities after the previous tier's up_to through its own (NULL: inf).
+tiers AS (
+  SELECT price, currency, tier, up_to, COALESCE(unit_amount, 0) AS unit_amount, COALESCE(flat_amount, 0) AS flat_amount,
+         COALESCE(LAG(up_to) OVER (PARTITION BY price, currency ORDER BY tier), 0) AS above
+  FROM {{price_tiers}}
+),
+-- What a tiered item bills per interval, in its subscription's currency (Stripe's rule,
+-- docs/metrics.md): volume, every unit at the unit amount of the tier the quantity falls in
+-- plus that tier's flat amount; graduated, each tier's units at that tier's unit amount plus
+-- the flat amount of every tier reached.
+tiered AS (
+  SELECT q.price, q.currency, q.quantity,
+         SUM(CASE p.tiers_mode
+               WHEN 'volume' THEN q.quantity * t.unit_amount + t.flat_amount
+               ELSE (LEAST(q.quantity, COALESCE(t.up_to, q.quantity)) - t.above) * t.unit_amount + t.flat_amount
+             END) AS amount
+  FROM (
+    -- Each price, currency and quantity once, and only the tiered prices' (a handful): joining
+    -- every item version to the tiers cost a hash table of them all, even with no tiers at all.
+    SELECT DISTINCT e.price, s.currency, e.quantity
+    FROM versions e JOIN subs s ON s.subscription = e.subscription
+    WHERE e.price IN (SELECT price FROM {{price_tiers}})
+  ) q
+  JOIN {{prices}} p ON p.id = q.price
+  JOIN tiers t ON t.price = p.id AND t.currency = q.currency
+  WHERE p.billing_scheme = 'tiered'
+    AND (q.quantity > t.above OR (p.tiers_mode = 'volume' AND t.tier = 0))
+    AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR q.quantity <= t.up_to)
+  GROUP BY q.price, q.currency, q.quantity
+)
+SELECT e.subscription, e.item, e.effective_at, e.until, e.cut_at_change, e.price, p.product,
+       p.recurring_interval, p.recurring_interval_count,
+       CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS per_year,
+       -- what the item bills per interval, minor units (also the weight an amount-off coupon is
+       -- split by): a tiered price by its tiers; any other, the unit amount in the
+       -- subscription's currency (the price's own or its currency option's) times the billed
+       -- quantity, which transform_quantity divides and rounds up or down (Stripe's rules,
+       -- docs/metrics.md). A report checks that every price has an amount before it reads
+       -- these (src/engine/priceable.rs): no 0 here that stands for a missing one is ever read.
+       -- BIGINT, as INT64: a tier's SUM is a HUGEINT, which Parquet would store as a DOUBLE.
+       CAST(CASE
+         WHEN p.recurring_usage_type IS DISTINCT FROM 'licensed' THEN 0
+         WHEN p.billing_scheme = 'tiered' THEN COALESCE(tr.amount, 0)
+         ELSE COALESCE(CASE WHEN s.currency = p.currency THEN p.unit_amount ELSE co.unit_amount END, 0) * CASE
+           WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
+           WHEN p.transform_quantity_round = 'up'
+             THEN (COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1) // p.transform_quantity_divide_by
+           ELSE COALESCE(e.quantity, 0) // p.transform_quantity_divide_by END
+       END AS BIGINT) AS amount
+FROM versions e
+LEFT JOIN {{prices}} p ON p.id = e.price
+LEFT JOIN subs s ON s.subscription = e.subscription
+LEFT JOIN {{price_currency_options}} co ON co.price = e.price AND co.currency = s.currency
+LEFT JOIN tiered tr ON tr.price = e.price AND tr.currency = s.currency AND tr.quantity = e.quantity
