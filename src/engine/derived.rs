@@ -185,4 +185,23 @@ mod tests {
         assert_ne!(derivation("uninvoiced_items"), text_digest("uninvoiced_items"));
         assert!(derivation("uninvoiced_items").starts_with("sql/duckdb/uninvoiced_items.sql sha256:"));
     }
+
+    /// A SUM of BIGINTs is a HUGEINT, which DuckDB writes to Parquet as a DOUBLE: such a
+    /// column is refused by name, an exact one passes.
+    #[test]
+    fn a_derived_table_with_a_floating_point_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::duckdb::open().unwrap();
+        let path = dir.path().join("t.parquet");
+        let sql =
+            |select: &str| format!("COPY ({select}) TO {} (FORMAT parquet)", super::super::duckdb::sql_string(&path));
+        conn.execute_batch(&sql("SELECT 'a' AS id, SUM(x) AS amount FROM (VALUES (1::BIGINT), (2)) v(x)")).unwrap();
+        let err = exact_columns(&conn, "t", &path).unwrap_err().to_string();
+        assert!(err.contains("column amount is DOUBLE") && err.contains("sql/duckdb/t.sql"), "{err}");
+        conn.execute_batch(&sql(
+            "SELECT 'a' AS id, CAST(SUM(x) AS BIGINT) AS amount FROM (VALUES (1::BIGINT), (2)) v(x)",
+        ))
+        .unwrap();
+        assert!(exact_columns(&conn, "t", &path).is_ok());
+    }
 }
