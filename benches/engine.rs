@@ -115,7 +115,7 @@ fn scan_floor(python: &std::path::Path, snapshot: &mrr::snapshot::Snapshot) -> a
     )?;
     let parsed: serde_json::Value = serde_json::from_str(out.trim())?;
     let scans = parsed["scans"].as_object().map_or(0, |s| s.len());
-    anyhow::ensure!(scans > 0 && parsed["scans"]["item_history.parquet"].is_array(), "no scans profiled: {out}");
+    anyhow::ensure!(scans > 0 && parsed["scans"]["item_versions.parquet"].is_array(), "no scans profiled: {out}");
     let settings: Vec<String> = parsed["settings"]
         .as_object()
         .into_iter()
