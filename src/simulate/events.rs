@@ -101,10 +101,7 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
         sub["items"]["data"].as_array_mut().into_iter().flatten().for_each(|item| as_ids(&mut item["discounts"]));
         sub
     };
-    let customer_at = |t: i64| {
-        let numbered = invoices.iter().filter(|i| i.created <= t && !i.draft).count();
-        render::customer(acct, c, numbered, t)
-    };
+    let customer_at = |t: i64| render::customer(acct, c, billing.numbered_by(t), t);
     let discount_of = |s: usize, n: usize| {
         let sub: &SimSubscription = &c.subscriptions[s];
         render::discount(acct, c, sub, sub.discounts().nth(n).expect("the moment's discount"))

@@ -124,6 +124,14 @@ pub struct Billing {
     pub invoice_items: Vec<SimInvoiceItem>,
 }
 
+impl Billing {
+    /// How many invoices created by `t` took a number (every finalized one, see
+    /// [`customer_billing`]): the customer's `next_invoice_sequence` follows them.
+    pub fn numbered_by(&self, t: i64) -> usize {
+        self.invoices.iter().filter(|i| i.created <= t && !i.draft).count()
+    }
+}
+
 /// Every invoice of a customer created at or before `now`, oldest first.
 pub fn customer_invoices(customer: &SimCustomer, catalog: &Catalog, seed: u64, now: i64) -> Vec<SimInvoice> {
     customer_billing(customer, catalog, seed, now).invoices

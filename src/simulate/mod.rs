@@ -303,10 +303,9 @@ impl ObjectFiles {
         let now = acct.now;
         let billing = invoices::customer_billing(c, &acct.catalog, acct.seed, now);
         let invoices = &billing.invoices;
-        let numbered = invoices.iter().filter(|i| !i.draft).count();
         match c.deleted_at {
             Some(at) if at <= now => self.files.write(DELETED_CUSTOMERS_FILE, &render::deleted_customer(c))?,
-            _ => self.put("customers.jsonl", render::customer(acct, c, numbered, now))?,
+            _ => self.put("customers.jsonl", render::customer(acct, c, billing.numbered_by(now), now))?,
         }
         // A customer-level discount is one discount however many subscriptions inherit it.
         let mut discounts = std::collections::HashSet::new();
