@@ -8,19 +8,21 @@
 -- DuckDB port of sql/bigquery/mrr_by_customer.sql. Dialect changes:
 --   date_trunc('month', make_timestamp(epoch_us(t))) / strftime instead of TIMESTAMP_TRUNC /
 --   FORMAT_TIMESTAMP: a UTC TIMESTAMP keeps DuckDB in UTC without its ICU extension (not built
---   in), and from the epoch it is ~15x cheaper per row than the equal `t::TIMESTAMP` cast.
+--   in), and from the epoch it is ~15x cheaper per row than the equal `t::TIMESTAMP` cast;
+--   CAST(SUM(x) AS BIGINT), as INT64 (see item_values).
 WITH
 per_month AS (
   SELECT customer, currency, date_trunc('month', make_timestamp(epoch_us(changed_at))) AS month_start,
-         SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac, SUM(delta_counting) AS delta_counting
+         CAST(SUM(delta_cents) AS BIGINT) AS delta_cents, CAST(SUM(delta_frac) AS BIGINT) AS delta_frac,
+         CAST(SUM(delta_counting) AS BIGINT) AS delta_counting
   FROM {{subscription_changes}}
   GROUP BY 1, 2, 3
 ),
 running AS (
   SELECT customer, currency, month_start,
-         SUM(delta_cents) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_cents,
-         SUM(delta_frac) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_frac,
-         SUM(delta_counting) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS active_subscriptions
+         CAST(SUM(delta_cents) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS mrr_cents,
+         CAST(SUM(delta_frac) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS mrr_frac,
+         CAST(SUM(delta_counting) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS active_subscriptions
   FROM per_month
 ),
 rounded AS (

@@ -11,7 +11,8 @@
 --
 -- DuckDB port of sql/bigquery/mrr_by_plan.sql. Dialect changes:
 --   generate_series / strftime / date_trunc on a UTC TIMESTAMP (`make_timestamp(epoch_us(t))`, see mrr_by_customer) instead of GENERATE_DATE_ARRAY,
---   FORMAT_TIMESTAMP and TIMESTAMP_TRUNC; CAST(bool AS INTEGER) instead of INT64.
+--   FORMAT_TIMESTAMP and TIMESTAMP_TRUNC; CAST(bool AS INTEGER) instead of INT64;
+--   CAST(SUM(x) AS BIGINT), as INT64 (see item_values).
 WITH
 items AS (
   SELECT customer, currency, instant, price, value_cents, value_frac,
@@ -39,7 +40,7 @@ deltas AS (
 -- plan exactly when one of its items starts or stops being paid on it: the subscription count
 -- needs no pass over subscriptions.
 subscription_deltas AS (
-  SELECT currency, price, date_trunc('month', make_timestamp(epoch_us(instant))) AS month_start, SUM(delta) AS delta_subscriptions
+  SELECT currency, price, date_trunc('month', make_timestamp(epoch_us(instant))) AS month_start, CAST(SUM(delta) AS BIGINT) AS delta_subscriptions
   FROM (
     SELECT currency, price, instant, 1 AS delta FROM changed
     WHERE (value_cents <> 0 OR value_frac <> 0)
@@ -62,10 +63,10 @@ customer_values AS (
            - CAST(value_cents - delta_cents > 0 OR value_frac - delta_frac > 0 AS INTEGER) AS delta_customers
   FROM (
     SELECT *,
-           SUM(delta_cents) OVER w AS value_cents, SUM(delta_frac) OVER w AS value_frac
+           CAST(SUM(delta_cents) OVER w AS BIGINT) AS value_cents, CAST(SUM(delta_frac) OVER w AS BIGINT) AS value_frac
     FROM (
       SELECT customer, currency, price, date_trunc('month', make_timestamp(epoch_us(instant))) AS month_start,
-             SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac
+             CAST(SUM(delta_cents) AS BIGINT) AS delta_cents, CAST(SUM(delta_frac) AS BIGINT) AS delta_frac
       FROM deltas GROUP BY 1, 2, 3, 4
     )
     WINDOW w AS (PARTITION BY customer, currency, price ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)

@@ -8,7 +8,7 @@
 -- Columns: month, currency, active_subscriptions, active_customers, mrr_amount, mom_change
 --
 -- DuckDB port of sql/bigquery/seed_mrr.sql. Dialect changes: generate_series, strftime,
--- HUGEINT, `//` in the rounding, date_trunc on a UTC TIMESTAMP
+-- CAST(SUM(x) AS BIGINT), as INT64 (see item_values), `//` in the rounding, date_trunc on a UTC TIMESTAMP
 -- (`make_timestamp(epoch_us(t))`, see mrr_by_customer)
 -- and `+ INTERVAL 1 MONTH` on it instead of DATE_TRUNC / DATE_ADD on DATEs, CAST(bool AS
 -- INTEGER) instead of INT64.
@@ -21,7 +21,7 @@ subs AS (
 amounts AS (
   -- x12 keeps annual / 12 exact until the monthly total is rounded.
   SELECT si.subscription,
-         SUM(CAST(p.unit_amount AS HUGEINT) * si.quantity * CASE WHEN p.recurring_interval = 'year' THEN 1 ELSE 12 END) AS amount_x12
+         CAST(SUM(p.unit_amount * si.quantity * CASE WHEN p.recurring_interval = 'year' THEN 1 ELSE 12 END) AS BIGINT) AS amount_x12
   FROM {{subscription_items}} si JOIN {{prices}} p ON p.id = si.price
   GROUP BY 1
 ),
@@ -50,9 +50,10 @@ changes AS (
 -- A customer counts in a month while at least one of its subscriptions does.
 by_customer AS (
   SELECT currency, month_start, delta_subscriptions, delta_x12,
-         SUM(delta_subscriptions) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS counting
+         CAST(SUM(delta_subscriptions) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS counting
   FROM (
-    SELECT customer, currency, month_start, SUM(delta_subscriptions) AS delta_subscriptions, SUM(delta_x12) AS delta_x12
+    SELECT customer, currency, month_start, CAST(SUM(delta_subscriptions) AS BIGINT) AS delta_subscriptions,
+           CAST(SUM(delta_x12) AS BIGINT) AS delta_x12
     FROM changes GROUP BY 1, 2, 3
   )
 ),

@@ -93,9 +93,12 @@ fn empty_table(table: &str) -> String {
     format!("(SELECT {} WHERE FALSE)", columns.join(", "))
 }
 
-/// The queries other queries read, computed once per report in this order: every valuation
-/// (item_values) feeds customers, months and plans; customers feed months.
-const SHARED_BASES: [&str; 2] = ["item_values", "mrr_by_customer"];
+/// The queries other queries read, computed once per report in this order: the discounts'
+/// windows feed every valuation (item_values), which feeds customers, months and plans;
+/// customers feed months. As tables, their row counts are known to DuckDB's planner, which
+/// cannot estimate a CTE's: it built item_values' joins with the few discount windows on the
+/// 1.2 M item rows instead (0.5 s at 1 M subscriptions).
+const SHARED_BASES: [&str; 3] = ["discount_windows", "item_values", "mrr_by_customer"];
 
 /// Runs every query of [`QUERIES`] in one connection, computing each shared base once.
 pub fn run_all(snapshot: &Snapshot, params: &QueryParams) -> anyhow::Result<Vec<(&'static str, Vec<RecordBatch>)>> {
