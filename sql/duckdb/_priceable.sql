@@ -8,16 +8,17 @@
 -- The prices billed are the current items' and every invoiced version's (item_history, the
 -- versions item_values values, in the subscription's currency), grouped by (price, currency)
 -- first: a handful of groups, each with any one subscription to name. Reading item_history
--- rather than the invoice lines took the check from 0.1 s to a few ms at 100 000 x 60 months.
+-- rather than the invoice lines took the check from 0.1 s to a few ms at 100 000 x 60 months;
+-- one join of both to the subscriptions rather than one each, from 0.40 s to 0.29 s at 1 M.
 WITH billed AS (
-  SELECT si.price, s.currency, ANY_VALUE(si.subscription) AS subscription
-  FROM {{subscription_items}} si JOIN {{subscriptions}} s ON s.id = si.subscription
-  GROUP BY si.price, s.currency
-  UNION ALL
-  SELECT h.price, s.currency, ANY_VALUE(h.subscription) AS subscription
-  FROM {{item_history}} h JOIN {{subscriptions}} s ON s.id = h.subscription
-  WHERE h.price IS NOT NULL
-  GROUP BY h.price, s.currency
+  SELECT b.price, s.currency, ANY_VALUE(b.subscription) AS subscription
+  FROM (
+    SELECT price, subscription FROM {{subscription_items}}
+    UNION ALL
+    SELECT price, subscription FROM {{item_history}} WHERE price IS NOT NULL
+  ) b
+  JOIN {{subscriptions}} s ON s.id = b.subscription
+  GROUP BY b.price, s.currency
 ),
 problems AS (
   SELECT b.price, b.currency, MIN(b.subscription) AS subscription, ANY_VALUE(p.currency) AS price_currency,
