@@ -43,6 +43,19 @@ pub fn save(
     schema: arrow::datatypes::SchemaRef,
     params: &QueryParams,
 ) -> anyhow::Result<()> {
+    persist(write_unsaved(path, batches, schema, params)?, path)
+}
+
+/// A result written beside `path` under a temporary name, with its provenance in the
+/// metadata; [`persist`] gives it its name. Several can be written before any is persisted,
+/// so that a report whose last query fails replaces none of the results saved before.
+pub fn write_unsaved(
+    path: &Path,
+    batches: &[RecordBatch],
+    schema: arrow::datatypes::SchemaRef,
+    params: &QueryParams,
+) -> anyhow::Result<tempfile::NamedTempFile> {
+    let started = std::time::Instant::now();
     let dir = path.parent().context("result path has a folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let meta = vec![
@@ -59,7 +72,13 @@ pub fn save(
         writer.write(b)?;
     }
     writer.close()?;
-    tmp.persist(path).with_context(|| format!("saving {}", path.display()))?;
+    tracing::debug!(elapsed = ?started.elapsed(), "{} written", path.display());
+    Ok(tmp)
+}
+
+/// Gives a result written by [`write_unsaved`] its name, replacing any saved before.
+pub fn persist(unsaved: tempfile::NamedTempFile, path: &Path) -> anyhow::Result<()> {
+    unsaved.persist(path).with_context(|| format!("saving {}", path.display()))?;
     Ok(())
 }
 
