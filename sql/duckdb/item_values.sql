@@ -23,9 +23,9 @@
 --   three derived tables, computed once per snapshot from the same raw tables, stand for
 --   BigQuery's CTEs of the same rows: item_history for line_events, item_lines and
 --   line_changes (sql/duckdb/item_history.sql); uninvoiced_items for invoiced_now,
---   current_items and uninvoiced (sql/duckdb/uninvoiced_items.sql); item_versions for
---   item_changes, tiers, tiered and priced, with each uninvoiced change's instant left for
---   priced here to fill in (sql/duckdb/item_versions.sql).
+--   current_items, uninvoiced and last_invoiced (sql/duckdb/uninvoiced_items.sql);
+--   item_versions for item_changes, tiers, tiered and priced, with each uninvoiced change's
+--   instant left for priced here to fill in (sql/duckdb/item_versions.sql).
 WITH
 subs AS (
   SELECT id AS subscription, customer, currency, start_date, status, trial_start, trial_end,
@@ -57,10 +57,9 @@ items_updated AS (
   WHERE type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
   GROUP BY 1
 ),
--- Only the few subscriptions with such a change (every invoice is 26 M rows at 1 M x 60 months).
+-- When each such subscription was last invoiced (derived with the uninvoiced items).
 last_invoiced AS (
-  SELECT subscription, MAX(created) AS invoiced_at
-  FROM {{invoices}} WHERE subscription IN (SELECT subscription FROM uninvoiced) GROUP BY 1
+  SELECT subscription, MAX(last_invoiced_at) AS invoiced_at FROM uninvoiced GROUP BY 1
 ),
 uninvoiced_since AS (
   SELECT u.subscription,

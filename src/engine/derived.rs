@@ -3,7 +3,9 @@
 //! item's versions, from 26 M invoice lines at 1 M subscriptions x 60 months;
 //! `uninvoiced_items`: the few current items no invoice shows yet, from a join of every
 //! current item with every invoiced one; `item_versions`: every item version with what it
-//! bills, from the prices' rules).
+//! bills, from the prices' rules; `undiscounted_renewals`: when each discount was seen taken
+//! off, from every renewal invoice of the discounted subscriptions; `once_discount_ends`:
+//! when each `once` coupon stops, from their invoice lines).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
@@ -23,11 +25,13 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 3] = ["item_history", "uninvoiced_items", "item_versions"];
+pub const DERIVED: [&str; 5] =
+    ["item_history", "uninvoiced_items", "item_versions", "undiscounted_renewals", "once_discount_ends"];
 
 /// What computes a derived table, as its manifest entry records it: its SQL's digest, which
-/// also covers the derivation of every derived table that SQL reads, so that a change there
-/// makes this one stale too.
+/// also covers the derivation of every derived table that SQL reads and the text of every
+/// other SQL file it includes (such as `_discount_targets`), so that a change there makes
+/// this one stale too.
 pub fn derivation(name: &str) -> String {
     let text = sql_text(Dialect::DuckDb, name).expect("every derived table has its SQL");
     let mut hasher = Sha256::new();
@@ -35,8 +39,19 @@ pub fn derivation(name: &str) -> String {
     for read in DERIVED.iter().filter(|d| **d != name && text.contains(&format!("{{{{{d}}}}}"))) {
         hasher.update(derivation(read).as_bytes());
     }
+    for fragment in included_fragments(text) {
+        hasher.update(fragment.as_bytes());
+    }
     let digest = crate::snapshot::hex(&hasher.finalize());
     format!("sql/duckdb/{name}.sql sha256:{}", &digest[..16])
+}
+
+/// The text of every SQL file other than a derived table that `text` includes by
+/// `{{name}}`, and of those they include.
+fn included_fragments(text: &str) -> Vec<&'static str> {
+    let keys = text.split("{{").skip(1).filter_map(|rest| rest.split_once("}}").map(|(key, _)| key));
+    let fragments = keys.filter(|key| !DERIVED.contains(key)).filter_map(|key| sql_text(Dialect::DuckDb, key));
+    fragments.flat_map(|fragment| std::iter::once(fragment).chain(included_fragments(fragment))).collect()
 }
 
 /// Derived tables depend on the raw tables alone, never on the as-of instant or the metric
@@ -176,14 +191,19 @@ mod tests {
         format!("sql/duckdb/{name}.sql sha256:{}", &crate::snapshot::hex(&Sha256::digest(text.as_bytes()))[..16])
     }
 
-    /// A table that reads another derived table goes stale with it; one that reads none keeps
-    /// the digest of its own SQL alone, as snapshots written before the second existed record.
+    /// A table that reads another derived table, or includes a shared SQL fragment, goes stale
+    /// with it; one that reads none keeps the digest of its own SQL alone, as snapshots written
+    /// before the second existed record.
     #[test]
-    fn a_derivation_covers_the_derived_tables_its_sql_reads() {
+    fn a_derivation_covers_the_derived_tables_and_fragments_its_sql_reads() {
         assert_eq!(derivation("item_history"), text_digest("item_history"));
         assert!(sql_text(Dialect::DuckDb, "uninvoiced_items").unwrap().contains("{{item_history}}"));
         assert_ne!(derivation("uninvoiced_items"), text_digest("uninvoiced_items"));
         assert!(derivation("uninvoiced_items").starts_with("sql/duckdb/uninvoiced_items.sql sha256:"));
+        // A shared fragment it includes is part of its SQL.
+        assert!(sql_text(Dialect::DuckDb, "undiscounted_renewals").unwrap().contains("{{_discount_targets}}"));
+        assert_ne!(derivation("undiscounted_renewals"), text_digest("undiscounted_renewals"));
+        assert_eq!(included_fragments("{{_discount_targets}} {{invoices}} {{item_history}} {{cents:a|b}}").len(), 1);
     }
 
     /// A SUM of BIGINTs is a HUGEINT, which DuckDB writes to Parquet as a DOUBLE: such a

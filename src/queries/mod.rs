@@ -42,6 +42,8 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "item_history",
     "duckdb" / "uninvoiced_items",
     "duckdb" / "item_versions",
+    "duckdb" / "undiscounted_renewals",
+    "duckdb" / "once_discount_ends",
     "duckdb" / "discount_windows",
     "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
