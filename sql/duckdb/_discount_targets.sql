@@ -1,8 +1,9 @@
--- _discount_targets: each discount with each subscription it applies to, as discount_windows pairs
--- them: its own subscription, or one item of it (`item` set, docs/stripe-behaviour.md, D7), or,
--- for a customer-level discount (`inherited`), every subscription of its customer (D3). Read
--- by the checks run before any query (_coupon_currencies, _discounts_stacked);
--- discount_windows keeps its own pairing in each dialect, with the windows it needs.
+-- _discount_targets: each discount with each subscription it applies to: its own
+-- subscription, or one item of it (`item` set, docs/stripe-behaviour.md, D7), or, for a
+-- customer-level discount (`inherited`), every subscription of its customer (D3). Read
+-- by the checks run before any query (_coupon_currencies, _discounts_stacked), the derived
+-- tables undiscounted_renewals and once_discount_ends, and discount_windows (BigQuery's
+-- discount_windows keeps its own pairing).
 --
 -- DuckDB only.
 SELECT d.id AS discount, d.coupon, COALESCE(d.subscription, i.subscription) AS subscription,

@@ -5,9 +5,11 @@
 -- Columns: subscription, inherited, item, coupon, from_at, until, percent_off_hundredths, amount_off
 --
 -- DuckDB port of sql/bigquery/discount_windows.sql. Dialect changes: "end" instead of `end`;
---   VARCHAR instead of STRING. The engine computes it into a table before item_values: as a
---   CTE there, DuckDB could not estimate its rows and built item_values' three joins with it
---   on the 1.2 M item rows instead (0.5 s at 1 M subscriptions, with no discount at all).
+--   the pairing of discounts with subscriptions from _discount_targets, shared with the
+--   checks and the derived tables below. The engine computes it into a table before
+--   item_values: as a CTE there, DuckDB could not estimate its rows and built item_values'
+--   three joins with it on the 1.2 M item rows instead (0.5 s at 1 M subscriptions, with no
+--   discount at all).
 --   Two derived tables, computed once per snapshot from the same raw tables, stand for
 --   BigQuery's CTEs of the same rows: undiscounted_renewals for undiscounted_renewal and
 --   once_discount_ends for first_period_end (sql/duckdb/<name>.sql). At 1 M subscriptions
@@ -31,19 +33,11 @@ discount_targets AS (
   -- `discount`. Which discounts apply at once is known only from today's lists; several at one
   -- level, or an item's with its subscription's, are refused before any query
   -- (src/engine/priceable.rs, D5).
-  SELECT *, LEAD(start) OVER (PARTITION BY subscription, inherited, item ORDER BY start, discount) AS next_start
-  FROM (
-    SELECT d.id AS discount, COALESCE(d.subscription, i.subscription) AS subscription, FALSE AS inherited,
-           i.subscription_item AS item, d.coupon, d.start, d."end" AS scheduled_end
-    FROM {{discounts}} d
-    LEFT JOIN {{item_discounts}} i ON i.discount = d.id
-    WHERE COALESCE(d.subscription, i.subscription) IS NOT NULL
-    UNION ALL
-    SELECT d.id, s.subscription, TRUE, CAST(NULL AS VARCHAR), d.coupon, d.start, d."end"
-    FROM {{discounts}} d JOIN subs s ON s.customer = d.customer
-    WHERE d.subscription IS NULL AND d.invoice IS NULL
-      AND NOT EXISTS (SELECT 1 FROM {{item_discounts}} i WHERE i.discount = d.id)
-  ) targets
+  -- The pairing is the checks' and the derived tables' (_discount_targets); a subscription
+  -- item_values does not value drops out at the join to subs below.
+  SELECT discount, subscription, inherited, item, coupon, start, "end" AS scheduled_end,
+         LEAD(start) OVER (PARTITION BY subscription, inherited, item ORDER BY start, discount) AS next_start
+  FROM {{_discount_targets}}
 ),
 -- When a `once` coupon stops: the end of the first period billed after it starts. Only
 -- `--discounts all` counts once coupons; otherwise no invoice line is read for them.
