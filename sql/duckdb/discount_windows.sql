@@ -18,7 +18,7 @@
 WITH
 -- The subscriptions item_values values.
 subs AS (
-  SELECT id AS subscription, customer, currency
+  SELECT id AS subscription, currency
   FROM {{subscriptions}}
   WHERE status NOT IN ('incomplete', 'incomplete_expired', 'paused')
 ),

@@ -57,17 +57,13 @@ items_updated AS (
   WHERE type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
   GROUP BY 1
 ),
--- When each such subscription was last invoiced (derived with the uninvoiced items).
-last_invoiced AS (
-  SELECT subscription, MAX(last_invoiced_at) AS invoiced_at FROM uninvoiced GROUP BY 1
-),
+-- Each such subscription with when it was last invoiced (derived with the uninvoiced items).
 uninvoiced_since AS (
   SELECT u.subscription,
-         CASE WHEN e.updated_at IS NOT NULL AND (l.invoiced_at IS NULL OR e.updated_at > l.invoiced_at) THEN e.updated_at
+         CASE WHEN e.updated_at IS NOT NULL AND (u.invoiced_at IS NULL OR e.updated_at > u.invoiced_at) THEN e.updated_at
               ELSE {{as_of}} END AS since
-  FROM (SELECT DISTINCT subscription FROM uninvoiced) u
+  FROM (SELECT subscription, MAX(last_invoiced_at) AS invoiced_at FROM uninvoiced GROUP BY 1) u
   LEFT JOIN items_updated e ON e.subscription = u.subscription
-  LEFT JOIN last_invoiced l ON l.subscription = u.subscription
 ),
 -- Every item's versions with what each bills, derived once per snapshot
 -- (sql/duckdb/item_versions.sql); an uninvoiced change dated here, and versions it cuts to
