@@ -82,6 +82,61 @@ pub fn round_half_even(numerator: i128, denominator: i128) -> i128 {
     }
 }
 
+/// A decimal amount of minor units as Stripe takes it (`unit_amount_decimal`: "a decimal value
+/// in cents (or local equivalent) with at most 12 decimal places"), exactly: in 10^-12 minor
+/// units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecimalAmount(i128);
+
+/// 10^12: a [`DecimalAmount`]'s units per minor unit.
+const PICO: i128 = 1_000_000_000_000;
+
+impl DecimalAmount {
+    /// Stripe's decimal text (`"2.3125"`, `"500"`); `None` for anything else, or for more
+    /// than 12 decimal places.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if whole.len() > 18 || !digits(whole) || !digits(fraction) || fraction.len() > 12 {
+            return None;
+        }
+        let fraction: i128 = format!("{fraction:0<12}").parse().ok()?;
+        Some(DecimalAmount(whole.parse::<i128>().ok()? * PICO + fraction))
+    }
+
+    /// Whole minor units as a decimal amount.
+    pub fn from_minor(minor: i64) -> Self {
+        DecimalAmount(i128::from(minor) * PICO)
+    }
+
+    /// Stripe's text for it: the whole minor units, then the decimals without trailing zeros.
+    pub fn text(self) -> String {
+        let fraction = format!("{:012}", self.0 % PICO);
+        match fraction.trim_end_matches('0') {
+            "" => (self.0 / PICO).to_string(),
+            digits => format!("{}.{digits}", self.0 / PICO),
+        }
+    }
+
+    /// The whole minor units when it has no fraction (Stripe's `unit_amount` then; null otherwise).
+    pub fn whole(self) -> Option<i64> {
+        (self.0 % PICO == 0).then_some((self.0 / PICO) as i64)
+    }
+
+    /// `factor` times as much.
+    pub fn times(self, factor: i64) -> Self {
+        DecimalAmount(self.0 * i128::from(factor))
+    }
+
+    /// What `units` of it bill on one invoice line, whole minor units: Stripe multiplies first
+    /// and rounds the line to the nearest minor unit ("0.05 * 30 = 1.5, which is then rounded up
+    /// to 2 cents", <https://stripe.com/docs/billing/subscriptions/decimal-amounts>), a half up.
+    pub fn line_amount(self, units: i64) -> i64 {
+        let exact = self.0 * i128::from(units);
+        ((exact + PICO / 2).div_euclid(PICO)) as i64
+    }
+}
+
 /// Percent given as Stripe's float (`25.5`) in exact hundredths of a percent.
 pub fn percent_to_hundredths(percent: f64) -> i128 {
     (percent * 100.0).round() as i128
@@ -108,6 +163,27 @@ mod tests {
         // Three annual $29 plans: 3 x 2416.666.. = 7250 exactly, not 3 x 2417.
         let one = monthly_scaled(29000, Interval::Year, 1).unwrap();
         assert_eq!(round_scaled_to_cents(3 * one), 7250);
+    }
+
+    #[test]
+    fn decimal_amounts_parse_print_and_round_a_line_as_stripe_does() {
+        let d = |t| DecimalAmount::parse(t).unwrap();
+        assert_eq!(d("2.3125").text(), "2.3125");
+        assert_eq!(d("500").text(), "500");
+        assert_eq!(d("5.0").text(), "5");
+        assert_eq!(d("5.0").whole(), Some(5));
+        assert_eq!(d("0.05").whole(), None);
+        assert_eq!(d("0.000000000001").text(), "0.000000000001");
+        for bad in ["", ".5", "1.", "-1", "1e3", "1.0000000000001", "1,5", " 1"] {
+            assert_eq!(DecimalAmount::parse(bad), None, "{bad:?}");
+        }
+        // Stripe's example: 30 units at 0.05 bill 1.5, rounded up to 2.
+        assert_eq!(d("0.05").line_amount(30), 2);
+        assert_eq!(d("0.05").line_amount(29), 1); // 1.45
+        assert_eq!(d("2.3125").line_amount(1234), 2854); // 2853.625
+        assert_eq!(d("2.5").line_amount(1), 3); // a half: up, not to even
+        assert_eq!(d("99999999.999999999999").line_amount(10_000_000), 1_000_000_000_000_000);
+        assert_eq!(d("2.3125").times(200).text(), "462.5");
     }
 
     #[test]

@@ -224,6 +224,7 @@ mod edge_case {
         customer_coupon_and_own_discount,
         deleted_customer,
         one_off_invoices,
+        decimal_unit_amount,
     );
 }
 
@@ -347,6 +348,44 @@ fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_t
     let named = tiered.iter().chain([&business]).find(|id| err.contains(&format!("price {id} cannot be valued")));
     assert!(named.is_some(), "{err}");
     assert!(err.contains("pull again"), "{err}");
+}
+
+/// A tier whose unit amount is a fraction of a minor unit (how Stripe rounds a tiered price's
+/// lines with one is not in its reference), or a price with neither `unit_amount` nor a
+/// readable `unit_amount_decimal`, is refused naming the price and the decimal, never valued
+/// at 0 or at its whole part (L10).
+#[test]
+fn a_fractional_tier_or_an_unreadable_decimal_amount_is_refused_naming_the_price() {
+    let edit = |edit_price: &dyn Fn(&mut Value) -> bool| {
+        let acct = common::simulate(Scenario::Full, 20, 42);
+        let mut edited = None;
+        common::rewrite_objects(&acct.dir, "prices.jsonl", |prices| {
+            let p = prices.iter_mut().find_map(|p| edit_price(p).then_some(p)).expect("a price to edit");
+            edited = Some(p["id"].as_str().unwrap().to_string());
+        });
+        let data = tempfile::tempdir().unwrap();
+        common::pull(&acct, data.path(), &[], &[]);
+        (edited.unwrap(), refused_report(data.path()))
+    };
+    let (price, err) = edit(&|p| {
+        let volume = p["tiers_mode"] == "volume";
+        if volume {
+            p["tiers"][1]["unit_amount"] = Value::Null;
+            p["tiers"][1]["unit_amount_decimal"] = "1000.5".into();
+        }
+        volume
+    });
+    assert!(err.contains(&format!("price {price} cannot be valued")), "{err}");
+    assert!(err.contains("a usd tier's unit amount is a fraction of a minor unit (1000.5)"), "{err}");
+    let (price, err) = edit(&|p| {
+        let decimal = p["unit_amount_decimal"] == "0.0375";
+        if decimal {
+            p["unit_amount_decimal"] = "0.0375000000001".into();
+        }
+        decimal
+    });
+    assert!(err.contains(&format!("price {price} cannot be valued")), "{err}");
+    assert!(err.contains("`unit_amount_decimal` (\"0.0375000000001\") is not a decimal of at most 12 places"), "{err}");
 }
 
 /// A snapshot pulled before mrr read amount-off coupons' currency options (schema version 5)

@@ -198,6 +198,10 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("amount_coupon_eur", [17600, 17600, 17600, 17600, 17600, 17600]),
         // Starter since 09-08, Pro from 10-25; its prorations billed by the 11-08 renewal.
         ("proration_billed_at_renewal", [0, 0, 0, 2900, 7900, 7900]),
+        // 123 450 API calls at 0.0375 cents since 06-08, again since 07-08, 123 460 since
+        // 09-08: each line rounded as Stripe rounds it, 4629.375 to 4629 and 4629.75 to 4630
+        // (9258 in July, not the 9259 of rounding once per customer).
+        ("decimal_unit_amount", [4629, 9258, 9258, 13888, 13888, 13888]),
         // Starter since 09-25, Pro from 10-26; its pending prorations deleted 11-05.
         ("pending_proration_deleted", [0, 0, 0, 2900, 7900, 7900]),
         // Pro since 06-20 inheriting the customer's 12.5% off from 07-10 (6912.5), Starter

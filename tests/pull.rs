@@ -74,9 +74,14 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 57 - 1,
-        "150 random + 57 edge-case customers, one of them deleted (in no list, catalogue R2)"
+        150 + 58 - 1,
+        "150 random + 58 edge-case customers, one of them deleted (in no list, catalogue R2)"
     );
+    // A price in fractions of a cent arrives as Stripe's text, its `unit_amount` null (L11).
+    let decimals = column(&snap, "prices", "unit_amount_decimal");
+    let amounts = column(&snap, "prices", "unit_amount");
+    let at = decimals.iter().position(|d| d.as_deref() == Some("0.0375")).expect("the decimal price");
+    assert_eq!(amounts[at], None);
     // Tiers and currency options come only when asked for (catalogue L10); the pull asks.
     let rows = |t: &str| m.tables.iter().find(|e| e.name == t).unwrap().rows;
     // A tiered option's tiers only by `currency_options.<currency>.tiers`, which no list can

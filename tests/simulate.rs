@@ -33,9 +33,13 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
     assert_eq!(parse_file::<stripe_shared::Product>(d, "products.jsonl"), 7);
     assert_eq!(
         parse_file::<stripe_shared::Price>(d, "prices.jsonl"),
-        21,
-        "17 + an archived price + a seat pack + volume and graduated seats (with their tiers and options)"
+        22,
+        "17 + an archived price + a seat pack + volume and graduated seats (with their tiers and options) + \
+         committed API calls in fractions of a cent"
     );
+    // A fraction of a minor unit is only in `unit_amount_decimal`; `unit_amount` is null (L11).
+    let decimal = objects(d, "prices.jsonl").into_iter().find(|p| p["unit_amount_decimal"] == "0.0375").unwrap();
+    assert_eq!(decimal["unit_amount"], serde_json::Value::Null);
     assert_eq!(parse_file::<stripe_shared::Price>(d, mrr::simulate::INLINE_PRICES_FILE), 1, "a negotiated price");
     assert_eq!(parse_file::<stripe_shared::Coupon>(d, "coupons.jsonl"), 8);
     assert_eq!(parse_file::<stripe_shared::Coupon>(d, mrr::simulate::DELETED_COUPONS_FILE), 1);

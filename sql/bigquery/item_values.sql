@@ -186,31 +186,64 @@ tiered AS (
     AND (p.tiers_mode <> 'volume' OR t.up_to IS NULL OR q.quantity <= t.up_to)
   GROUP BY q.price, q.currency, q.quantity
 ),
-priced AS (
-  SELECT e.subscription, e.item, e.effective_at, e.until, e.price, p.product,
-         p.recurring_interval, p.recurring_interval_count,
-         CASE p.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS per_year,
-         -- what the item bills per interval, minor units (also the weight an amount-off coupon is
-         -- split by): a tiered price by its tiers; any other, the unit amount in the
-         -- subscription's currency (the price's own or its currency option's) times the billed
-         -- quantity, which transform_quantity divides and rounds up or down (Stripe's rules,
-         -- docs/metrics.md). Every price was checked to have an amount before this runs
-         -- (src/engine/priceable.rs): no 0 here stands for a missing one.
+-- Each price's unit amount in every currency it has one in (its own, its currency options'),
+-- for exact arithmetic in two parts: whole minor units, and the fraction of one that only
+-- Stripe's `unit_amount_decimal` holds when `unit_amount` is null (at most 12 decimal places:
+-- `pico`, in 10^-12 minor units). An option in the price's own currency is not read.
+unit_amounts AS (
+  SELECT id AS price, currency, unit_amount, unit_amount_decimal FROM {{prices}}
+  UNION ALL
+  SELECT o.price, o.currency, o.unit_amount, o.unit_amount_decimal
+  FROM {{price_currency_options}} o JOIN {{prices}} p ON p.id = o.price
+  WHERE o.currency <> p.currency
+),
+unit_parts AS (
+  SELECT price, currency,
+         COALESCE(unit_amount, SAFE_CAST(IF(STRPOS(unit_amount_decimal, '.') = 0, unit_amount_decimal,
+                  SUBSTR(unit_amount_decimal, 1, STRPOS(unit_amount_decimal, '.') - 1)) AS INT64), 0) AS whole,
+         IF(unit_amount IS NULL AND STRPOS(unit_amount_decimal, '.') > 0,
+            COALESCE(SAFE_CAST(RPAD(SUBSTR(unit_amount_decimal, STRPOS(unit_amount_decimal, '.') + 1), 12, '0') AS INT64), 0),
+            0) AS pico
+  FROM unit_amounts
+),
+-- Each version's billed units: its quantity, which transform_quantity divides and rounds up
+-- or down (Stripe's rule, docs/metrics.md).
+billed AS (
+  SELECT e.subscription, e.item, e.effective_at, e.until, e.price, e.quantity, p.product,
+         p.recurring_interval, p.recurring_interval_count, p.recurring_usage_type, p.billing_scheme,
+         s.currency, u.whole, u.pico,
          CASE
-           WHEN p.recurring_usage_type IS DISTINCT FROM 'licensed' THEN 0
-           WHEN p.billing_scheme = 'tiered' THEN COALESCE(tr.amount, 0)
-           ELSE COALESCE(CASE WHEN s.currency = p.currency THEN p.unit_amount ELSE co.unit_amount END, 0) * CASE
-             WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
-             WHEN p.transform_quantity_round = 'up'
-               -- (the dividend in its own parentheses: the emulator rewrites DIV(a, b) to a // b)
-               THEN DIV((COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1), p.transform_quantity_divide_by)
-             ELSE DIV(COALESCE(e.quantity, 0), p.transform_quantity_divide_by) END
-         END AS amount
+           WHEN p.transform_quantity_divide_by IS NULL THEN COALESCE(e.quantity, 0)
+           WHEN p.transform_quantity_round = 'up'
+             -- (the dividend in its own parentheses: the emulator rewrites DIV(a, b) to a // b)
+             THEN DIV((COALESCE(e.quantity, 0) + p.transform_quantity_divide_by - 1), p.transform_quantity_divide_by)
+           ELSE DIV(COALESCE(e.quantity, 0), p.transform_quantity_divide_by)
+         END AS units
   FROM item_changes e
   LEFT JOIN {{prices}} p ON p.id = e.price
   LEFT JOIN subs s ON s.subscription = e.subscription
-  LEFT JOIN {{price_currency_options}} co ON co.price = e.price AND co.currency = s.currency
-  LEFT JOIN tiered tr ON tr.price = e.price AND tr.currency = s.currency AND tr.quantity = e.quantity
+  LEFT JOIN unit_parts u ON u.price = e.price AND u.currency = s.currency
+),
+priced AS (
+  SELECT e.subscription, e.item, e.effective_at, e.until, e.price, e.product,
+         e.recurring_interval, e.recurring_interval_count,
+         CASE e.recurring_interval WHEN 'month' THEN 12 WHEN 'year' THEN 1 WHEN 'week' THEN 52 WHEN 'day' THEN 365 END AS per_year,
+         -- what the item bills per interval, minor units (also the weight an amount-off coupon is
+         -- split by): a tiered price by its tiers; any other, the unit amount in the
+         -- subscription's currency times the billed units, a fraction of a minor unit rounded on
+         -- the line, a half up, as Stripe rounds an invoice line (docs/metrics.md): the pico part
+         -- is multiplied as two six-digit halves so that no product leaves INT64. Every price was
+         -- checked to have an amount before this runs (src/engine/priceable.rs): no 0 here
+         -- stands for a missing one.
+         CASE
+           WHEN e.recurring_usage_type IS DISTINCT FROM 'licensed' THEN 0
+           WHEN e.billing_scheme = 'tiered' THEN COALESCE(tr.amount, 0)
+           ELSE COALESCE(e.whole, 0) * e.units
+             + DIV((DIV(COALESCE(e.pico, 0), 1000000) * e.units + 500000
+                    + DIV((MOD(COALESCE(e.pico, 0), 1000000) * e.units), 1000000)), 1000000)
+         END AS amount
+  FROM billed e
+  LEFT JOIN tiered tr ON tr.price = e.price AND tr.currency = e.currency AND tr.quantity = e.quantity
 ),
 -- The window in which each discount reduces MRR, for each subscription (or item) it applies
 -- to (discount_windows).

@@ -88,10 +88,16 @@ fn check_prices(c: &Checked) -> anyhow::Result<()> {
              them, schema version 1, has none); {pull_again}",
             price_currency.as_deref().unwrap_or("?")
         ),
+        "tier_decimal" => format!(
+            "a {currency} tier's unit amount is a fraction of a minor unit ({}); mrr values fractional unit \
+             amounts of per-unit prices (Stripe rounds each invoice line), not yet of tiered ones, whose \
+             rounding per tier Stripe's reference does not state",
+            decimal.as_deref().unwrap_or("?")
+        ),
         _ => format!(
-            "its {currency} unit amount is given only as a decimal ({}), a fraction of a minor unit, which mrr \
-             does not value yet",
-            decimal.as_deref().unwrap_or("no amount at all")
+            "it has no {currency} `unit_amount`, and its `unit_amount_decimal` ({}) is not a decimal of at most 12 \
+             places; {pull_again}",
+            decimal.as_deref().map_or("none".to_string(), |d| format!("{d:?}"))
         ),
     };
     Err(bad_input(format!("price {price} cannot be valued for subscription {subscription}: {why}")))

@@ -230,6 +230,7 @@ fn catalog(created: i64) -> Catalog {
         transform: None,
         inline: false,
         tiers: None,
+        unit_amount_decimal: None,
         currency_options: Vec::new(),
         currency_tiers: Vec::new(),
     };

@@ -1,6 +1,6 @@
 //! The simulated account's product catalogue: products, recurring prices and coupons.
 
-use crate::money::Interval;
+use crate::money::{DecimalAmount, Interval};
 
 /// Whether a price is billed per seat up front or from reported usage (metered: not MRR).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +39,9 @@ pub struct Price {
     pub inline: bool,
     /// `billing_scheme=tiered`: the tiers replace `unit_amount` (which Stripe leaves null).
     pub tiers: Option<(TiersMode, Vec<Tier>)>,
+    /// `unit_amount_decimal` with a fraction of a minor unit: replaces `unit_amount` (which
+    /// Stripe then leaves null) in the price's own currency.
+    pub unit_amount_decimal: Option<DecimalAmount>,
     /// `currency_options`: the unit amount in other currencies than `currency`.
     pub currency_options: Vec<(&'static str, i64)>,
     /// A tiered price's tiers in other currencies than `currency` (the
@@ -108,7 +111,17 @@ impl Price {
             Some((divide_by, false)) => quantity / divide_by,
             None => quantity,
         };
-        self.unit_amount_in(currency) * units as i64
+        // A fraction of a minor unit is rounded on the line, after the quantity (Stripe's rule).
+        self.unit_decimal_in(currency).line_amount(i64::from(units))
+    }
+
+    /// The unit amount in `currency` as Stripe's `unit_amount_decimal` has it: with its
+    /// fraction, if any (then `unit_amount` is null).
+    pub fn unit_decimal_in(&self, currency: &str) -> DecimalAmount {
+        match self.unit_amount_decimal {
+            Some(decimal) if currency == self.currency => decimal,
+            _ => DecimalAmount::from_minor(self.unit_amount_in(currency)),
+        }
     }
 
     /// The unit amount in `currency`: the price's own, or its currency option's.
@@ -230,6 +243,9 @@ pub mod price {
     pub const SEAT_VOLUME: usize = 20;
     /// Seats in graduated tiers: the first 10 at $15 + $10 flat, 11-50 at $12, 51+ at $9.
     pub const SEAT_GRADUATED: usize = 21;
+    /// A committed volume of API calls at 0.0375 cents a call (`unit_amount_decimal`, a
+    /// fraction of a minor unit; `unit_amount` null).
+    pub const API_COMMITTED_DECIMAL: usize = 22;
 }
 
 impl Catalog {
@@ -255,6 +271,7 @@ impl Catalog {
                 transform: None,
                 inline: false,
                 tiers: None,
+                unit_amount_decimal: None,
                 currency_options: Vec::new(),
                 currency_tiers: Vec::new(),
                 id: stripe_id("price", seed, 11, n),
@@ -292,9 +309,11 @@ impl Catalog {
         add(2, "Business, negotiated (inline)", "usd", 14900, Interval::Month, 1, Usage::Licensed);
         add(4, "Seats (volume tiers)", "usd", 0, Interval::Month, 1, Usage::Licensed);
         add(4, "Seats (graduated tiers)", "usd", 0, Interval::Month, 1, Usage::Licensed);
+        add(5, "API calls, committed (decimal)", "usd", 0, Interval::Month, 1, Usage::Licensed);
         prices[price::PRO_LEGACY].active = false;
         prices[price::SEAT_PACK].transform = Some((4, true));
         prices[price::BUSINESS_INLINE].inline = true;
+        prices[price::API_COMMITTED_DECIMAL].unit_amount_decimal = DecimalAmount::parse("0.0375");
         // Business monthly also sells in euros: a EUR subscription on it bills 185.00 EUR.
         prices[price::monthly(2)].currency_options = vec![("eur", 18500)];
         let tier = |up_to, unit_amount, flat_amount| Tier { up_to, unit_amount, flat_amount };
@@ -368,6 +387,10 @@ impl Catalog {
                 anyhow::Ok(())
             };
             scale(&mut p.unit_amount)?;
+            if let Some(decimal) = &mut p.unit_amount_decimal {
+                scale(&mut decimal.line_amount(1))?; // (only the bound: the decimal is scaled exactly)
+                *decimal = decimal.times(factor);
+            }
             for (_, amount) in &mut p.currency_options {
                 scale(amount)?;
             }

@@ -11,6 +11,7 @@ use super::catalog::{Coupon, Duration, Off, Price, TiersMode, Usage};
 use super::invoices::{invoice_prefix, SimInvoice, SimInvoiceItem, SimLine};
 use super::model::{SimCustomer, SimDiscount, SimSubscription, Status};
 use super::Account;
+use crate::money::DecimalAmount;
 
 /// The Stripe API version the simulated objects follow (async-stripe's own).
 pub const API_VERSION: &str = "2026-09-30.endive";
@@ -54,7 +55,7 @@ pub fn product(acct: &Account, index: usize) -> Value {
 /// A price as Stripe embeds it (in a subscription item) or lists it without expansions: its
 /// `tiers` and `currency_options` are "not included by default" (see [`price_with_includables`]).
 pub fn price(acct: &Account, p: &Price) -> Value {
-    let unit_amount = p.tiers.is_none().then_some(p.unit_amount);
+    let unit_amount = p.tiers.is_none().then(|| p.unit_decimal_in(p.currency));
     json!({
         "id": p.id, "object": "price", "active": p.active, "billing_scheme": billing_scheme(p), "created": p.created,
         "currency": p.currency, "custom_unit_amount": null, "livemode": false, "lookup_key": null,
@@ -64,7 +65,8 @@ pub fn price(acct: &Account, p: &Price) -> Value {
             "trial_period_days": null, "usage_type": usage(p),
         },
         "tax_behavior": "exclusive", "tiers_mode": tiers_mode(p), "transform_quantity": transform(p), "type": "recurring",
-        "unit_amount": unit_amount, "unit_amount_decimal": unit_amount.map(|a| a.to_string()),
+        "unit_amount": unit_amount.and_then(DecimalAmount::whole),
+        "unit_amount_decimal": unit_amount.map(DecimalAmount::text),
     })
 }
 
@@ -141,10 +143,10 @@ fn usage(p: &Price) -> &'static str {
 
 /// The legacy `plan` object Stripe still nests in subscription items.
 fn plan(acct: &Account, p: &Price) -> Value {
-    let amount = p.tiers.is_none().then_some(p.unit_amount);
+    let amount = p.tiers.is_none().then(|| p.unit_decimal_in(p.currency));
     json!({
-        "id": p.id, "object": "plan", "active": p.active, "amount": amount,
-        "amount_decimal": amount.map(|a| a.to_string()), "billing_scheme": billing_scheme(p), "created": p.created,
+        "id": p.id, "object": "plan", "active": p.active, "amount": amount.and_then(DecimalAmount::whole),
+        "amount_decimal": amount.map(DecimalAmount::text), "billing_scheme": billing_scheme(p), "created": p.created,
         "currency": p.currency, "interval": p.interval.as_str(), "interval_count": p.interval_count,
         "livemode": false, "metadata": {}, "meter": null, "nickname": p.nickname,
         "product": acct.catalog.products[p.product].id, "tiers_mode": tiers_mode(p), "transform_usage": transform(p),
@@ -370,7 +372,7 @@ pub fn invoice_item(acct: &Account, c: &SimCustomer, item: &SimInvoiceItem, invo
         "pricing": {
             "price_details": {"price": p.id, "product": acct.catalog.products[p.product].id},
             "type": "price_details",
-            "unit_amount_decimal": p.tiers.is_none().then(|| p.unit_amount_in(sub.currency).to_string()),
+            "unit_amount_decimal": p.tiers.is_none().then(|| p.unit_decimal_in(sub.currency).text()),
         },
         "proration": l.proration, "proration_details": {"credited_items": null, "discount_amounts": []},
         "quantity": l.quantity,
@@ -453,7 +455,7 @@ fn line(
         "pricing": {
             "price_details": {"price": p.id, "product": acct.catalog.products[p.product].id},
             "type": "price_details",
-            "unit_amount_decimal": p.tiers.is_none().then(|| p.unit_amount_in(sub.currency).to_string()),
+            "unit_amount_decimal": p.tiers.is_none().then(|| p.unit_decimal_in(sub.currency).text()),
         },
         "quantity": l.quantity, "subtotal": l.amount, "taxes": taxes,
     })

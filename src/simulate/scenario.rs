@@ -529,6 +529,16 @@ impl Generator<'_> {
             };
             c.one_off_invoices = vec![fee, draft];
         });
+        add("decimal_unit_amount", "usd", &|g, c| {
+            // 123 450 committed API calls at 0.0375 cents (`unit_amount_decimal`) since 06-08,
+            // the same again since 07-08 and 123 460 since 09-08: Stripe rounds each invoice
+            // line (4629.375 to 4629, 4629.75 to 4630), so 4629, then 9258 (not 9258.75's
+            // 9259), then 13888.
+            let calls = price::API_COMMITTED_DECIMAL;
+            for (n, (month, quantity)) in [(0, 123_450), (1, 123_450), (3, 123_460)].into_iter().enumerate() {
+                c.subscriptions.push(g.subscription(c, n as u64, at(month, 8), &[(calls, quantity)]));
+            }
+        });
         out
     }
 

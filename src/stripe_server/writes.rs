@@ -351,6 +351,7 @@ impl WritableAccount {
             transform: None,
             inline: false,
             tiers: None,
+            unit_amount_decimal: None,
             currency_options: Vec::new(),
             currency_tiers: Vec::new(),
         });
