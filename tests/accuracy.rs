@@ -388,6 +388,26 @@ fn a_fractional_tier_or_an_unreadable_decimal_amount_is_refused_naming_the_price
     assert!(err.contains("`unit_amount_decimal` (\"0.0375000000001\") is not a decimal of at most 12 places"), "{err}");
 }
 
+/// A currency option in fractions of a minor unit (`unit_amount` null, L11) bills like the
+/// price's own: the EUR subscription on Business monthly, its option edited to 18 500.5 euro
+/// cents, is valued at 18 501 a month (the line rounded half up), never at 0 or at 18 500.
+#[test]
+fn a_currency_option_in_fractions_of_a_cent_bills_its_line_rounded() {
+    let acct = common::simulate(Scenario::Full, 20, 42);
+    common::rewrite_objects(&acct.dir, "prices.jsonl", |prices| {
+        let p = prices.iter_mut().find(|p| p["currency_options"].get("eur").is_some()).unwrap();
+        p["currency_options"]["eur"]["unit_amount"] = Value::Null;
+        p["currency_options"]["eur"]["unit_amount_decimal"] = "18500.5".into();
+    });
+    let data = tempfile::tempdir().unwrap();
+    let snap = common::pull(&acct, data.path(), &[], &[]);
+    let rows = common::report_rows(&snap, MetricOptions::default());
+    let by_customer = rows.into_iter().find(|(q, _)| *q == "mrr_by_customer").unwrap().1;
+    let (engine, truth) = series(&acct, &by_customer, "currency_options_eur", &["2026-06", "2026-11"]);
+    assert_eq!(truth, [18500, 18500], "the account as simulated");
+    assert_eq!(engine, [18501, 18501]);
+}
+
 /// A snapshot pulled before mrr read amount-off coupons' currency options (schema version 5)
 /// reads as having none: a EUR subscription on a USD amount-off coupon is refused, naming the
 /// discount and the coupon, never discounted by dollars taken as euros, nor by nothing (D6).

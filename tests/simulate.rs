@@ -98,6 +98,11 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
             "invoice" => parse_as::<stripe_shared::Invoice>("event invoice", &object),
             "discount" => parse_as::<stripe_shared::Discount>("event discount", &object),
             "invoiceitem" => parse_as::<stripe_billing::InvoiceItem>("event invoice item", &object),
+            "test_helpers.test_clock" => {
+                parse_as::<stripe_shared::TestHelpersTestClock>("event test clock", &object);
+                let Ok(kind) = event["type"].as_str().unwrap().parse::<stripe_shared::EventType>();
+                assert!(!matches!(kind, stripe_shared::EventType::Unknown(_)), "{kind:?} is one of Stripe's types");
+            }
             other => panic!("unexpected event object {other}"),
         }
     }

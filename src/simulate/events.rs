@@ -9,6 +9,54 @@ use super::render;
 use super::Account;
 use crate::rng::stripe_id;
 
+/// Events of the account's test clocks with `from <= created <= now`, oldest first: each is
+/// created frozen at its `created` ("Occurs whenever a test clock is created"), then advanced
+/// to the 1st and the 15th of every month and lastly to `now`, as `mrr seed-stripe` advances
+/// its clocks (W3), each advance sending "Occurs whenever a test clock starts advancing" and
+/// "Occurs whenever a test clock transitions to a ready status" (async-stripe's event types,
+/// catalogue R3). The account's time is its clocks' (the simulator has one timeline), so an
+/// advance to t starts a second before t and is ready at t, the last one at `now`: the clock
+/// the events leave is the one listed.
+pub fn clock_events(acct: &Account, from: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (index, clock) in acct.clocks.iter().enumerate() {
+        let mut moments = vec![(clock.created, "test_helpers.test_clock.created", clock.created, None)];
+        let mut frozen = clock.created;
+        let mut month = crate::calendar::Month::of(clock.created);
+        let mut targets = Vec::new();
+        while month.start() <= clock.frozen_time {
+            targets.extend([month.start(), month.start() + 14 * crate::calendar::DAY]);
+            month = month.plus(1);
+        }
+        targets.push(clock.frozen_time);
+        for target in targets.into_iter().filter(|t| *t > clock.created && *t <= clock.frozen_time) {
+            if target <= frozen {
+                continue;
+            }
+            moments.push((target - 1, "test_helpers.test_clock.advancing", frozen, Some(target)));
+            moments.push((target, "test_helpers.test_clock.ready", target, None));
+            frozen = target;
+        }
+        for (at, kind, frozen_time, target) in moments {
+            if at < from {
+                continue;
+            }
+            // Numbered by clock, instant and type, not by position: the same account simulated
+            // at a later `now` advances its clocks differently after the earlier `now`, and an
+            // event of the earlier story must never share an id with one of the later.
+            let code = match kind {
+                "test_helpers.test_clock.created" => 0,
+                "test_helpers.test_clock.advancing" => 1,
+                _ => 2,
+            };
+            let id = stripe_id("evt", acct.seed, kind::CLOCK_EVENT, ((index as u64) << 42) | ((at as u64) << 2) | code);
+            out.push(render::event(&id, kind, at, render::test_clock_at(acct, index, frozen_time, target), None));
+        }
+    }
+    out.sort_by_key(|e| e["created"].as_i64());
+    out
+}
+
 /// Events of one customer with `from <= created <= now`, oldest first.
 pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from: i64) -> Vec<Value> {
     let now = acct.now;

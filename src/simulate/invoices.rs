@@ -22,6 +22,8 @@ pub mod kind {
     pub const INVOICE_ITEM: u64 = 9;
     /// A one-off invoice's line and invoice item.
     pub const ONE_OFF: u64 = 10;
+    /// A test clock's own event.
+    pub const CLOCK_EVENT: u64 = 11;
 }
 
 /// One invoice line.

@@ -233,6 +233,7 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         emit(c)?;
     }
     progress.finish_and_clear();
+    files.clock_events(&acct, event_from, &opts.api_version)?;
     let summary = files.finish(&acct, &info, event_from, opts.out.clone())?;
     let truth = truth.finish();
     let violations = crate::metrics::invariant_violations(&truth.mrr_monthly);
@@ -327,17 +328,30 @@ impl ObjectFiles {
             self.files.write("invoiceitems.jsonl", &object)?;
         }
         let events = events::customer_events(acct, c, &billing, event_from);
-        for e in &events {
+        self.events(&events, api_version)?;
+        self.summary.customers += 1;
+        self.summary.subscriptions += c.subscriptions.iter().filter(|s| s.start <= now).count() as u64;
+        self.summary.invoices += invoices.len() as u64;
+        self.summary.events += events.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the test clocks' own events from `event_from` on, in `api_version`.
+    pub fn clock_events(&mut self, acct: &Account, event_from: i64, api_version: &str) -> anyhow::Result<()> {
+        let events = events::clock_events(acct, event_from);
+        self.events(&events, api_version)?;
+        self.summary.events += events.len() as u64;
+        Ok(())
+    }
+
+    fn events(&mut self, events: &[serde_json::Value], api_version: &str) -> anyhow::Result<()> {
+        for e in events {
             if api_version == render::API_VERSION {
                 self.files.write("events.jsonl", e)?;
             } else {
                 self.files.write("events.jsonl", &render::in_api_version(e.clone(), api_version))?;
             }
         }
-        self.summary.customers += 1;
-        self.summary.subscriptions += c.subscriptions.iter().filter(|s| s.start <= now).count() as u64;
-        self.summary.invoices += invoices.len() as u64;
-        self.summary.events += events.len() as u64;
         Ok(())
     }
 

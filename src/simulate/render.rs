@@ -485,11 +485,21 @@ pub fn embed_first_pages(object: &mut Value) {
 
 /// A test clock, at its frozen time.
 pub fn test_clock(acct: &Account, index: usize) -> Value {
+    test_clock_at(acct, index, acct.clocks[index].frozen_time, None)
+}
+
+/// A test clock frozen at `frozen_time`: `ready`, or `advancing` towards `target` ("The
+/// `frozen_time` that the Test Clock is advancing towards", `status_details.advancing`).
+pub fn test_clock_at(acct: &Account, index: usize, frozen_time: i64, target: Option<i64>) -> Value {
     let clock = &acct.clocks[index];
+    let (status, details) = match target {
+        Some(t) => ("advancing", json!({"advancing": {"target_frozen_time": t}})),
+        None => ("ready", json!({})),
+    };
     json!({
         "id": clock.id, "object": "test_helpers.test_clock", "created": clock.created,
-        "deletes_after": clock.frozen_time + 30 * crate::calendar::DAY, "frozen_time": clock.frozen_time, "livemode": false,
-        "name": clock.name, "status": "ready", "status_details": {},
+        "deletes_after": frozen_time + 30 * crate::calendar::DAY, "frozen_time": frozen_time, "livemode": false,
+        "name": clock.name, "status": status, "status_details": details,
     })
 }
 
