@@ -6,22 +6,10 @@
 -- valued yet). `mrr report` and `mrr push` stop on any (src/engine/priceable.rs) rather than
 -- let item_values value such an item at 0.
 --
--- DuckDB only: a check of the snapshot, run before either engine's queries.
--- The prices billed are the current items' and every invoiced version's (item_history, the
--- versions item_values values, in the subscription's currency), grouped by (price, currency)
--- first: a handful of groups, each with any one subscription to name. Reading item_history
--- rather than the invoice lines took the check from 0.1 s to a few ms at 100 000 x 60 months;
--- one join of both to the subscriptions rather than one each, from 0.40 s to 0.29 s at 1 M.
-WITH billed AS (
-  SELECT b.price, s.currency, ANY_VALUE(b.subscription) AS subscription
-  FROM (
-    SELECT price, subscription FROM {{subscription_items}}
-    UNION ALL
-    SELECT price, subscription FROM {{item_history}} WHERE price IS NOT NULL
-  ) b
-  JOIN {{subscriptions}} s ON s.id = b.subscription
-  GROUP BY b.price, s.currency
-),
+-- DuckDB only: a check of the snapshot, run before either engine's queries. The prices billed
+-- (billed_prices) are derived once per snapshot: a handful of (price, currency) groups, each
+-- with a subscription to name.
+WITH
 problems AS (
   SELECT b.price, b.currency, MIN(b.subscription) AS subscription, ANY_VALUE(p.currency) AS price_currency,
          CASE WHEN ANY_VALUE(p.billing_scheme) = 'tiered' THEN ANY_VALUE(t.fractional)
@@ -38,7 +26,7 @@ problems AS (
            WHEN b.currency <> ANY_VALUE(p.currency) AND ANY_VALUE(o.unit_amount) IS NULL
                 AND NOT regexp_full_match(COALESCE(ANY_VALUE(o.unit_amount_decimal), ''), '[0-9]{1,18}(\.[0-9]{1,12})?') THEN 'decimal'
          END AS problem
-  FROM billed b
+  FROM {{billed_prices}} b
   LEFT JOIN {{prices}} p ON p.id = b.price
   LEFT JOIN {{price_currency_options}} o ON o.price = b.price AND o.currency = b.currency
   -- Each tiered price's tiers in each currency, with the first fractional tier unit amount.

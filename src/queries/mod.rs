@@ -44,6 +44,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "item_versions",
     "duckdb" / "undiscounted_renewals",
     "duckdb" / "once_discount_ends",
+    "duckdb" / "billed_prices",
     "duckdb" / "discount_windows",
     "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
