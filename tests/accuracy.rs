@@ -225,6 +225,7 @@ mod edge_case {
         deleted_customer,
         one_off_invoices,
         decimal_unit_amount,
+        decimal_volume_tiers,
     );
 }
 
@@ -350,10 +351,10 @@ fn a_snapshot_without_the_tiers_or_currency_options_it_needs_is_refused_naming_t
     assert!(err.contains("pull again"), "{err}");
 }
 
-/// A tier whose unit amount is a fraction of a minor unit (how Stripe rounds a tiered price's
-/// lines with one is not in its reference), or a price with neither `unit_amount` nor a
-/// readable `unit_amount_decimal`, is refused naming the price and the decimal, never valued
-/// at 0 or at its whole part (L10).
+/// A graduated tier whose unit amount is a fraction of a minor unit (where Stripe rounds a
+/// graduated price's fractions is not in its reference), or a price with neither
+/// `unit_amount` nor a readable `unit_amount_decimal`, is refused naming the price and the
+/// decimal, never valued at 0 or at its whole part (L11).
 #[test]
 fn a_fractional_tier_or_an_unreadable_decimal_amount_is_refused_naming_the_price() {
     let edit = |edit_price: &dyn Fn(&mut Value) -> bool| {
@@ -368,15 +369,15 @@ fn a_fractional_tier_or_an_unreadable_decimal_amount_is_refused_naming_the_price
         (edited.unwrap(), refused_report(data.path()))
     };
     let (price, err) = edit(&|p| {
-        let volume = p["tiers_mode"] == "volume";
-        if volume {
+        let graduated = p["tiers_mode"] == "graduated";
+        if graduated {
             p["tiers"][1]["unit_amount"] = Value::Null;
-            p["tiers"][1]["unit_amount_decimal"] = "1000.5".into();
+            p["tiers"][1]["unit_amount_decimal"] = "1200.5".into();
         }
-        volume
+        graduated
     });
     assert!(err.contains(&format!("price {price} cannot be valued")), "{err}");
-    assert!(err.contains("a usd tier's unit amount is a fraction of a minor unit (1000.5)"), "{err}");
+    assert!(err.contains("a usd graduated tier's unit amount is a fraction of a minor unit (1200.5)"), "{err}");
     let (price, err) = edit(&|p| {
         let decimal = p["unit_amount_decimal"] == "0.0375";
         if decimal {

@@ -202,6 +202,9 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         // 09-08: each line rounded as Stripe rounds it, 4629.375 to 4629 and 4629.75 to 4630
         // (9258 in July, not the 9259 of rounding once per customer).
         ("decimal_unit_amount", [4629, 9258, 9258, 13888, 13888, 13888]),
+        // 123 457 API calls on volume tiers since 07-03: 123 457 x 0.04 = 4938.28, billed
+        // 4938, + the tier's $10 flat.
+        ("decimal_volume_tiers", [0, 5938, 5938, 5938, 5938, 5938]),
         // Starter since 09-25, Pro from 10-26; its pending prorations deleted 11-05.
         ("pending_proration_deleted", [0, 0, 0, 2900, 7900, 7900]),
         // Pro since 06-20 inheriting the customer's 12.5% off from 07-10 (6912.5), Starter

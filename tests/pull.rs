@@ -74,8 +74,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 58 - 1,
-        "150 random + 58 edge-case customers, one of them deleted (in no list, catalogue R2)"
+        150 + 59 - 1,
+        "150 random + 59 edge-case customers, one of them deleted (in no list, catalogue R2)"
     );
     // A price in fractions of a cent arrives as Stripe's text, its `unit_amount` null (L11).
     let decimals = column(&snap, "prices", "unit_amount_decimal");
@@ -86,7 +86,7 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     let rows = |t: &str| m.tables.iter().find(|e| e.name == t).unwrap().rows;
     // A tiered option's tiers only by `currency_options.<currency>.tiers`, which no list can
     // name in advance: the pull retrieves that price again.
-    assert_eq!(rows("price_tiers"), 9, "two tiered prices of three tiers each, and the graduated one's EUR tiers");
+    assert_eq!(rows("price_tiers"), 12, "three tiered prices of three tiers each, and the graduated one's EUR tiers");
     assert_eq!(rows("price_currency_options"), 2, "Business monthly and the graduated seats in EUR");
     let eur_tiers = column(&snap, "price_tiers", "currency").into_iter().filter(|c| c.as_deref() == Some("eur"));
     assert_eq!(eur_tiers.count(), 3);

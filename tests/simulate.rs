@@ -33,9 +33,9 @@ fn every_simulated_object_deserializes_with_async_stripe_types() {
     assert_eq!(parse_file::<stripe_shared::Product>(d, "products.jsonl"), 7);
     assert_eq!(
         parse_file::<stripe_shared::Price>(d, "prices.jsonl"),
-        22,
+        23,
         "17 + an archived price + a seat pack + volume and graduated seats (with their tiers and options) + \
-         committed API calls in fractions of a cent"
+         committed API calls in fractions of a cent, per unit and in volume tiers"
     );
     // A fraction of a minor unit is only in `unit_amount_decimal`; `unit_amount` is null (L11).
     let decimal = objects(d, "prices.jsonl").into_iter().find(|p| p["unit_amount_decimal"] == "0.0375").unwrap();

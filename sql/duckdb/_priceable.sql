@@ -2,8 +2,8 @@
 -- first one only): not in the snapshot ('missing'), tiered without tiers in that currency
 -- ('tiers'), in another currency without a currency option for it ('currency'), with neither a
 -- `unit_amount` nor a `unit_amount_decimal` of at most 12 decimal places ('decimal'), or
--- tiered with a tier whose unit amount is a fraction of a minor unit ('tier_decimal', not
--- valued yet). `mrr report` and `mrr push` stop on any (src/engine/priceable.rs) rather than
+-- graduated with a tier whose unit amount is a fraction of a minor unit ('tier_decimal', not
+-- valued yet: where Stripe rounds it is not in its reference). `mrr report` and `mrr push` stop on any (src/engine/priceable.rs) rather than
 -- let item_values value such an item at 0.
 --
 -- DuckDB only: a check of the snapshot, run before either engine's queries. The prices billed
@@ -12,14 +12,16 @@
 WITH
 problems AS (
   SELECT b.price, b.currency, MIN(b.subscription) AS subscription, ANY_VALUE(p.currency) AS price_currency,
-         CASE WHEN ANY_VALUE(p.billing_scheme) = 'tiered' THEN ANY_VALUE(t.fractional)
+         CASE WHEN ANY_VALUE(p.billing_scheme) = 'tiered' THEN COALESCE(ANY_VALUE(t.unreadable), ANY_VALUE(t.fractional))
               WHEN b.currency = ANY_VALUE(p.currency) THEN ANY_VALUE(p.unit_amount_decimal)
               ELSE ANY_VALUE(o.unit_amount_decimal) END AS unit_amount_decimal,
          CASE
            WHEN ANY_VALUE(p.id) IS NULL THEN 'missing'
            WHEN ANY_VALUE(p.recurring_usage_type) IS DISTINCT FROM 'licensed' THEN NULL
            WHEN ANY_VALUE(p.billing_scheme) = 'tiered' THEN
-             CASE WHEN COUNT(t.price) = 0 THEN 'tiers' WHEN ANY_VALUE(t.fractional) IS NOT NULL THEN 'tier_decimal' END
+             CASE WHEN COUNT(t.price) = 0 THEN 'tiers'
+                  WHEN ANY_VALUE(t.unreadable) IS NOT NULL THEN 'decimal'
+                  WHEN ANY_VALUE(p.tiers_mode) = 'graduated' AND ANY_VALUE(t.fractional) IS NOT NULL THEN 'tier_decimal' END
            WHEN b.currency <> ANY_VALUE(p.currency) AND COUNT(o.price) = 0 THEN 'currency'
            WHEN b.currency = ANY_VALUE(p.currency) AND ANY_VALUE(p.unit_amount) IS NULL
                 AND NOT regexp_full_match(COALESCE(ANY_VALUE(p.unit_amount_decimal), ''), '[0-9]{1,18}(\.[0-9]{1,12})?') THEN 'decimal'
@@ -29,9 +31,12 @@ problems AS (
   FROM {{billed_prices}} b
   LEFT JOIN {{prices}} p ON p.id = b.price
   LEFT JOIN {{price_currency_options}} o ON o.price = b.price AND o.currency = b.currency
-  -- Each tiered price's tiers in each currency, with the first fractional tier unit amount.
+  -- Each tiered price's tiers in each currency, with a fractional tier unit amount and an
+  -- unreadable one, if any.
   LEFT JOIN (
-    SELECT price, currency, MIN(unit_amount_decimal) FILTER (WHERE unit_amount IS NULL AND unit_amount_decimal IS NOT NULL) AS fractional
+    SELECT price, currency, MIN(unit_amount_decimal) FILTER (WHERE unit_amount IS NULL AND unit_amount_decimal IS NOT NULL) AS fractional,
+           MIN(unit_amount_decimal) FILTER (WHERE unit_amount IS NULL
+             AND NOT regexp_full_match(unit_amount_decimal, '[0-9]{1,18}(\.[0-9]{1,12})?')) AS unreadable
     FROM {{price_tiers}} GROUP BY price, currency
   ) t ON t.price = b.price AND t.currency = b.currency
   GROUP BY b.price, b.currency

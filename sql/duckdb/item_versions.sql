@@ -35,7 +35,9 @@ versions AS (
 ),
 -- A tier holds the quantities after the previous tier's up_to through its own (NULL: inf).
 tiers AS (
-  SELECT price, currency, tier, up_to, COALESCE(unit_amount, 0) AS unit_amount, COALESCE(flat_amount, 0) AS flat_amount,
+  SELECT price, currency, tier, up_to,
+         {{unit_whole:unit_amount|unit_amount_decimal}} AS whole, {{unit_pico:unit_amount|unit_amount_decimal}} AS pico,
+         COALESCE(flat_amount, 0) AS flat_amount,
          COALESCE(LAG(up_to) OVER (PARTITION BY price, currency ORDER BY tier), 0) AS above
   FROM {{price_tiers}}
 ),
@@ -46,8 +48,9 @@ tiers AS (
 tiered AS (
   SELECT q.price, q.currency, q.quantity,
          SUM(CASE p.tiers_mode
-               WHEN 'volume' THEN q.quantity * t.unit_amount + t.flat_amount
-               ELSE (LEAST(q.quantity, COALESCE(t.up_to, q.quantity)) - t.above) * t.unit_amount + t.flat_amount
+               -- one line: a fraction of a minor unit is rounded on it (a graduated price's are refused)
+               WHEN 'volume' THEN {{line_amount:t.whole|t.pico|q.quantity}} + t.flat_amount
+               ELSE (LEAST(q.quantity, COALESCE(t.up_to, q.quantity)) - t.above) * t.whole + t.flat_amount
              END) AS amount
   FROM (
     -- Each price, currency and quantity once, and only the tiered prices' (a handful): joining
@@ -76,10 +79,7 @@ unit_amounts AS (
 ),
 unit_parts AS (
   SELECT price, currency,
-         COALESCE(unit_amount, TRY_CAST(split_part(unit_amount_decimal, '.', 1) AS BIGINT), 0) AS whole,
-         CASE WHEN unit_amount IS NULL AND contains(unit_amount_decimal, '.')
-              THEN COALESCE(TRY_CAST(rpad(split_part(unit_amount_decimal, '.', 2), 12, '0') AS BIGINT), 0)
-              ELSE 0 END AS pico
+         {{unit_whole:unit_amount|unit_amount_decimal}} AS whole, {{unit_pico:unit_amount|unit_amount_decimal}} AS pico
   FROM unit_amounts
 ),
 -- Each version's billed units: its quantity, which transform_quantity divides and rounds up
@@ -104,17 +104,14 @@ SELECT e.subscription, e.item, e.effective_at, e.until, e.cut_at_change, e.price
        -- what the item bills per interval, minor units (also the weight an amount-off coupon is
        -- split by): a tiered price by its tiers; any other, the unit amount in the
        -- subscription's currency times the billed units, a fraction of a minor unit rounded on
-       -- the line, a half up, as Stripe rounds an invoice line (docs/metrics.md): the pico part
-       -- is multiplied as two six-digit halves so that no product leaves INT64. A report
+       -- the line as Stripe rounds an invoice line (_line_amount). A report
        -- checks that every price has an amount before it reads these
        -- (src/engine/priceable.rs): no 0 here that stands for a missing one is ever read.
        -- BIGINT, as INT64: a tier's SUM is a HUGEINT, which Parquet would store as a DOUBLE.
        CAST(CASE
          WHEN e.recurring_usage_type IS DISTINCT FROM 'licensed' THEN 0
          WHEN e.billing_scheme = 'tiered' THEN COALESCE(tr.amount, 0)
-         ELSE COALESCE(e.whole, 0) * e.units
-           + ((COALESCE(e.pico, 0) // 1000000) * e.units + 500000
-              + ((COALESCE(e.pico, 0) % 1000000) * e.units) // 1000000) // 1000000
+         ELSE {{line_amount:COALESCE(e.whole, 0)|COALESCE(e.pico, 0)|e.units}}
        END AS BIGINT) AS amount
 FROM billed e
 LEFT JOIN tiered tr ON tr.price = e.price AND tr.currency = e.currency AND tr.quantity = e.quantity

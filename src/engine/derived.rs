@@ -54,11 +54,25 @@ pub fn derivation(name: &str) -> String {
 }
 
 /// The text of every SQL file other than a derived table that `text` includes by
-/// `{{name}}`, and of those they include.
+/// `{{name}}` or as a snippet (`{{name:..}}`), and of those they include.
 fn included_fragments(text: &str) -> Vec<&'static str> {
+    let mut seen = Vec::new();
+    include_fragments(text, &mut seen);
+    seen
+}
+
+/// Adds to `seen` each file `text` includes that is not in it yet, then those it includes (a
+/// snippet's comment names its own placeholder: each file is read once).
+fn include_fragments(text: &str, seen: &mut Vec<&'static str>) {
     let keys = text.split("{{").skip(1).filter_map(|rest| rest.split_once("}}").map(|(key, _)| key));
-    let fragments = keys.filter(|key| !DERIVED.contains(key)).filter_map(|key| sql_text(Dialect::DuckDb, key));
-    fragments.flat_map(|fragment| std::iter::once(fragment).chain(included_fragments(fragment))).collect()
+    let fragments =
+        keys.filter(|key| !DERIVED.contains(key)).filter_map(|key| crate::queries::included_file(Dialect::DuckDb, key));
+    for fragment in fragments.collect::<Vec<_>>() {
+        if !seen.iter().any(|f| std::ptr::eq(*f, fragment)) {
+            seen.push(fragment);
+            include_fragments(fragment, seen);
+        }
+    }
 }
 
 /// Derived tables depend on the raw tables alone, never on the as-of instant or the metric
@@ -210,7 +224,14 @@ mod tests {
         // A shared fragment it includes is part of its SQL.
         assert!(sql_text(Dialect::DuckDb, "undiscounted_renewals").unwrap().contains("{{_discount_targets}}"));
         assert_ne!(derivation("undiscounted_renewals"), text_digest("undiscounted_renewals"));
-        assert_eq!(included_fragments("{{_discount_targets}} {{invoices}} {{item_history}} {{cents:a|b}}").len(), 1);
+        // So is a snippet (`{{name:..}}`), once, though its own comment names its placeholder.
+        let included =
+            included_fragments("{{_discount_targets}} {{invoices}} {{item_history}} {{cents:a|b}} {{cents:c|d}}");
+        assert_eq!(included.len(), 2);
+        assert!(included.contains(&sql_text(Dialect::DuckDb, "_cents").unwrap()));
+        assert!(sql_text(Dialect::DuckDb, "item_versions").unwrap().contains("{{line_amount:"));
+        assert!(included_fragments(sql_text(Dialect::DuckDb, "item_versions").unwrap())
+            .contains(&sql_text(Dialect::DuckDb, "_line_amount").unwrap()));
     }
 
     /// A SUM of BIGINTs is a HUGEINT, which DuckDB writes to Parquet as a DOUBLE: such a

@@ -89,14 +89,14 @@ fn check_prices(c: &Checked) -> anyhow::Result<()> {
             price_currency.as_deref().unwrap_or("?")
         ),
         "tier_decimal" => format!(
-            "a {currency} tier's unit amount is a fraction of a minor unit ({}); mrr values fractional unit \
-             amounts of per-unit prices (Stripe rounds each invoice line), not yet of tiered ones, whose \
-             rounding per tier Stripe's reference does not state",
+            "a {currency} graduated tier's unit amount is a fraction of a minor unit ({}); mrr values fractional \
+             unit amounts of per-unit and volume-tiered prices (Stripe rounds each invoice line), not yet of \
+             graduated ones, where Stripe's reference does not say whether it rounds each tier or their sum",
             decimal.as_deref().unwrap_or("?")
         ),
         _ => format!(
-            "it has no {currency} `unit_amount`, and its `unit_amount_decimal` ({}) is not a decimal of at most 12 \
-             places; {pull_again}",
+            "it has no {currency} `unit_amount` (a tiered price: one of its tiers), and its `unit_amount_decimal` \
+             ({}) is not a decimal of at most 12 places; {pull_again}",
             decimal.as_deref().map_or("none".to_string(), |d| format!("{d:?}"))
         ),
     };

@@ -54,6 +54,9 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "seed_mrr",
     "duckdb" / "_round_half_even",
     "duckdb" / "_cents",
+    "duckdb" / "_unit_whole",
+    "duckdb" / "_unit_pico",
+    "duckdb" / "_line_amount",
     "duckdb" / "_priceable",
     "duckdb" / "_coupons_known",
     "duckdb" / "_discounts_stacked",
@@ -68,6 +71,9 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "bigquery" / "seed_mrr",
     "bigquery" / "_round_half_even",
     "bigquery" / "_cents",
+    "bigquery" / "_unit_whole",
+    "bigquery" / "_unit_pico",
+    "bigquery" / "_line_amount",
 ];
 
 /// The text of `sql/<dialect>/<name>.sql`.
@@ -152,6 +158,9 @@ fn expand(
             args.split_once('|').ok_or_else(|| anyhow::anyhow!("{file}: {{{{cents:C|F}}}} needs two arguments"))?;
         return Ok(snippet(dialect, "_cents").replace("$C", c).replace("$F", f));
     }
+    if let Some((name, args)) = key.split_once(':') {
+        return positional_snippet(dialect, file, name, args);
+    }
     Ok(match key {
         "as_of" => timestamp_literal(dialect, params.as_of),
         "end_of_time" => timestamp_literal(dialect, END_OF_TIME),
@@ -174,6 +183,40 @@ fn expand(
         },
         k => anyhow::bail!("{file}: unknown placeholder {{{{{k}}}}}"),
     })
+}
+
+/// The SQL file a placeholder key includes: a snippet's for `{{name:..}}` (`rhe` is
+/// `_round_half_even`), the key itself otherwise; `None` when no such file exists.
+pub fn included_file(dialect: Dialect, key: &str) -> Option<&'static str> {
+    let name = match key.split_once(':') {
+        Some(("rhe", _)) => "_round_half_even".to_string(),
+        Some((name, _)) => format!("_{name}"),
+        None => key.to_string(),
+    };
+    sql_text(dialect, &name)
+}
+
+/// `{{name:A|B|..}}`: the snippet `sql/<dialect>/_name.sql` with `$1`, `$2`, .. replaced by the
+/// arguments, each in parentheses.
+fn positional_snippet(dialect: Dialect, file: &str, name: &str, args: &str) -> anyhow::Result<String> {
+    let snippet_name = format!("_{name}");
+    if sql_text(dialect, &snippet_name).is_none() {
+        anyhow::bail!("{file}: unknown snippet {{{{{name}:..}}}}");
+    }
+    let mut text = snippet(dialect, &snippet_name);
+    let args: Vec<&str> = args.split('|').collect();
+    // Highest first, so that $1 never rewrites the start of $10.
+    for (n, arg) in args.iter().enumerate().rev() {
+        text = text.replace(&format!("${}", n + 1), &format!("({arg})"));
+    }
+    if let Some(at) = text.find('$').filter(|at| text[at + 1..].starts_with(|c: char| c.is_ascii_digit())) {
+        anyhow::bail!(
+            "{file}: {{{{{name}:..}}}} needs more than {} arguments (it uses {})",
+            args.len(),
+            &text[at..at + 2]
+        );
+    }
+    Ok(text)
 }
 
 /// A snippet file's expression on one line, without its comments.
@@ -231,5 +274,16 @@ mod tests {
         let params = QueryParams { as_of: 0, options: MetricOptions::default(), discount_lists: true };
         let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into(), &|_| None).unwrap_err();
         assert!(err.to_string().contains("sql/duckdb/x.sql: unknown placeholder {{nope}}"), "{err}");
+    }
+
+    #[test]
+    fn a_snippet_takes_its_arguments_in_parentheses_and_names_what_is_missing() {
+        let text = positional_snippet(Dialect::DuckDb, "f", "line_amount", "w|p|u").unwrap();
+        assert!(text.starts_with("((w) * (u) + "), "{text}");
+        assert!(!text.contains('$'), "{text}");
+        let err = positional_snippet(Dialect::BigQuery, "f", "line_amount", "w|p").unwrap_err();
+        assert!(err.to_string().contains("needs more than 2 arguments (it uses $3)"), "{err}");
+        let err = positional_snippet(Dialect::DuckDb, "f", "nope", "a").unwrap_err();
+        assert!(err.to_string().contains("f: unknown snippet {{nope:..}}"), "{err}");
     }
 }

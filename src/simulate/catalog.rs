@@ -64,7 +64,8 @@ pub enum TiersMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tier {
     pub up_to: Option<u32>,
-    pub unit_amount: i64,
+    /// Its `unit_amount_decimal`: whole minor units, or a fraction of one (`unit_amount` null).
+    pub unit_amount: DecimalAmount,
     /// "The flat billing amount for an entire tier, regardless of the number of units in the tier."
     pub flat_amount: i64,
 }
@@ -80,14 +81,18 @@ pub fn tiered_amount(mode: TiersMode, tiers: &[Tier], quantity: u32) -> i64 {
         let upper = t.up_to.map(i64::from);
         match mode {
             TiersMode::Volume => {
+                // One line: a fraction of a minor unit is rounded on it (Stripe's rule, L11).
                 if (q > lower || n == 0) && upper.is_none_or(|u| q <= u) {
-                    return q * t.unit_amount + t.flat_amount;
+                    return t.unit_amount.line_amount(q) + t.flat_amount;
                 }
             }
             TiersMode::Graduated => {
                 if q > lower {
+                    // (Whole unit amounts only: where Stripe rounds a graduated price's fractions,
+                    // per tier or once, is not in its reference, and mrr refuses them, L11.)
                     let units = upper.map_or(q, |u| q.min(u)) - lower;
-                    total += units * t.unit_amount + t.flat_amount;
+                    let whole = t.unit_amount.whole().expect("a graduated tier of whole minor units");
+                    total += units * whole + t.flat_amount;
                 }
             }
         }
@@ -246,6 +251,9 @@ pub mod price {
     /// A committed volume of API calls at 0.0375 cents a call (`unit_amount_decimal`, a
     /// fraction of a minor unit; `unit_amount` null).
     pub const API_COMMITTED_DECIMAL: usize = 22;
+    /// Committed API calls in volume tiers of fractions of a cent: up to 100 000 at 0.05,
+    /// up to 1 000 000 at 0.04 + $10 flat, beyond at 0.0375 + $25 flat.
+    pub const API_VOLUME_DECIMAL: usize = 23;
 }
 
 impl Catalog {
@@ -310,17 +318,35 @@ impl Catalog {
         add(4, "Seats (volume tiers)", "usd", 0, Interval::Month, 1, Usage::Licensed);
         add(4, "Seats (graduated tiers)", "usd", 0, Interval::Month, 1, Usage::Licensed);
         add(5, "API calls, committed (decimal)", "usd", 0, Interval::Month, 1, Usage::Licensed);
+        add(5, "API calls, committed (volume tiers, decimal)", "usd", 0, Interval::Month, 1, Usage::Licensed);
         prices[price::PRO_LEGACY].active = false;
         prices[price::SEAT_PACK].transform = Some((4, true));
         prices[price::BUSINESS_INLINE].inline = true;
         prices[price::API_COMMITTED_DECIMAL].unit_amount_decimal = DecimalAmount::parse("0.0375");
         // Business monthly also sells in euros: a EUR subscription on it bills 185.00 EUR.
         prices[price::monthly(2)].currency_options = vec![("eur", 18500)];
-        let tier = |up_to, unit_amount, flat_amount| Tier { up_to, unit_amount, flat_amount };
+        let tier = |up_to, unit_amount, flat_amount| Tier {
+            up_to,
+            unit_amount: DecimalAmount::from_minor(unit_amount),
+            flat_amount,
+        };
         prices[price::SEAT_VOLUME].tiers =
             Some((TiersMode::Volume, vec![tier(Some(5), 1200, 0), tier(Some(20), 1000, 500), tier(None, 800, 2000)]));
         prices[price::SEAT_GRADUATED].tiers =
             Some((TiersMode::Graduated, vec![tier(Some(10), 1500, 1000), tier(Some(50), 1200, 0), tier(None, 900, 0)]));
+        let decimal_tier = |up_to, unit_amount: &str, flat_amount| Tier {
+            up_to,
+            unit_amount: DecimalAmount::parse(unit_amount).expect("a decimal amount"),
+            flat_amount,
+        };
+        prices[price::API_VOLUME_DECIMAL].tiers = Some((
+            TiersMode::Volume,
+            vec![
+                decimal_tier(Some(100_000), "0.05", 0),
+                decimal_tier(Some(1_000_000), "0.04", 1000),
+                decimal_tier(None, "0.0375", 2500),
+            ],
+        ));
         // The graduated seats also sell in euros, by tiers of their own (a tiered currency option).
         prices[price::SEAT_GRADUATED].currency_tiers =
             vec![("eur", vec![tier(Some(10), 1400, 900), tier(Some(50), 1100, 0), tier(None, 800, 0)])];
@@ -396,7 +422,8 @@ impl Catalog {
             }
             let option_tiers = p.currency_tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut());
             for t in p.tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut()).chain(option_tiers) {
-                scale(&mut t.unit_amount)?;
+                scale(&mut t.unit_amount.line_amount(1))?; // (only the bound: the decimal is scaled exactly)
+                t.unit_amount = t.unit_amount.times(factor);
                 scale(&mut t.flat_amount)?;
             }
         }

@@ -104,7 +104,7 @@ fn tiers_json(tiers: &[super::catalog::Tier]) -> Value {
         .map(|t| {
             json!({
                 "flat_amount": t.flat_amount, "flat_amount_decimal": t.flat_amount.to_string(),
-                "unit_amount": t.unit_amount, "unit_amount_decimal": t.unit_amount.to_string(), "up_to": t.up_to,
+                "unit_amount": t.unit_amount.whole(), "unit_amount_decimal": t.unit_amount.text(), "up_to": t.up_to,
             })
         })
         .collect();

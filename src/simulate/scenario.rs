@@ -539,6 +539,12 @@ impl Generator<'_> {
                 c.subscriptions.push(g.subscription(c, n as u64, at(month, 8), &[(calls, quantity)]));
             }
         });
+        add("decimal_volume_tiers", "usd", &|g, c| {
+            // 123 457 committed API calls on volume tiers of fractions of a cent since 07-03:
+            // all in the 100 001-1 000 000 tier, 123 457 x 0.04 = 4938.28, billed 4938, plus its
+            // $10 flat: 5938.
+            c.subscriptions.push(g.subscription(c, 0, at(1, 3), &[(price::API_VOLUME_DECIMAL, 123_457)]));
+        });
         out
     }
 
