@@ -240,7 +240,11 @@ fn tiers_and_currency_options_come_only_when_expanded() {
     // "This field is not included by default": the key is absent, not null.
     let plain = get(server.port, "/v1/prices?limit=100", key).unwrap().json();
     let plain_tiered = tiered(&plain);
-    assert_eq!(plain_tiered.len(), 2, "volume and graduated seats");
+    assert_eq!(
+        plain_tiered.len(),
+        3,
+        "volume and graduated seats, and API calls in volume tiers of fractions of a cent"
+    );
     for p in plain["data"].as_array().unwrap() {
         assert!(p.get("tiers").is_none() && p.get("currency_options").is_none(), "{p}");
     }
@@ -249,6 +253,9 @@ fn tiers_and_currency_options_come_only_when_expanded() {
     let expanded = get(server.port, path, key).unwrap().json();
     let modes: Vec<_> = tiered(&expanded).iter().map(|p| (p["tiers_mode"].clone(), p["tiers"].clone())).collect();
     assert!(modes.iter().all(|(_, t)| t.as_array().unwrap().len() == 3 && t[2]["up_to"].is_null()), "{modes:?}");
+    // A tier in fractions of a cent has only its decimal (L11).
+    let fractional = modes.iter().flat_map(|(_, t)| t.as_array().unwrap().clone()).find(|t| t["unit_amount"].is_null());
+    assert_eq!(fractional.expect("a fractional tier")["unit_amount_decimal"], "0.05");
     let eur: Vec<_> =
         expanded["data"].as_array().unwrap().iter().filter_map(|p| p["currency_options"].get("eur")).collect();
     assert_eq!(eur.len(), 2, "Business monthly, and the graduated seats by tiers of their own");

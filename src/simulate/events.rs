@@ -29,7 +29,8 @@ pub fn clock_events(acct: &Account, from: i64) -> Vec<Value> {
             month = month.plus(1);
         }
         targets.push(clock.frozen_time);
-        for target in targets.into_iter().filter(|t| *t > clock.created && *t <= clock.frozen_time) {
+        // Forward only, never past its frozen time (Stripe's rule, W3).
+        for target in targets.into_iter().filter(|t| *t <= clock.frozen_time) {
             if target <= frozen {
                 continue;
             }
