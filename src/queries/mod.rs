@@ -3,8 +3,10 @@
 //! resolved here, identically for both dialects: `{{table}}` becomes the dialect's table reference, `{{query}}` inlines
 //! another query of the same dialect, `{{as_of}}`, `{{end_of_time}}`, `{{discounts_rule}}` and
 //! `{{churn_at}}` become literals, `{{rhe:N|D}}` expands the dialect's half-to-even rounding of
-//! N / D, and `{{cents:C|F}}` its rounding of a split value (C whole minor units + F / scale) to
-//! whole minor units.
+//! N / D, `{{cents:C|F}}` its rounding of a split value (C whole minor units + F / scale) to
+//! whole minor units, and any other `{{name:A|B|..}}` the snippet `_name.sql` with `$1`, `$2`, ..
+//! replaced by the arguments (`_unit_whole`, `_unit_pico`, `_line_amount`: an amount in
+//! fractions of a minor unit, and what it bills on one line).
 
 pub mod results;
 
@@ -274,6 +276,43 @@ mod tests {
         let params = QueryParams { as_of: 0, options: MetricOptions::default(), discount_lists: true };
         let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into(), &|_| None).unwrap_err();
         assert!(err.to_string().contains("sql/duckdb/x.sql: unknown placeholder {{nope}}"), "{err}");
+    }
+
+    /// DuckDB's snippets bill a decimal line as the simulator and the ground truth do
+    /// (`DecimalAmount::line_amount`), ties and extremes included.
+    #[test]
+    fn duckdbs_decimal_snippets_round_a_line_as_the_ground_truth_does() {
+        use crate::money::DecimalAmount;
+        let conn = crate::engine::duckdb::open().unwrap();
+        let snippet = |name: &str, args: &str| positional_snippet(Dialect::DuckDb, "test", name, args).unwrap();
+        let cases = [
+            (None, Some("0.05"), 30),
+            (None, Some("0.05"), 29),
+            (None, Some("2.5"), 1),
+            (None, Some("2.3125"), 1234),
+            (None, Some("0.000000000001"), 499_999_999_999),
+            (None, Some("0.000000000001"), 500_000_000_000),
+            (None, Some("99999999.999999999999"), 10_000_000),
+            (None, Some("0.999999999999"), 9_000_000_000_000),
+            (Some(2900), Some("2900"), 7),
+            (Some(0), None, 5),
+        ];
+        for (amount, decimal, units) in cases {
+            let (a, d) = (
+                amount.map_or("NULL".to_string(), |a: i64| a.to_string()),
+                decimal.map_or("NULL".into(), |d| format!("'{d}'")),
+            );
+            let whole = snippet("unit_whole", &format!("CAST({a} AS BIGINT)|CAST({d} AS VARCHAR)"));
+            let pico = snippet("unit_pico", &format!("CAST({a} AS BIGINT)|CAST({d} AS VARCHAR)"));
+            let line = snippet("line_amount", &format!("{whole}|{pico}|CAST({units} AS BIGINT)"));
+            let got: i64 = conn.query_row(&format!("SELECT {line}"), [], |r| r.get(0)).unwrap();
+            let exact = match (amount, decimal) {
+                (Some(a), _) => DecimalAmount::from_minor(a),
+                (None, Some(d)) => DecimalAmount::parse(d).unwrap(),
+                (None, None) => unreachable!(),
+            };
+            assert_eq!(got, exact.line_amount(units), "{decimal:?} x {units}");
+        }
     }
 
     #[test]
