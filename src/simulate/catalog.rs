@@ -412,18 +412,22 @@ impl Catalog {
                 })?;
                 anyhow::Ok(())
             };
+            // A decimal amount is scaled exactly; its whole part is held to Stripe's bound.
+            let scale_decimal = |decimal: &mut DecimalAmount| {
+                scale(&mut decimal.line_amount(1))?;
+                *decimal = decimal.times(factor);
+                anyhow::Ok(())
+            };
             scale(&mut p.unit_amount)?;
             if let Some(decimal) = &mut p.unit_amount_decimal {
-                scale(&mut decimal.line_amount(1))?; // (only the bound: the decimal is scaled exactly)
-                *decimal = decimal.times(factor);
+                scale_decimal(decimal)?;
             }
             for (_, amount) in &mut p.currency_options {
                 scale(amount)?;
             }
             let option_tiers = p.currency_tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut());
             for t in p.tiers.iter_mut().flat_map(|(_, tiers)| tiers.iter_mut()).chain(option_tiers) {
-                scale(&mut t.unit_amount.line_amount(1))?; // (only the bound: the decimal is scaled exactly)
-                t.unit_amount = t.unit_amount.times(factor);
+                scale_decimal(&mut t.unit_amount)?;
                 scale(&mut t.flat_amount)?;
             }
         }
