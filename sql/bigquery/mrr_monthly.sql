@@ -54,15 +54,15 @@ SELECT month, currency,
        CAST(12 * mrr AS INT64) AS arr,
        CAST(active_subscriptions AS INT64) AS active_subscriptions,
        CAST(active_customers AS INT64) AS active_customers,
-       CAST(CASE WHEN active_customers > 0 THEN {{rhe:mrr|active_customers}} END AS INT64) AS arpa,
+       CAST(CASE WHEN active_customers > 0 THEN {{round_half_even:mrr|active_customers}} END AS INT64) AS arpa,
        CAST(new_mrr AS INT64) AS new_mrr,
        CAST(reactivation_mrr AS INT64) AS reactivation_mrr,
        CAST(expansion_mrr AS INT64) AS expansion_mrr,
        CAST(contraction_mrr AS INT64) AS contraction_mrr,
        CAST(churned_mrr AS INT64) AS churned_mrr,
        CAST(mom_change AS INT64) AS mom_change,
-       CASE WHEN previous_mrr <> 0 THEN CAST({{rhe:mom_change * 10000|previous_mrr}} AS NUMERIC) / 100 END AS mom_change_pct,
-       CASE WHEN previous_customers <> 0 THEN CAST({{rhe:churned_customers * 10000|previous_customers}} AS NUMERIC) / 100 END AS customer_churn_rate,
-       CASE WHEN previous_mrr <> 0 THEN CAST({{rhe:(previous_mrr + expansion_mrr - contraction_mrr - churned_mrr) * 10000|previous_mrr}} AS NUMERIC) / 100 END AS net_revenue_retention
+       CASE WHEN previous_mrr <> 0 THEN CAST({{round_half_even:mom_change * 10000|previous_mrr}} AS NUMERIC) / 100 END AS mom_change_pct,
+       CASE WHEN previous_customers <> 0 THEN CAST({{round_half_even:churned_customers * 10000|previous_customers}} AS NUMERIC) / 100 END AS customer_churn_rate,
+       CASE WHEN previous_mrr <> 0 THEN CAST({{round_half_even:(previous_mrr + expansion_mrr - contraction_mrr - churned_mrr) * 10000|previous_mrr}} AS NUMERIC) / 100 END AS net_revenue_retention
 FROM with_previous
 ORDER BY month, currency

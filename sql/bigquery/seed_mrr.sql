@@ -68,7 +68,7 @@ filled AS (
   WINDOW w AS (PARTITION BY c.currency ORDER BY m.month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 rounded AS (
-  SELECT month_start, currency, active_subscriptions, active_customers, {{rhe:amount_x12|12}} AS mrr_amount FROM filled
+  SELECT month_start, currency, active_subscriptions, active_customers, {{round_half_even:amount_x12|12}} AS mrr_amount FROM filled
 )
 SELECT FORMAT_DATE('%Y-%m', month_start) AS month, currency,
        CAST(active_subscriptions AS INT64) AS active_subscriptions,

@@ -3,8 +3,8 @@
 -- ('tiers'), in another currency without a currency option for it ('currency'), with neither a
 -- `unit_amount` nor a `unit_amount_decimal` of at most 12 decimal places ('decimal'), or
 -- graduated with a tier whose unit amount is a fraction of a minor unit ('tier_decimal', not
--- valued yet: where Stripe rounds it is not in its reference). `mrr report` and `mrr push` stop on any (src/engine/priceable.rs) rather than
--- let item_values value such an item at 0.
+-- valued yet: where Stripe rounds it is not in its reference). `mrr report` and `mrr push`
+-- stop on any (src/engine/priceable.rs) rather than let item_values value such an item at 0.
 --
 -- DuckDB only: a check of the snapshot, run before either engine's queries. The prices billed
 -- (billed_prices) are derived once per snapshot: a handful of (price, currency) groups, each
@@ -24,9 +24,9 @@ problems AS (
                   WHEN ANY_VALUE(p.tiers_mode) = 'graduated' AND ANY_VALUE(t.fractional) IS NOT NULL THEN 'tier_decimal' END
            WHEN b.currency <> ANY_VALUE(p.currency) AND COUNT(o.price) = 0 THEN 'currency'
            WHEN b.currency = ANY_VALUE(p.currency) AND ANY_VALUE(p.unit_amount) IS NULL
-                AND NOT regexp_full_match(COALESCE(ANY_VALUE(p.unit_amount_decimal), ''), '[0-9]{1,18}(\.[0-9]{1,12})?') THEN 'decimal'
+                AND NOT {{readable_decimal:ANY_VALUE(p.unit_amount_decimal)}} THEN 'decimal'
            WHEN b.currency <> ANY_VALUE(p.currency) AND ANY_VALUE(o.unit_amount) IS NULL
-                AND NOT regexp_full_match(COALESCE(ANY_VALUE(o.unit_amount_decimal), ''), '[0-9]{1,18}(\.[0-9]{1,12})?') THEN 'decimal'
+                AND NOT {{readable_decimal:ANY_VALUE(o.unit_amount_decimal)}} THEN 'decimal'
          END AS problem
   FROM {{billed_prices}} b
   LEFT JOIN {{prices}} p ON p.id = b.price
@@ -35,8 +35,8 @@ problems AS (
   -- unreadable one, if any.
   LEFT JOIN (
     SELECT price, currency, MIN(unit_amount_decimal) FILTER (WHERE unit_amount IS NULL AND unit_amount_decimal IS NOT NULL) AS fractional,
-           MIN(unit_amount_decimal) FILTER (WHERE unit_amount IS NULL
-             AND NOT regexp_full_match(unit_amount_decimal, '[0-9]{1,18}(\.[0-9]{1,12})?')) AS unreadable
+           MIN(unit_amount_decimal) FILTER (WHERE unit_amount IS NULL AND unit_amount_decimal IS NOT NULL
+             AND NOT {{readable_decimal:unit_amount_decimal}}) AS unreadable
     FROM {{price_tiers}} GROUP BY price, currency
   ) t ON t.price = b.price AND t.currency = b.currency
   GROUP BY b.price, b.currency

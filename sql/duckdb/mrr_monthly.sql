@@ -58,15 +58,15 @@ SELECT month, currency,
        CAST(12 * mrr AS BIGINT) AS arr,
        CAST(active_subscriptions AS BIGINT) AS active_subscriptions,
        CAST(active_customers AS BIGINT) AS active_customers,
-       CAST(CASE WHEN active_customers > 0 THEN {{rhe:mrr|active_customers}} END AS BIGINT) AS arpa,
+       CAST(CASE WHEN active_customers > 0 THEN {{round_half_even:mrr|active_customers}} END AS BIGINT) AS arpa,
        CAST(new_mrr AS BIGINT) AS new_mrr,
        CAST(reactivation_mrr AS BIGINT) AS reactivation_mrr,
        CAST(expansion_mrr AS BIGINT) AS expansion_mrr,
        CAST(contraction_mrr AS BIGINT) AS contraction_mrr,
        CAST(churned_mrr AS BIGINT) AS churned_mrr,
        CAST(mom_change AS BIGINT) AS mom_change,
-       CASE WHEN previous_mrr <> 0 THEN CAST({{rhe:mom_change * 10000|previous_mrr}} AS DECIMAL(20, 0)) * 0.01 END AS mom_change_pct,
-       CASE WHEN previous_customers <> 0 THEN CAST({{rhe:churned_customers * 10000|previous_customers}} AS DECIMAL(20, 0)) * 0.01 END AS customer_churn_rate,
-       CASE WHEN previous_mrr <> 0 THEN CAST({{rhe:(previous_mrr + expansion_mrr - contraction_mrr - churned_mrr) * 10000|previous_mrr}} AS DECIMAL(20, 0)) * 0.01 END AS net_revenue_retention
+       CASE WHEN previous_mrr <> 0 THEN CAST({{round_half_even:mom_change * 10000|previous_mrr}} AS DECIMAL(20, 0)) * 0.01 END AS mom_change_pct,
+       CASE WHEN previous_customers <> 0 THEN CAST({{round_half_even:churned_customers * 10000|previous_customers}} AS DECIMAL(20, 0)) * 0.01 END AS customer_churn_rate,
+       CASE WHEN previous_mrr <> 0 THEN CAST({{round_half_even:(previous_mrr + expansion_mrr - contraction_mrr - churned_mrr) * 10000|previous_mrr}} AS DECIMAL(20, 0)) * 0.01 END AS net_revenue_retention
 FROM with_previous
 ORDER BY month, currency

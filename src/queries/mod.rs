@@ -2,11 +2,11 @@
 //! source of each metric) and `sql/duckdb/` (its port), is embedded in the binary, and is
 //! resolved here, identically for both dialects: `{{table}}` becomes the dialect's table reference, `{{query}}` inlines
 //! another query of the same dialect, `{{as_of}}`, `{{end_of_time}}`, `{{discounts_rule}}` and
-//! `{{churn_at}}` become literals, `{{rhe:N|D}}` expands the dialect's half-to-even rounding of
-//! N / D, `{{cents:C|F}}` its rounding of a split value (C whole minor units + F / scale) to
-//! whole minor units, and any other `{{name:A|B|..}}` the snippet `_name.sql` with `$1`, `$2`, ..
-//! replaced by the arguments (`_unit_whole`, `_unit_pico`, `_line_amount`: an amount in
-//! fractions of a minor unit, and what it bills on one line).
+//! `{{churn_at}}` become literals, and `{{name:A|B|..}}` expands the snippet `_name.sql` with
+//! `$1`, `$2`, .. replaced by the arguments: `{{round_half_even:N|D}}` the dialect's
+//! half-to-even rounding of N / D, `{{cents:C|F}}` its rounding of a split value (C whole minor
+//! units + F / scale) to whole minor units, `_unit_whole`, `_unit_pico` and `_line_amount` an
+//! amount in fractions of a minor unit and what it bills on one line.
 
 pub mod results;
 
@@ -59,6 +59,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "_unit_whole",
     "duckdb" / "_unit_pico",
     "duckdb" / "_line_amount",
+    "duckdb" / "_readable_decimal",
     "duckdb" / "_priceable",
     "duckdb" / "_coupons_known",
     "duckdb" / "_discounts_stacked",
@@ -150,16 +151,6 @@ fn expand(
     table_ref: &dyn Fn(&str) -> String,
     materialized: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<String> {
-    if let Some(args) = key.strip_prefix("rhe:") {
-        let (n, d) =
-            args.split_once('|').ok_or_else(|| anyhow::anyhow!("{file}: {{{{rhe:N|D}}}} needs two arguments"))?;
-        return Ok(snippet(dialect, "_round_half_even").replace("$N", &format!("({n})")).replace("$D", d));
-    }
-    if let Some(args) = key.strip_prefix("cents:") {
-        let (c, f) =
-            args.split_once('|').ok_or_else(|| anyhow::anyhow!("{file}: {{{{cents:C|F}}}} needs two arguments"))?;
-        return Ok(snippet(dialect, "_cents").replace("$C", c).replace("$F", f));
-    }
     if let Some((name, args)) = key.split_once(':') {
         return positional_snippet(dialect, file, name, args);
     }
@@ -187,11 +178,10 @@ fn expand(
     })
 }
 
-/// The SQL file a placeholder key includes: a snippet's for `{{name:..}}` (`rhe` is
-/// `_round_half_even`), the key itself otherwise; `None` when no such file exists.
+/// The SQL file a placeholder key includes: `_name` for a snippet (`{{name:..}}`), the key
+/// itself otherwise; `None` when no such file exists.
 pub fn included_file(dialect: Dialect, key: &str) -> Option<&'static str> {
     let name = match key.split_once(':') {
-        Some(("rhe", _)) => "_round_half_even".to_string(),
         Some((name, _)) => format!("_{name}"),
         None => key.to_string(),
     };
