@@ -295,12 +295,12 @@ fn report_errors_name_the_snapshot_the_file_and_the_table() {
     assert!(err.contains("sql/duckdb/") && err.contains("failed in DuckDB"), "{err}");
     std::fs::write(&prices, saved).unwrap();
 
-    // A missing table file a query reads (the invoice lines are read only when the snapshot is
-    // written, into its derived tables).
-    std::fs::remove_file(snap.table_path("invoices").unwrap()).unwrap();
+    // A missing table file a query reads (invoices and their lines are read only when the
+    // snapshot is written, into its derived tables).
+    std::fs::remove_file(snap.table_path("subscriptions").unwrap()).unwrap();
     let (code, _, err) = common::mrr(data.path(), &["report"]);
     assert_eq!(code, 2);
-    assert!(err.contains("invoices.parquet is missing"), "{err}");
+    assert!(err.contains("subscriptions.parquet is missing"), "{err}");
 
     // A corrupt manifest.
     std::fs::write(snap.dir.join("manifest.json"), "{not json").unwrap();

@@ -118,7 +118,9 @@ uninvoiced AS (
 items_updated AS (
   SELECT object_id AS subscription, MAX(created) AS updated_at
   FROM {{event_changes}}
-  WHERE type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
+  -- (only the uninvoiced subscriptions' events: 1.3 M changes at 1 M subscriptions x 60 months)
+  WHERE object_id IN (SELECT subscription FROM uninvoiced)
+    AND type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
   GROUP BY 1
 ),
 -- Only the few subscriptions with such a change (every invoice is 26 M rows at 1 M x 60 months).

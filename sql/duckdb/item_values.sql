@@ -20,8 +20,9 @@
 --   BIGINT overflow too); CAST(SUM(x) AS BIGINT): BigQuery's SUM of INT64 is an INT64, DuckDB's
 --   a HUGEINT, whose arithmetic downstream is several times slower (dividing 1.2 M HUGEINTs
 --   took 0.4 s at 1 M subscriptions);
---   three derived tables, computed once per snapshot from the same raw tables, stand for
---   BigQuery's CTEs of the same rows: item_history for line_events, item_lines and
+--   four derived tables, computed once per snapshot from the same raw tables, stand for
+--   BigQuery's CTEs of the same rows: unpaid_since for unpaid (sql/duckdb/unpaid_since.sql);
+--   item_history for line_events, item_lines and
 --   line_changes (sql/duckdb/item_history.sql); uninvoiced_items for invoiced_now,
 --   current_items, uninvoiced and last_invoiced (sql/duckdb/uninvoiced_items.sql);
 --   item_versions for item_changes, tiers, tiered and priced, with each uninvoiced change's
@@ -33,13 +34,10 @@ subs AS (
   FROM {{subscriptions}}
   WHERE status NOT IN ('incomplete', 'incomplete_expired', 'paused')
 ),
--- A subscription marked unpaid stops counting when its failed invoice was marked uncollectible.
+-- A subscription marked unpaid stops counting when its failed invoice was marked uncollectible
+-- (derived once per snapshot: sql/duckdb/unpaid_since.sql).
 unpaid AS (
-  SELECT i.subscription, MAX(i.marked_uncollectible_at) AS unpaid_at
-  FROM {{invoices}} i JOIN subs s ON s.subscription = i.subscription
-  -- (the filter on the invoice first: 26 M invoices at 1 M subscriptions x 60 months, few marked)
-  WHERE s.status = 'unpaid' AND i.marked_uncollectible_at IS NOT NULL
-  GROUP BY 1
+  SELECT * FROM {{unpaid_since}}
 ),
 -- Now (the contract): a running subscription's current items are its value whether or not
 -- the change is invoiced yet (proration_behavior=none, or create_prorations pending until the
@@ -54,7 +52,9 @@ uninvoiced AS (
 items_updated AS (
   SELECT object_id AS subscription, MAX(created) AS updated_at
   FROM {{event_changes}}
-  WHERE type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
+  -- (only the uninvoiced subscriptions' events: 1.3 M changes at 1 M subscriptions x 60 months)
+  WHERE object_id IN (SELECT subscription FROM uninvoiced)
+    AND type = 'customer.subscription.updated' AND field = 'items' AND created <= {{as_of}}
   GROUP BY 1
 ),
 -- Each such subscription with when it was last invoiced (derived with the uninvoiced items).

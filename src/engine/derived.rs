@@ -6,7 +6,8 @@
 //! bills, from the prices' rules; `undiscounted_renewals`: when each discount was seen taken
 //! off, from every renewal invoice of the discounted subscriptions; `once_discount_ends`:
 //! when each `once` coupon stops, from their invoice lines; `billed_prices`: every price and
-//! currency a subscription bills on, which the price check reads, from every item version).
+//! currency a subscription bills on, which the price check reads, from every item version;
+//! `unpaid_since`: when each subscription unpaid now stopped counting, from every invoice).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
@@ -26,13 +27,14 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 6] = [
+pub const DERIVED: [&str; 7] = [
     "item_history",
     "uninvoiced_items",
     "item_versions",
     "undiscounted_renewals",
     "once_discount_ends",
     "billed_prices",
+    "unpaid_since",
 ];
 
 /// What computes a derived table, as its manifest entry records it: its SQL's digest, which

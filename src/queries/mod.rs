@@ -47,6 +47,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "undiscounted_renewals",
     "duckdb" / "once_discount_ends",
     "duckdb" / "billed_prices",
+    "duckdb" / "unpaid_since",
     "duckdb" / "discount_windows",
     "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
