@@ -226,6 +226,8 @@ mod edge_case {
         one_off_invoices,
         decimal_unit_amount,
         decimal_volume_tiers,
+        item_and_subscription_percents,
+        item_amount_and_subscription_percent,
     );
 }
 
@@ -511,10 +513,60 @@ fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_nami
     assert_eq!(code, 0, "{err}");
     assert!(!out.is_empty());
 
-    // An item-level discount beside one of the subscription's own: the subscription lists
-    // its own, its first item the new one, which names that item (D7).
+    // An item-level discount beside one of the subscription's own, both listed now: valued,
+    // the item's first (D7). Pro at 25% off (5925) gets 25% off its item too: 25% of what the
+    // item's left, 4443.75, 4444.
+    let acct = acct_with_item_discount("coupon_percent_forever", &["old"]);
+    let (data, ..) = item_discount_beside(&acct);
+    let customer = common::case_customer(&acct, "coupon_percent_forever");
+    assert_eq!(latest_mrr_of(data.path(), &customer), (4444, 5925));
+
+    // Not listed by its subscription now: it was taken off at some point no invoice total
+    // shows (the item's discount still discounts them), so the pair is refused (D2, D7).
+    let (data, sub, item2, new2) = item_discount_beside(&acct_with_item_discount("coupon_percent_forever", &[]));
+    let (code, _, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 2, "{err}");
+    let named = format!("item {item2} of subscription {sub} has an item-level discount and its subscription");
+    assert!(
+        err.contains(&named) && err.contains(&format!("({new2} with ")) && err.contains("not both listed now"),
+        "{err}"
+    );
+
+    // An amount off the subscription after a percent off its item cannot be kept exact.
+    let acct = acct_with_item_discount("coupon_amount_forever", &["old"]);
+    let percent_coupon = common::objects(&acct.dir, "coupons.jsonl")
+        .into_iter()
+        .find(|c| c["percent_off"] == 25.0 && c["duration"] == "forever")
+        .expect("a 25% forever coupon")["id"]
+        .clone();
+    let (data, sub, item, new) = item_discount_beside(&acct);
+    let _ = data;
+    common::rewrite_objects(&acct.dir, "discounts.jsonl", |all| {
+        let d = all.iter_mut().find(|d| d["id"] == new.as_str()).unwrap();
+        d["source"]["coupon"] = percent_coupon.clone();
+    });
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    let (code, _, err) = common::mrr(data.path(), &["report"]);
+    assert_eq!(code, 2, "{err}");
+    let named = format!("item {item} of subscription {sub} has an item-level discount and one of its subscription's");
+    assert!(err.contains(&named) && err.contains("cannot value exactly"), "{err}");
+}
+
+/// The full account with the `case` customer's discount redeemed again as a new discount,
+/// its subscription listing `listed` of the two ("old", "new").
+fn acct_with_item_discount(case: &str, listed: &[&str]) -> common::TempAccount {
     let acct = common::simulate(Scenario::Full, 20, 42);
-    let (sub, old, new) = redeem_again(&acct, "coupon_percent_forever", &["old"]);
+    let _ = redeem_again(&acct, case, listed);
+    acct
+}
+
+/// Moves the newest discount of the subscription `redeem_again` edited onto its first item
+/// (D7), pulls, and returns the data folder, the subscription, the item and the discount.
+fn item_discount_beside(acct: &common::TempAccount) -> (tempfile::TempDir, String, String, String) {
+    let discounts = common::objects(&acct.dir, "discounts.jsonl");
+    let new = discounts.iter().rev().find(|d| d["id"].as_str().unwrap().ends_with('X')).expect("the new discount");
+    let (new, sub) = (new["id"].as_str().unwrap().to_string(), new["subscription"].as_str().unwrap().to_string());
     let mut item = String::new();
     common::rewrite_objects(&acct.dir, "subscriptions.jsonl", |subs| {
         let s = subs.iter_mut().find(|s| s["id"] == sub.as_str()).unwrap();
@@ -526,11 +578,21 @@ fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_nami
         d["subscription_item"] = item.clone().into();
     });
     let data = tempfile::tempdir().unwrap();
-    common::pull(&acct, data.path(), &[], &[]);
-    let (code, _, err) = common::mrr(data.path(), &["report"]);
-    assert_eq!(code, 2, "{err}");
-    let named = format!("item {item} of subscription {sub} has an item-level discount and its subscription");
-    assert!(err.contains(&named) && err.contains(&format!("({new} with {old})")), "{err}");
+    common::pull(acct, data.path(), &[], &[]);
+    (data, sub, item, new)
+}
+
+/// The latest `mrr_by_customer` row of `customer`: (mrr, previous_mrr).
+fn latest_mrr_of(data: &std::path::Path, customer: &str) -> (i64, i64) {
+    let (code, out, err) = common::mrr(data, &["report", "--query", "mrr_by_customer", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let last = rows
+        .iter()
+        .filter(|r| r["customer"] == customer)
+        .max_by_key(|r| r["month"].as_str().unwrap().to_string())
+        .expect("the customer's rows");
+    (last["mrr"].as_i64().unwrap(), last["previous_mrr"].as_i64().unwrap())
 }
 
 /// An item's discount that starts after its subscription's repeating coupon has surely ended
@@ -570,13 +632,14 @@ fn an_item_level_discount_the_snapshot_has_no_object_for_is_refused_naming_it() 
     let (acct, data, _) = full();
     let old = older_snapshot(data.path(), 6, &["item_discounts"]);
     let err = refused_report(old.path());
-    let listed = common::objects(&acct.dir, "subscriptions.jsonl")
+    let listing: Vec<String> = common::objects(&acct.dir, "subscriptions.jsonl")
         .into_iter()
         .flat_map(|s| s["items"]["data"].as_array().unwrap().clone())
-        .find(|i| !i["discounts"].as_array().unwrap().is_empty())
-        .expect("item_discount_amount lists its discount on its item");
-    let item = listed["id"].as_str().unwrap();
-    assert!(err.contains(&format!("item {item} of subscription")), "{err}");
+        .filter(|i| !i["discounts"].as_array().unwrap().is_empty())
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!listing.is_empty(), "item_discount_amount lists its discount on its item");
+    assert!(listing.iter().any(|item| err.contains(&format!("item {item} of subscription"))), "{err}");
     assert!(err.contains("schema version 7") && err.contains("pull again"), "{err}");
 }
 

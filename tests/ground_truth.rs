@@ -205,6 +205,11 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         // 123 457 API calls on volume tiers since 07-03: 123 457 x 0.04 = 4938.28, billed
         // 4938, + the tier's $10 flat.
         ("decimal_volume_tiers", [0, 5938, 5938, 5938, 5938, 5938]),
+        // Pro + 3 seats since 07-17 at 25% off (5925 + 2250); 50% off the seats item from
+        // 08-17, applied first: the subscription's 25% takes its part of what is left, 1125.
+        ("item_and_subscription_percents", [0, 8175, 7050, 7050, 7050, 7050]),
+        // The same since 07-19, with $10 off the seats item from 08-19: 75% of 20.00, 1500.
+        ("item_amount_and_subscription_percent", [0, 8175, 7425, 7425, 7425, 7425]),
         // Starter since 09-25, Pro from 10-26; its pending prorations deleted 11-05.
         ("pending_proration_deleted", [0, 0, 0, 2900, 7900, 7900]),
         // Pro since 06-20 inheriting the customer's 12.5% off from 07-10 (6912.5), Starter

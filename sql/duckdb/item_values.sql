@@ -114,9 +114,15 @@ item_at AS (
   LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
   WHERE b.instant <= {{as_of}}
 ),
--- The rules of when a subscription counts, and its coupon.
+-- The rules of when a subscription counts, and its discounts: its item's (D7), then its
+-- subscription's own or, without one, the one it inherits from its customer (D3), each only
+-- on the products its coupon applies to (D4). Stripe: "Subscription item discounts are
+-- applied before subscription discounts", so the second takes its part of what the first
+-- left (two percents compound); the pairs this cannot keep exact are refused before any
+-- query (sql/duckdb/_discounts_stacked.sql).
 ruled AS (
-  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.per_year, i.recurring_interval_count, i.amount,
+  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.per_year, i.recurring_interval_count,
+    i.amount,
     CASE
       WHEN i.item IS NULL THEN 'none'
       WHEN i.instant < s.start_date THEN 'none'
@@ -124,22 +130,20 @@ ruled AS (
       WHEN s.ended_at IS NOT NULL AND i.instant >= s.ended_at THEN 'none'
       WHEN '{{churn_at}}' = 'cancel' AND s.canceled_at IS NOT NULL AND i.instant >= s.canceled_at THEN 'none'
       WHEN u.unpaid_at IS NOT NULL AND i.instant >= u.unpaid_at THEN 'none'
-      WHEN COALESCE(idisc.subscription, d.subscription, cd.subscription) IS NULL THEN 'full'
-      -- A coupon restricted to some products (`applies_to`) leaves the others' items whole (D4).
-      WHEN r.coupon IS NOT NULL AND cp.coupon IS NULL THEN 'full'
-      WHEN COALESCE(idisc.percent_off_hundredths, d.percent_off_hundredths, cd.percent_off_hundredths) IS NOT NULL
-        THEN 'percent'
-      ELSE 'amount'
+      WHEN COALESCE(d.amount_off, cd.amount_off) IS NOT NULL AND (sr.coupon IS NULL OR sp.coupon IS NOT NULL) THEN 'amount'
+      ELSE 'value'
     END AS rule,
-    COALESCE(idisc.percent_off_hundredths, d.percent_off_hundredths, cd.percent_off_hundredths) AS percent_off_hundredths,
-    COALESCE(idisc.amount_off, d.amount_off, cd.amount_off) AS amount_off,
-    -- What an amount-off coupon is split across: its item's, or its subscription's items.
-    CASE WHEN idisc.subscription IS NOT NULL THEN i.item ELSE i.subscription END AS discounted
+    -- The item's discount, where it applies: a percent of the item, or an amount off what it
+    -- bills (capped there).
+    CASE WHEN ir.coupon IS NULL OR ip.coupon IS NOT NULL THEN idisc.percent_off_hundredths END AS item_percent,
+    CASE WHEN ir.coupon IS NULL OR ip.coupon IS NOT NULL THEN idisc.amount_off END AS item_amount_off,
+    -- The subscription's discount, where it applies: a percent of what the item's left.
+    CASE WHEN sr.coupon IS NULL OR sp.coupon IS NOT NULL THEN COALESCE(d.percent_off_hundredths, cd.percent_off_hundredths) END
+      AS subscription_percent,
+    COALESCE(d.amount_off, cd.amount_off) AS amount_off
   FROM item_at i
   JOIN subs s ON s.subscription = i.subscription
   LEFT JOIN unpaid u ON u.subscription = i.subscription
-  -- Its item's discount (D7), else its subscription's own, else the one it inherits from its
-  -- customer (D3); an item's and its subscription's at once are refused before any query.
   LEFT JOIN discount_windows idisc
     ON idisc.subscription = i.subscription AND idisc.item = i.item
        AND idisc.from_at <= i.instant AND i.instant < idisc.until
@@ -149,49 +153,59 @@ ruled AS (
   LEFT JOIN discount_windows cd
     ON cd.subscription = i.subscription AND cd.inherited AND d.subscription IS NULL
        AND cd.from_at <= i.instant AND i.instant < cd.until
-  LEFT JOIN restricted_coupons r ON r.coupon = COALESCE(idisc.coupon, d.coupon, cd.coupon)
-  LEFT JOIN {{coupon_products}} cp ON cp.coupon = COALESCE(idisc.coupon, d.coupon, cd.coupon) AND cp.product = i.product
+  LEFT JOIN restricted_coupons ir ON ir.coupon = idisc.coupon
+  LEFT JOIN {{coupon_products}} ip ON ip.coupon = idisc.coupon AND ip.product = i.product
+  LEFT JOIN restricted_coupons sr ON sr.coupon = COALESCE(d.coupon, cd.coupon)
+  LEFT JOIN {{coupon_products}} sp ON sp.coupon = COALESCE(d.coupon, cd.coupon) AND sp.product = i.product
 ),
--- An amount-off coupon (capped at the billed total) is split across the items it discounts in
--- proportion to what they bill, in whole minor units, the units left over going one each to
--- the largest remainders (ties: item id). Only these rows need their subscription's other items.
+-- What each item bills after its own discount: an amount off is taken whole (capped at what
+-- it bills); a percent stays a factor, applied with the subscription's below.
+item_billed AS (
+  SELECT *, amount - LEAST(COALESCE(item_amount_off, 0), amount) AS billed
+  FROM ruled
+),
+-- A subscription's amount-off coupon (capped at what its items bill after their own
+-- discounts) is split across the items it discounts in proportion to that, in whole minor
+-- units, the units left over going one each to the largest remainders (ties: item id). Only
+-- these rows need their subscription's other items.
 amount_rows AS (
   SELECT *, LEAST(amount_off, gross_amount) AS off
   FROM (
-    SELECT *, CAST(SUM(amount) OVER (PARTITION BY subscription, instant, discounted) AS BIGINT) AS gross_amount
-    FROM ruled WHERE rule = 'amount'
+    SELECT *, CAST(SUM(billed) OVER (PARTITION BY subscription, instant) AS BIGINT) AS gross_amount
+    FROM item_billed WHERE rule = 'amount'
   )
 ),
 shares AS (
   SELECT *,
-         CASE WHEN gross_amount = 0 THEN 0 ELSE (off * amount) // gross_amount END AS share,
-         CASE WHEN gross_amount = 0 THEN 0 ELSE (off * amount) % gross_amount END AS share_remainder
+         CASE WHEN gross_amount = 0 THEN 0 ELSE (off * billed) // gross_amount END AS share,
+         CASE WHEN gross_amount = 0 THEN 0 ELSE (off * billed) % gross_amount END AS share_remainder
   FROM amount_rows
 ),
 ranked AS (
   SELECT *,
-         off - CAST(SUM(share) OVER (PARTITION BY subscription, instant, discounted) AS BIGINT) AS left_over,
-         ROW_NUMBER() OVER (PARTITION BY subscription, instant, discounted ORDER BY share_remainder DESC, item)
-           AS remainder_rank
+         off - CAST(SUM(share) OVER (PARTITION BY subscription, instant) AS BIGINT) AS left_over,
+         ROW_NUMBER() OVER (PARTITION BY subscription, instant ORDER BY share_remainder DESC, item) AS remainder_rank
   FROM shares
 ),
 -- Each item's monthly value as a fraction: numerator / (120000 x interval_count) minor units,
--- where the numerator is what the item bills per interval (less its share of an amount-off
--- coupon) x intervals per year x 10000 (less a percent coupon's hundredths). Bounded by
--- 10000 x a year's billing of the item: 1.2e15 for an item of $100 M a month.
+-- where the numerator is what the item bills per interval (less its discounts' amounts) x
+-- intervals per year x 10000 (less the hundredths of its percents: p then q compound to
+-- p + q - p x q / 10000, exact where the check allows the pair). Bounded by 10000 x a year's
+-- billing of the item: 1.2e15 for an item of $100 M a month.
 valued AS (
   SELECT subscription, customer, currency, instant, item, price, recurring_interval_count,
-    CASE rule
-      WHEN 'none' THEN 0
-      WHEN 'full' THEN amount * per_year * 10000
-      ELSE amount * per_year * (10000 - percent_off_hundredths)
+    CASE WHEN rule = 'none' THEN 0
+      ELSE billed * per_year * (10000 - CASE
+        WHEN item_percent IS NOT NULL AND subscription_percent IS NOT NULL
+          THEN item_percent + subscription_percent - item_percent * subscription_percent // 10000
+        ELSE COALESCE(item_percent, subscription_percent, 0) END)
     END AS numerator
-  FROM ruled
+  FROM item_billed
   WHERE rule <> 'amount'
   UNION ALL
   SELECT subscription, customer, currency, instant, item, price, recurring_interval_count,
     -- nothing billed, nothing to take off
-    (amount - CASE WHEN gross_amount = 0 THEN 0
+    (billed - CASE WHEN gross_amount = 0 THEN 0
                 ELSE share + CASE WHEN remainder_rank <= left_over THEN 1 ELSE 0 END END) * per_year * 10000
   FROM ranked
 )

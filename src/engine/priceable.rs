@@ -144,8 +144,9 @@ fn check_coupon_currencies(c: &Checked) -> anyhow::Result<()> {
 }
 
 /// Fails, naming the first subscription whose discounts the SQL cannot value: several of one
-/// owner at once (Stripe stacks them in an order no source we have states, D5), an item's
-/// together with its subscription's or customer's, an item's the snapshot has no object for
+/// owner at once (Stripe stacks them in the list's order, D5, which the SQL does not follow yet), an item's
+/// together with its subscription's or customer's unless both are listed now and the second can
+/// take its part exactly, an item's the snapshot has no object for
 /// (pulled before schema version 7, D7), or one whose subscription it does not know. Any MRR
 /// mrr gave for it could be wrong. Without discounts (`--discounts none`) nothing is stacked.
 fn check_stacked_discounts(c: &Checked) -> anyhow::Result<()> {
@@ -166,18 +167,26 @@ fn check_stacked_discounts(c: &Checked) -> anyhow::Result<()> {
     } else {
         format!("item {owner} of subscription {subscription}")
     };
-    let no_rule = "how Stripe stacks several discounts of one level is not in any source mrr follows \
-                   (docs/stripe-behaviour.md, D5), and a guess would be a wrong MRR; `--discounts none` \
-                   reports MRR before discounts";
     Err(bad_input(match problem.as_str() {
-        "several" => {
-            format!("{whose} has several discounts at once ({discounts}), which mrr does not value yet: {no_rule}")
-        }
+        "several" => format!(
+            "{whose} has several discounts at once ({discounts}), which mrr does not value yet: Stripe applies \
+             them in the list's order, each on what the ones before left (docs/stripe-behaviour.md, D5), and \
+             mrr cannot yet tell such a stack from a discount that replaced another; `--discounts none` \
+             reports MRR before discounts"
+        ),
         "mixed" => format!(
             "{whose} has an item-level discount and its subscription one of its own or its customer's at \
-             the same time ({discounts}), which mrr does not value together yet: Stripe applies the item's first \
-             (docs/stripe-behaviour.md, D7), and the subscription's on what is left would need a finer \
-             scale than mrr keeps; `--discounts none` reports MRR before discounts"
+             the same time ({discounts}), not both listed now, which mrr does not value together: Stripe applies \
+             the item's first (docs/stripe-behaviour.md, D7), but when one of the two was taken off no invoice \
+             total shows, and a customer's discount is not listed on the subscription; `--discounts none` \
+             reports MRR before discounts"
+        ),
+        "mixed_kinds" => format!(
+            "{whose} has an item-level discount and one of its subscription's at the same time ({discounts}), \
+             which mrr cannot value exactly: Stripe applies the item's first and the subscription's to what is \
+             left (docs/stripe-behaviour.md, D7), and an amount off after a percent, or a percent after a \
+             percent whose product is finer than hundredths of a percent, needs a finer scale than mrr keeps \
+             (docs/metrics.md, Bounds); `--discounts none` reports MRR before discounts"
         ),
         "unplaced" => format!(
             "{whose} has discount {discounts}, whose subscription snapshot {} does not say (it came from a \

@@ -9,7 +9,7 @@ use crate::calendar::Month;
 use crate::metrics::{
     ChurnAt, CustomerSeries, DiscountRule, MetricOptions, MonthlyAggregator, MonthlyRow, PlanRow, SeedRow,
 };
-use crate::money::{apply_percent_off, monthly_scaled, percent_to_hundredths, round_scaled_to_cents, SCALE};
+use crate::money::{monthly_scaled, percent_to_hundredths, round_scaled_to_cents, SCALE};
 
 /// The instant a month's MRR is measured at: its last second, or `now` for the current month.
 pub fn measured_at(month: Month, now: i64) -> i64 {
@@ -51,55 +51,82 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         .filter(|i| catalog.prices[i.price].usage == Usage::Licensed)
         .map(|i| (sub.items[i.slot].id.as_str(), i.price, catalog.prices[i.price].billed(i.quantity, sub.currency)))
         .collect();
-    let full: Vec<(&str, usize, i128)> = items.iter().map(|(id, p, a)| (*id, *p, scaled(*a))).collect();
-    let priced = |values: Vec<(&str, usize, i128)>| -> Vec<(usize, i128)> {
-        values.into_iter().map(|(_, p, v)| (p, v)).collect()
-    };
-    let Some(d) = sub.discount_at(catalog, t) else { return priced(full) };
-    let coupon = &catalog.coupons[d.coupon];
-    // A coupon restricted to some products (`applies_to`) discounts only their items (D4), an
-    // item-level discount only its item (D7).
-    let eligible = |item: &str, price: usize| {
-        coupon.applies_to_product(catalog.prices[price].product) && d.item.is_none_or(|slot| sub.items[slot].id == item)
-    };
-    let counts = match opts.discounts {
+    // Its discounts in Stripe's order: an item's before its subscription's (D7), each on what
+    // the one before left.
+    let counts = |coupon: &super::catalog::Coupon| match opts.discounts {
         DiscountRule::None => false,
         DiscountRule::Recurring => coupon.duration != Duration::Once,
         DiscountRule::All => true,
     };
-    if !counts {
-        return priced(full);
-    }
-    match coupon.off {
-        Off::Percent(p) => full
-            .into_iter()
-            .map(|(id, price, v)| {
-                (price, if eligible(id, price) { apply_percent_off(v, percent_to_hundredths(p)) } else { v })
+    let layers = [sub.item_discount_at(catalog, t), sub.discount_at(catalog, t)]
+        .into_iter()
+        .flatten()
+        .filter(|d| counts(&catalog.coupons[d.coupon]));
+    // What each item bills after the amounts taken off, and the percents it is still to lose.
+    let mut billed: Vec<i64> = items.iter().map(|(_, _, a)| *a).collect();
+    let mut percents: Vec<Vec<i128>> = vec![Vec::new(); items.len()];
+    for d in layers {
+        let coupon = &catalog.coupons[d.coupon];
+        // A coupon restricted to some products (`applies_to`) discounts only their items (D4), an
+        // item-level discount only its item (D7).
+        let eligible: Vec<bool> = items
+            .iter()
+            .map(|(id, price, _)| {
+                coupon.applies_to_product(catalog.prices[*price].product)
+                    && d.item.is_none_or(|slot| sub.items[slot].id == *id)
             })
-            .collect(),
-        Off::Amount { .. } => {
-            // In the subscription's currency: the coupon's own amount or its option's (D6).
-            let amount = coupon.amount_off_in(sub.currency).expect("an amount-off coupon");
-            // What each item bills, counting only the items the coupon applies to.
-            let billed = |(id, price, a): &(&str, usize, i64)| if eligible(id, *price) { *a } else { 0 };
-            let gross: i64 = items.iter().map(billed).sum();
-            if gross == 0 {
-                return priced(full);
+            .collect();
+        match coupon.off {
+            Off::Percent(p) => {
+                for i in (0..items.len()).filter(|i| eligible[*i]) {
+                    percents[i].push(percent_to_hundredths(p));
+                }
             }
-            let off = amount.min(gross) as i128;
-            let mut shares: Vec<(i128, i128)> = items
-                .iter()
-                .map(|i| (off * billed(i) as i128 / gross as i128, off * billed(i) as i128 % gross as i128))
-                .collect();
-            let left_over = off - shares.iter().map(|(s, _)| s).sum::<i128>();
-            let mut order: Vec<usize> = (0..items.len()).filter(|i| billed(&items[*i]) > 0).collect();
-            order.sort_by(|x, y| shares[*y].1.cmp(&shares[*x].1).then(items[*x].0.cmp(items[*y].0)));
-            for i in order.into_iter().take(left_over as usize) {
-                shares[i].0 += 1;
+            Off::Amount { .. } => {
+                assert!(
+                    (0..items.len()).all(|i| !eligible[i] || percents[i].is_empty()),
+                    "the simulator never takes an amount off after a percent (refused by the engine)"
+                );
+                // In the subscription's currency: the coupon's own amount or its option's (D6),
+                // capped at what those items bill, split in proportion to it by largest remainder.
+                let amount = coupon.amount_off_in(sub.currency).expect("an amount-off coupon");
+                let share_of = |i: usize| if eligible[i] { billed[i] } else { 0 };
+                let gross: i64 = (0..items.len()).map(share_of).sum();
+                if gross == 0 {
+                    continue;
+                }
+                let off = amount.min(gross) as i128;
+                let mut shares: Vec<(i128, i128)> = (0..items.len())
+                    .map(|i| (off * share_of(i) as i128 / gross as i128, off * share_of(i) as i128 % gross as i128))
+                    .collect();
+                let left_over = off - shares.iter().map(|(s, _)| s).sum::<i128>();
+                let mut order: Vec<usize> = (0..items.len()).filter(|i| share_of(*i) > 0).collect();
+                order.sort_by(|x, y| shares[*y].1.cmp(&shares[*x].1).then(items[*x].0.cmp(items[*y].0)));
+                for i in order.into_iter().take(left_over as usize) {
+                    shares[i].0 += 1;
+                }
+                for (b, (share, _)) in billed.iter_mut().zip(shares) {
+                    *b -= share as i64;
+                }
             }
-            full.into_iter().zip(shares).map(|((_, price, v), (share, _))| (price, v - scaled(share as i64))).collect()
         }
     }
+    items
+        .iter()
+        .zip(billed)
+        .zip(percents)
+        .map(|(((_, price, _), billed), percents)| (*price, after_percents(scaled(billed), &percents)))
+        .collect()
+}
+
+/// `value` less each percent (hundredths) in turn, each of what the ones before left: exact,
+/// which the simulated coupons keep (the engine refuses a pair whose product is finer).
+fn after_percents(value: i128, percents: &[i128]) -> i128 {
+    percents.iter().fold(value, |v, h| {
+        let kept = v * (10_000 - h);
+        assert_eq!(kept % 10_000, 0, "percents off {percents:?} keep a value exact");
+        kept / 10_000
+    })
 }
 
 /// The `mrr_by_plan` key of a customer's item on a price in a month.
@@ -363,6 +390,7 @@ mod tests {
                 item: None,
             }),
             replaced: None,
+            item_discount: None,
             pauses: Vec::new(),
             failure: None,
             cancel: None,

@@ -36,13 +36,22 @@ pub struct SimLine {
     pub price: usize,
     pub quantity: u32,
     pub amount: i64,
-    pub discount: i64,
+    /// What each discount took off the line (its id, minor units), in the order applied: an
+    /// item's discount before its subscription's (D7).
+    pub discounts: Vec<(String, i64)>,
     pub tax: i64,
     pub period: (i64, i64),
     pub proration: bool,
     pub description: String,
     /// The invoice item the line bills (a proration, U1).
     pub invoice_item: Option<String>,
+}
+
+impl SimLine {
+    /// What its discounts took off.
+    pub fn discount(&self) -> i64 {
+        self.discounts.iter().map(|(_, off)| off).sum()
+    }
 }
 
 /// One invoice and how its payment went.
@@ -74,7 +83,7 @@ impl SimInvoice {
     }
     /// Total discount.
     pub fn discount(&self) -> i64 {
-        self.lines.iter().map(|l| l.discount).sum()
+        self.lines.iter().map(SimLine::discount).sum()
     }
     /// Total tax.
     pub fn tax(&self) -> i64 {
@@ -184,7 +193,7 @@ fn one_off_invoices(customer: &SimCustomer, seed: u64, now: i64, billing: &mut B
             price: 0,
             quantity: 1,
             amount: one_off.amount,
-            discount: 0,
+            discounts: Vec::new(),
             tax: 0,
             period: (created, created),
             proration: false,
@@ -401,7 +410,7 @@ fn subscription_invoices(
     if let Some(rate) = customer.tax_percent {
         for inv in out.iter_mut().filter(|i| i.subscription == Some(s)) {
             for line in &mut inv.lines {
-                line.tax = round_half_even((line.amount - line.discount) as i128 * rate as i128, 100) as i64;
+                line.tax = round_half_even((line.amount - line.discount()) as i128 * rate as i128, 100) as i64;
             }
         }
     }
@@ -415,7 +424,7 @@ fn new_line(item: &ItemState, catalog: &Catalog, currency: &str, period: (i64, i
         price: item.price,
         quantity: item.quantity,
         amount: price.billed(item.quantity, currency),
-        discount: 0,
+        discounts: Vec::new(),
         tax: 0,
         period,
         proration: false,
@@ -424,29 +433,40 @@ fn new_line(item: &ItemState, catalog: &Catalog, currency: &str, period: (i64, i
     }
 }
 
-/// Stripe applies a coupon to the invoices created while its discount lasts.
+/// Stripe applies a coupon to the invoices created while its discount lasts: an item's
+/// discount first, then its subscription's on what that left ("Subscription item discounts
+/// are applied before subscription discounts", D7), each line's part in whole minor units.
 fn apply_coupon(sub: &SimSubscription, catalog: &Catalog, inv: &mut SimInvoice) {
-    let Some(d) = sub.discount_at(catalog, inv.created) else { return };
-    let coupon = &catalog.coupons[d.coupon];
-    // Only the lines of the products the coupon applies to (D4), and of its item if it has one (D7).
-    let eligible = |l: &SimLine| {
-        l.amount > 0
-            && coupon.applies_to_product(catalog.prices[l.price].product)
-            && d.item.is_none_or(|slot| slot == l.slot)
-    };
-    match coupon.off {
-        Off::Percent(p) => {
-            let hundredths = crate::money::percent_to_hundredths(p);
-            for line in inv.lines.iter_mut().filter(|l| eligible(l)) {
-                line.discount = round_half_even(line.amount as i128 * hundredths, 10_000) as i64;
+    let applied = [sub.item_discount_at(catalog, inv.created), sub.discount_at(catalog, inv.created)];
+    for d in applied.into_iter().flatten() {
+        let coupon = &catalog.coupons[d.coupon];
+        // Only the lines of the products the coupon applies to (D4), and of its item if it has one (D7).
+        let eligible = |l: &SimLine| {
+            l.amount - l.discount() > 0
+                && coupon.applies_to_product(catalog.prices[l.price].product)
+                && d.item.is_none_or(|slot| slot == l.slot)
+        };
+        let take = |line: &mut SimLine, off: i64| {
+            if off > 0 {
+                line.discounts.push((d.id.clone(), off));
             }
-        }
-        Off::Amount { .. } => {
-            // In the invoice's currency: the coupon's own amount or its option's (D6).
-            let mut left = coupon.amount_off_in(sub.currency).expect("an amount-off coupon");
-            for line in inv.lines.iter_mut().filter(|l| eligible(l)) {
-                line.discount = left.min(line.amount);
-                left -= line.discount;
+        };
+        match coupon.off {
+            Off::Percent(p) => {
+                let hundredths = crate::money::percent_to_hundredths(p);
+                for line in inv.lines.iter_mut().filter(|l| eligible(l)) {
+                    let off = round_half_even((line.amount - line.discount()) as i128 * hundredths, 10_000) as i64;
+                    take(line, off);
+                }
+            }
+            Off::Amount { .. } => {
+                // In the invoice's currency: the coupon's own amount or its option's (D6).
+                let mut left = coupon.amount_off_in(sub.currency).expect("an amount-off coupon");
+                for line in inv.lines.iter_mut().filter(|l| eligible(l)) {
+                    let off = left.min(line.amount - line.discount());
+                    left -= off;
+                    take(line, off);
+                }
             }
         }
     }

@@ -210,6 +210,10 @@ pub struct SimSubscription {
     /// The discount `discount` replaced at its start: Stripe's update sets the whole
     /// `discounts` list, so naming a new coupon takes the old discount off (catalogue D5).
     pub replaced: Option<SimDiscount>,
+    /// An item-level discount (D7) listed beside `discount` at the same time: Stripe applies
+    /// it first, and the subscription's to what it left. (An item-level discount alone is
+    /// `discount` with its `item` set.)
+    pub item_discount: Option<SimDiscount>,
     pub failure: Option<PaymentFailure>,
     pub cancel: Option<Cancellation>,
     /// Times its payment collection was paused, oldest first, never overlapping.
@@ -307,9 +311,10 @@ impl SimSubscription {
         self.phases.iter().rev().find(|p| p.from <= t).unwrap_or(&self.phases[0])
     }
 
-    /// Its discounts, oldest first: the one replaced, if any, then the current one.
+    /// Its discounts: the one replaced, if any, then the current one, then the item-level one
+    /// beside it.
     pub fn discounts(&self) -> impl Iterator<Item = &SimDiscount> {
-        self.replaced.iter().chain(self.discount.iter())
+        self.replaced.iter().chain(self.discount.iter()).chain(self.item_discount.iter())
     }
 
     /// End of the window in which discount `d` applies on Stripe's invoices: its coupon's
@@ -319,9 +324,19 @@ impl SimSubscription {
         [self.scheduled_end_of(d, catalog), d.removed, replaced_at.map(|n| n.start)].into_iter().flatten().min()
     }
 
-    /// The discount that applies at `t`, if any.
+    /// The discount that applies at `t`, if any (beside the item-level one of
+    /// [`Self::item_discount_at`]).
     pub fn discount_at(&self, catalog: &Catalog, t: i64) -> Option<&SimDiscount> {
-        self.discounts().find(|d| d.start <= t && self.end_of(d, catalog).is_none_or(|end| t < end))
+        self.replaced.iter().chain(self.discount.iter()).find(|d| self.applies_at(d, catalog, t))
+    }
+
+    /// The item-level discount listed beside [`Self::discount_at`]'s that applies at `t`, if any.
+    pub fn item_discount_at(&self, catalog: &Catalog, t: i64) -> Option<&SimDiscount> {
+        self.item_discount.as_ref().filter(|d| self.applies_at(d, catalog, t))
+    }
+
+    fn applies_at(&self, d: &SimDiscount, catalog: &Catalog, t: i64) -> bool {
+        d.start <= t && self.end_of(d, catalog).is_none_or(|end| t < end)
     }
 
     /// Discount `d`'s own `end`: `repeating` for N months from its start, `once` for the

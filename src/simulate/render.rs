@@ -227,8 +227,12 @@ pub fn subscription(
             let p = &acct.catalog.prices[item.price];
             let quantity = (p.usage == Usage::Licensed).then_some(item.quantity);
             // An item-level discount is listed on its item (D7).
-            let discounts: Vec<Value> =
-                current.filter(|d| d.item == Some(item.slot)).map(|d| discount(acct, c, sub, d)).into_iter().collect();
+            let discounts: Vec<Value> = current
+                .into_iter()
+                .chain(sub.item_discount_at(&acct.catalog, as_of).filter(|_| ended_at.is_none()))
+                .filter(|d| d.item == Some(item.slot))
+                .map(|d| discount(acct, c, sub, d))
+                .collect();
             json!({
                 "id": sub.items[item.slot].id, "object": "subscription_item", "billing_thresholds": null,
                 "created": sub.items[item.slot].created, "current_period_end": period.1,
@@ -294,27 +298,46 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     // A draft has no number and is not in effect until finalized; `keep_as_draft` turns off
     // its automatic collection (P1).
     let finalized_at = (!inv.draft).then_some(inv.created);
-    let applied = sub.and_then(|sub| sub.discount_at(&acct.catalog, inv.created));
-    let discount_id = applied.map(|d| d.id.clone());
+    // The discounts in force when it was created, in the order applied (an item's first, D7).
+    let applied: Vec<&SimDiscount> = sub
+        .map(|sub| {
+            let at = inv.created;
+            [sub.item_discount_at(&acct.catalog, at), sub.discount_at(&acct.catalog, at)]
+                .into_iter()
+                .flatten()
+                .collect()
+        })
+        .unwrap_or_default();
     let lines: Vec<Value> = inv
         .lines
         .iter()
         .map(|l| match sub {
-            Some(sub) => line(acct, c, sub, inv, l, applied),
+            Some(sub) => line(acct, c, sub, inv, l, &applied),
             None => one_off_line(currency, inv, l),
         })
         .collect();
     // An item-level discount is listed on its lines, not on the invoice (D7); both count in
-    // `total_discount_amounts`.
+    // `total_discount_amounts`, each with what it took off.
     let discounts: Vec<Value> = if inv.discount() > 0 {
-        applied.filter(|d| d.item.is_none()).map(|d| json!(d.id)).into_iter().collect()
+        applied.iter().filter(|d| d.item.is_none()).map(|d| json!(d.id)).collect()
     } else {
         vec![]
     };
-    let total_discounts: Vec<Value> = discount_id
+    let total_discounts: Vec<Value> = applied
         .iter()
-        .filter(|_| inv.discount() > 0)
-        .map(|d| json!({"amount": inv.discount(), "discount": d}))
+        .map(|d| {
+            (
+                d,
+                inv.lines
+                    .iter()
+                    .flat_map(|l| &l.discounts)
+                    .filter(|(id, _)| *id == d.id)
+                    .map(|(_, off)| off)
+                    .sum::<i64>(),
+            )
+        })
+        .filter(|(_, amount)| *amount > 0)
+        .map(|(d, amount)| json!({"amount": amount, "discount": d.id}))
         .collect();
     let total_taxes: Vec<Value> =
         if inv.tax() != 0 { vec![tax_json(inv.tax(), inv.subtotal() - inv.discount())] } else { vec![] };
@@ -430,14 +453,14 @@ fn line(
     sub: &SimSubscription,
     inv: &SimInvoice,
     l: &SimLine,
-    discount: Option<&SimDiscount>,
+    applied: &[&SimDiscount],
 ) -> Value {
     let p = &acct.catalog.prices[l.price];
     let discount_amounts: Vec<Value> =
-        discount.iter().filter(|_| l.discount > 0).map(|d| json!({"amount": l.discount, "discount": d.id})).collect();
+        l.discounts.iter().map(|(id, off)| json!({"amount": off, "discount": id})).collect();
     // The line of an item with an item-level discount lists it, an id unless expanded (D7).
-    let discounts: Vec<Value> = discount.filter(|d| d.item == Some(l.slot)).map(|d| json!(d.id)).into_iter().collect();
-    let taxes: Vec<Value> = if l.tax != 0 { vec![tax_json(l.tax, l.amount - l.discount)] } else { vec![] };
+    let discounts: Vec<Value> = applied.iter().filter(|d| d.item == Some(l.slot)).map(|d| json!(d.id)).collect();
+    let taxes: Vec<Value> = if l.tax != 0 { vec![tax_json(l.tax, l.amount - l.discount())] } else { vec![] };
     let _ = c;
     json!({
         "id": l.id, "object": "line_item", "amount": l.amount, "currency": sub.currency,

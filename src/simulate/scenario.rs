@@ -545,6 +545,25 @@ impl Generator<'_> {
             // $10 flat: 5938.
             c.subscriptions.push(g.subscription(c, 0, at(1, 3), &[(price::API_VOLUME_DECIMAL, 123_457)]));
         });
+        // An item's discount and its subscription's at once: Stripe applies the item's first
+        // and the subscription's to what it left (D7). Both are listed now, so neither was
+        // taken off unseen.
+        let item_and_subscription = |item_coupon: &'static str, day: i64| {
+            move |g: &Generator, c: &mut SimCustomer| {
+                let start = at(1, day);
+                let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+                s.discount = Some(g.discount(c, "PCT25FOREVER", start));
+                let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
+                s.item_discount = Some(SimDiscount { id, item: Some(1), ..g.discount(c, item_coupon, at(2, day)) });
+                c.subscriptions.push(s);
+            }
+        };
+        // Pro + 3 seats since 07-17 with 25% off forever (5925 + 2250), and 50% off the
+        // seats item since 08-17: the seats keep 75% of their 50%, 1125; 7050.
+        add("item_and_subscription_percents", "usd", &item_and_subscription("SEATS50", 17));
+        // Pro + 3 seats since 07-19 with 25% off forever (8175), and $10 off the seats item
+        // since 08-19: the seats bill 20.00, of which 75% count, 1500; 7425.
+        add("item_amount_and_subscription_percent", "usd", &item_and_subscription("USD10FOREVER", 19));
         out
     }
 
@@ -617,6 +636,7 @@ impl Generator<'_> {
             )],
             discount: None,
             replaced: None,
+            item_discount: None,
             pauses: Vec::new(),
             failure: None,
             cancel: None,

@@ -650,6 +650,7 @@ impl WritableAccount {
             phases: vec![Phase::invoiced(start, items)],
             discount: None,
             replaced: None,
+            item_discount: None,
             pauses: Vec::new(),
             failure: None,
             cancel: None,
