@@ -64,6 +64,33 @@ fn a_seeded_local_account_pulls_and_reports_the_manifests_expected_mrr_to_the_ce
     }
     assert_eq!(pulled.len(), 40);
 
+    // Each clock sent its own events for its creation and every advance, as the requests made
+    // them (R3); the newest `ready` leaves the clock as it is listed.
+    let get = |path: &str| common::get(server.port, path, Some(&key)).unwrap().json();
+    let clocks = get("/v1/test_helpers/test_clocks?limit=100")["data"].as_array().unwrap().clone();
+    assert!(!clocks.is_empty());
+    let of_type = |kind: &str| {
+        let page = get(&format!("/v1/events?type=test_helpers.test_clock.{kind}&limit=100"));
+        assert_eq!(page["has_more"], false, "one page holds them");
+        page["data"].as_array().unwrap().clone()
+    };
+    let (clocks_created, advancing, ready) = (of_type("created"), of_type("advancing"), of_type("ready"));
+    for clock in &clocks {
+        let mine = |events: &[serde_json::Value]| -> Vec<serde_json::Value> {
+            events.iter().filter(|e| e["data"]["object"]["id"] == clock["id"]).cloned().collect()
+        };
+        assert_eq!(mine(&clocks_created).len(), 1, "{clock}");
+        let (advancing, ready) = (mine(&advancing), mine(&ready));
+        assert!(!ready.is_empty() && ready.len() == advancing.len(), "{clock}: one ready per advance");
+        // Newest first, as Stripe lists events.
+        assert_eq!(ready[0]["data"]["object"]["frozen_time"], clock["frozen_time"], "{clock}");
+        assert_eq!(advancing[0]["data"]["object"]["status"], "advancing");
+        assert_eq!(
+            advancing[0]["data"]["object"]["status_details"]["advancing"]["target_frozen_time"],
+            clock["frozen_time"]
+        );
+    }
+
     let expected: BTreeMap<(String, String), i64> = m["expected_mrr"]
         .as_array()
         .unwrap()

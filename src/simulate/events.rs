@@ -4,39 +4,57 @@
 use serde_json::Value;
 
 use super::invoices::{kind, Billing};
-use super::model::{FailureOutcome, SimCustomer, SimSubscription};
+use super::model::{FailureOutcome, SimCustomer, SimSubscription, TestClock};
 use super::render;
 use super::Account;
 use crate::rng::stripe_id;
 
-/// Events of the account's test clocks with `from <= created <= now`, oldest first: each is
-/// created frozen at its `created` ("Occurs whenever a test clock is created"), then advanced
-/// to the 1st and the 15th of every month and lastly to `now`, as `mrr seed-stripe` advances
-/// its clocks (W3), each advance sending "Occurs whenever a test clock starts advancing" and
-/// "Occurs whenever a test clock transitions to a ready status" (async-stripe's event types,
-/// catalogue R3). The account's time is its clocks' (the simulator has one timeline), so an
-/// advance to t starts a second before t and is ready at t, the last one at `now`: the clock
-/// the events leave is the one listed.
-pub fn clock_events(acct: &Account, from: i64) -> Vec<Value> {
+/// One advance of a test clock: `.advancing` sent at `started`, the clock moving from frozen
+/// time `from` to `to`, then `.ready` sent at `ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockAdvance {
+    pub started: i64,
+    pub ready: i64,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// The simulated clock's advances: to the 1st and the 15th of every month and lastly to its
+/// frozen time, as `mrr seed-stripe` advances its clocks (W3), forward only. The account's
+/// time is its clocks' (the simulator has one timeline), so an advance to t starts a second
+/// before t and is ready at t.
+pub fn scheduled_advances(clock: &TestClock) -> Vec<ClockAdvance> {
+    let mut targets = Vec::new();
+    let mut month = crate::calendar::Month::of(clock.created);
+    while month.start() <= clock.frozen_time {
+        targets.extend([month.start(), month.start() + 14 * crate::calendar::DAY]);
+        month = month.plus(1);
+    }
+    targets.push(clock.frozen_time);
+    let mut frozen = clock.created;
     let mut out = Vec::new();
-    for (index, clock) in acct.clocks.iter().enumerate() {
-        let mut moments = vec![(clock.created, "test_helpers.test_clock.created", clock.created, None)];
-        let mut frozen = clock.created;
-        let mut month = crate::calendar::Month::of(clock.created);
-        let mut targets = Vec::new();
-        while month.start() <= clock.frozen_time {
-            targets.extend([month.start(), month.start() + 14 * crate::calendar::DAY]);
-            month = month.plus(1);
-        }
-        targets.push(clock.frozen_time);
-        // Forward only, never past its frozen time (Stripe's rule, W3).
-        for target in targets.into_iter().filter(|t| *t <= clock.frozen_time) {
-            if target <= frozen {
-                continue;
-            }
-            moments.push((target - 1, "test_helpers.test_clock.advancing", frozen, Some(target)));
-            moments.push((target, "test_helpers.test_clock.ready", target, None));
+    // Forward only, never past its frozen time (Stripe's rule, W3).
+    for target in targets.into_iter().filter(|t| *t <= clock.frozen_time) {
+        if target > frozen {
+            out.push(ClockAdvance { started: target - 1, ready: target, from: frozen, to: target });
             frozen = target;
+        }
+    }
+    out
+}
+
+/// Events of the account's test clocks with `from <= created`, oldest first: each clock's
+/// "Occurs whenever a test clock is created" at its `created`, then for each of its
+/// `advances` (one list per clock, in order) "Occurs whenever a test clock starts advancing"
+/// and "Occurs whenever a test clock transitions to a ready status" (async-stripe's event
+/// types, catalogue R3); the clock the last leaves is the one listed.
+pub fn clock_events(acct: &Account, advances: &[Vec<ClockAdvance>], from: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (index, (clock, advances)) in acct.clocks.iter().zip(advances).enumerate() {
+        let mut moments = vec![(clock.created, "test_helpers.test_clock.created", clock.created, None)];
+        for a in advances {
+            moments.push((a.started, "test_helpers.test_clock.advancing", a.from, Some(a.to)));
+            moments.push((a.ready, "test_helpers.test_clock.ready", a.to, None));
         }
         for (at, kind, frozen_time, target) in moments {
             if at < from {

@@ -233,7 +233,8 @@ pub fn run(opts: &SimulateOptions) -> anyhow::Result<SimulateSummary> {
         emit(c)?;
     }
     progress.finish_and_clear();
-    files.clock_events(&acct, event_from, &opts.api_version)?;
+    let advances: Vec<_> = acct.clocks.iter().map(events::scheduled_advances).collect();
+    files.clock_events(&acct, &advances, event_from, &opts.api_version)?;
     let summary = files.finish(&acct, &info, event_from, opts.out.clone())?;
     let truth = truth.finish();
     let violations = crate::metrics::invariant_violations(&truth.mrr_monthly);
@@ -336,9 +337,16 @@ impl ObjectFiles {
         Ok(())
     }
 
-    /// Writes the test clocks' own events from `event_from` on, in `api_version`.
-    pub fn clock_events(&mut self, acct: &Account, event_from: i64, api_version: &str) -> anyhow::Result<()> {
-        let events = events::clock_events(acct, event_from);
+    /// Writes the test clocks' own events from `event_from` on, in `api_version`: each clock's
+    /// creation and `advances` (one list per clock).
+    pub fn clock_events(
+        &mut self,
+        acct: &Account,
+        advances: &[Vec<events::ClockAdvance>],
+        event_from: i64,
+        api_version: &str,
+    ) -> anyhow::Result<()> {
+        let events = events::clock_events(acct, advances, event_from);
         self.events(&events, api_version)?;
         self.summary.events += events.len() as u64;
         Ok(())

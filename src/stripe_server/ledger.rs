@@ -195,10 +195,13 @@ fn render(dir: &Path, account: &WritableAccount, info: &AccountInfo) -> anyhow::
     let unclocked = at(now);
     let by_clock: Vec<Account> = account.clocks.iter().map(|c| at(c.frozen_time)).collect();
     let mut files = ObjectFiles::with_metadata(&aside, false, &unclocked, account.metadata())?;
+    let kept = i64::from(info.event_days) * crate::calendar::DAY;
     for c in account.customers() {
         let acct = c.test_clock.map_or(&unclocked, |k| &by_clock[k]);
-        files.customer(acct, c, acct.now - i64::from(info.event_days) * crate::calendar::DAY, &info.api_version)?;
+        files.customer(acct, c, acct.now - kept, &info.api_version)?;
     }
+    // The clocks' own events, at the instants the requests made them (R3).
+    files.clock_events(&unclocked, &account.clock_advances, now - kept, &info.api_version)?;
     files.finish(&unclocked, info, 0, aside.clone())?;
     for entry in std::fs::read_dir(&aside)? {
         let entry = entry?;

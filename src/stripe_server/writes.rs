@@ -15,6 +15,7 @@ use crate::calendar::DAY;
 use crate::money::Interval;
 use crate::rng::stripe_id;
 use crate::simulate::catalog::{Catalog, Price, Product, Usage};
+use crate::simulate::events::ClockAdvance;
 use crate::simulate::invoices::kind;
 use crate::simulate::model::{
     Cancellation, FailureOutcome, ItemState, PaymentFailure, Phase, Proration, SimCustomer, SimItem, SimSubscription,
@@ -107,6 +108,8 @@ pub struct WritableAccount {
     pub seed: u64,
     pub catalog: Catalog,
     pub clocks: Vec<TestClock>,
+    /// Each clock's advances so far (in `clocks`' order), for its own events (R3).
+    pub clock_advances: Vec<Vec<ClockAdvance>>,
     customers: Vec<Customer>,
     cards: Vec<Card>,
     /// `metadata` of every object by id, as the requests set it.
@@ -182,6 +185,7 @@ impl WritableAccount {
             seed,
             catalog: Catalog { products: Vec::new(), prices: Vec::new(), coupons: Vec::new() },
             clocks: Vec::new(),
+            clock_advances: Vec::new(),
             customers: Vec::new(),
             cards: Vec::new(),
             metadata: BTreeMap::new(),
@@ -253,7 +257,7 @@ impl WritableAccount {
             ("POST", ["products", id]) => self.archive(&form, "products", id),
             ("POST", ["prices", id]) => self.archive(&form, "prices", id),
             ("POST", ["test_helpers", "test_clocks"]) => self.create_clock(&form, req.at),
-            ("POST", ["test_helpers", "test_clocks", id, "advance"]) => self.advance_clock(id, &form),
+            ("POST", ["test_helpers", "test_clocks", id, "advance"]) => self.advance_clock(id, &form, req.at),
             ("DELETE", ["test_helpers", "test_clocks", id]) => self.delete_clock(id),
             ("POST", ["customers"]) => self.create_customer(&form, req.at),
             ("POST", ["customers", id]) => self.update_customer(id, &form, req.at),
@@ -385,12 +389,14 @@ impl WritableAccount {
         let id = self.next_id("clock", kind::CLOCK);
         let name = form.get("name").unwrap_or_default().to_string();
         self.clocks.push(TestClock { id: id.clone(), name, created: at, frozen_time });
+        self.clock_advances.push(Vec::new());
         Ok(Answer::Object { kind: "test_helpers/test_clocks", id })
     }
 
     /// Moves a clock forward; every renewal its subscriptions reach on the way is charged to
     /// the customer's default card at that instant, and a declined one starts Stripe's retries.
-    fn advance_clock(&mut self, id: &str, form: &Form) -> Result<Answer, ApiError> {
+    /// The advance is done at once: its `.advancing` and `.ready` events are both sent at `at`.
+    fn advance_clock(&mut self, id: &str, form: &Form, at: i64) -> Result<Answer, ApiError> {
         form.only(&["frozen_time"])?;
         let c = self.clock_index(id, "test_clock")?;
         let to = form.integer("frozen_time")?.ok_or_else(|| missing("frozen_time"))?;
@@ -431,6 +437,7 @@ impl WritableAccount {
             }
         }
         self.clocks[c].frozen_time = to;
+        self.clock_advances[c].push(ClockAdvance { started: at, ready: at, from, to });
         Ok(Answer::Advancing { id: id.to_string() })
     }
 
@@ -438,6 +445,7 @@ impl WritableAccount {
     fn delete_clock(&mut self, id: &str) -> Result<Answer, ApiError> {
         let c = self.clock_index(id, "test_clock")?;
         self.clocks.remove(c);
+        self.clock_advances.remove(c);
         self.customers.retain(|x| x.sim.test_clock != Some(c));
         for x in &mut self.customers {
             x.sim.test_clock = x.sim.test_clock.map(|k| if k > c { k - 1 } else { k });
