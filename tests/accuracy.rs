@@ -521,6 +521,14 @@ fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_nami
     let customer = common::case_customer(&acct, "coupon_percent_forever");
     assert_eq!(latest_mrr_of(data.path(), &customer), (4444, 5925));
 
+    // Beside a subscription's own discount and its customer's, which the subscription does
+    // not inherit while it has its own (D3): Starter's $10 off its item, then its own $10 off:
+    // 900, beside Pro's 6912.5 from the customer's 12.5%: 7812.5, 7812.
+    let acct = acct_with_item_discount("customer_coupon_and_own_discount", &["old"]);
+    let (data, ..) = item_discount_beside(&acct);
+    let customer = common::case_customer(&acct, "customer_coupon_and_own_discount");
+    assert_eq!(latest_mrr_of(data.path(), &customer), (7812, 8812));
+
     // Not listed by its subscription now: it was taken off at some point no invoice total
     // shows (the item's discount still discounts them), so the pair is refused (D2, D7).
     let (data, sub, item2, new2) = item_discount_beside(&acct_with_item_discount("coupon_percent_forever", &[]));

@@ -3,7 +3,8 @@
 --   several: an owner (the subscription, or one of its items) lists several discounts at once;
 --   mixed:   an item-level discount (D7) and a discount of the subscription's own or of its
 --            customer's that may apply at the same time, not both listed by their owners
---            now (or the second its customer's): the check cannot see one of two taken off
+--            now (or the second its customer's, not outranked by an own one listed since):
+--            the check cannot see one of two taken off
 --            (D2), so only windows that surely end first rule a pair out (a repeating
 --            coupon's `end`, or the next discount of the same level, which replaces it: D5);
 --   mixed_kinds: both listed now, but the subscription's cannot take its part of what the
@@ -54,6 +55,13 @@ mixed AS (
          CASE WHEN BOOL_AND(i.listed AND w.listed AND NOT w.inherited) THEN 'mixed_kinds' ELSE 'mixed' END AS problem
   FROM windows i JOIN windows w ON w.subscription = i.subscription AND w.item IS NULL
   WHERE i.item IS NOT NULL AND i.start < w.ends_by AND w.start < i.ends_by
+    -- A customer's discount never applies while the subscription has one of its own (D3):
+    -- none from when an own one listed now (so never taken off) had started.
+    AND NOT (w.inherited AND EXISTS (
+      SELECT 1 FROM windows o
+      WHERE o.subscription = i.subscription AND o.item IS NULL AND NOT o.inherited AND o.listed
+        AND o.start <= GREATEST(i.start, w.start)
+    ))
     AND NOT (i.listed AND w.listed AND NOT w.inherited
              AND NOT (i.percent IS NOT NULL AND w.percent IS NULL)
              AND (i.percent IS NULL OR w.percent IS NULL OR (i.percent * w.percent) % 10000 = 0))
