@@ -43,19 +43,33 @@ changes AS (
   UNION ALL
   SELECT customer, currency, until_month, -1, -amount_x12 FROM spans WHERE until_month > from_month
 ),
--- A customer counts in a month while at least one of its subscriptions does.
+-- A customer counts in a month while at least one of its subscriptions does: a customer with
+-- one subscription (in the currency) exactly while it does, so only the others need a running
+-- count per customer (a window pass over every change point at 1 M subscriptions).
+shared AS (
+  SELECT customer, currency FROM spans GROUP BY 1, 2 HAVING COUNT(*) > 1
+),
 by_customer AS (
   SELECT currency, month_start, delta_subscriptions, delta_x12,
          SUM(delta_subscriptions) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS counting
   FROM (
-    SELECT customer, currency, month_start, SUM(delta_subscriptions) AS delta_subscriptions, SUM(delta_x12) AS delta_x12
-    FROM changes GROUP BY 1, 2, 3
+    SELECT c.customer, c.currency, c.month_start, SUM(c.delta_subscriptions) AS delta_subscriptions, SUM(c.delta_x12) AS delta_x12
+    FROM changes c JOIN shared s ON s.customer = c.customer AND s.currency = c.currency
+    GROUP BY 1, 2, 3
   )
 ),
 per_month AS (
   SELECT currency, month_start, SUM(delta_subscriptions) AS delta_subscriptions, SUM(delta_x12) AS delta_x12,
-         SUM(CAST(counting > 0 AS INT64) - CAST(counting - delta_subscriptions > 0 AS INT64)) AS delta_customers
-  FROM by_customer
+         SUM(delta_customers) AS delta_customers
+  FROM (
+    SELECT c.currency, c.month_start, c.delta_subscriptions, c.delta_x12, c.delta_subscriptions AS delta_customers
+    FROM changes c LEFT JOIN shared s ON s.customer = c.customer AND s.currency = c.currency
+    WHERE s.customer IS NULL
+    UNION ALL
+    SELECT currency, month_start, delta_subscriptions, delta_x12,
+           CAST(counting > 0 AS INT64) - CAST(counting - delta_subscriptions > 0 AS INT64)
+    FROM by_customer
+  )
   GROUP BY 1, 2
 ),
 filled AS (
