@@ -10,7 +10,7 @@
 -- A value is exact and split in two INT64s: value_cents + value_frac / 86 486 400 000 minor
 -- units, value_cents whole minor units (floored), 0 <= value_frac < 86 486 400 000 (the scale
 -- 12 x 720720 x 10000 makes every month, year, week and day price, interval count and percent
--- coupon exact, docs/metrics.md). Sums add the two parts apart and round once ({{cents:C|F}}),
+-- coupon exact, docs/metrics.md). Sums add the two parts apart and round once (the snippet _cents),
 -- so no INT64 ever holds more than whole minor units: $10 billion of MRR per customer, plan
 -- or currency stays far inside BigQuery's INT64, whose overflow is an error there (DuckDB
 -- widens to HUGEINT silently). One value_scaled INT64 held at most ~$1.07 M.
