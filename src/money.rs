@@ -56,9 +56,14 @@ pub fn monthly_scaled(amount: i128, interval: Interval, interval_count: u32) -> 
     Ok(amount * per_year * (SCALE / 12 / n))
 }
 
-/// Applies a percent discount given in hundredths of a percent (25.5% = 2550).
-pub fn apply_percent_off(scaled: i128, percent_off_hundredths: i128) -> i128 {
-    scaled / 10_000 * (10_000 - percent_off_hundredths)
+/// Applies percent discounts given in hundredths of a percent (25.5% = 2550) in turn, each to
+/// what the ones before left; panics unless the result is exact (a caller keeps it so).
+pub fn apply_percents_off(scaled: i128, percents_off_hundredths: &[i128]) -> i128 {
+    percents_off_hundredths.iter().fold(scaled, |v, h| {
+        let kept = v * (10_000 - h);
+        assert_eq!(kept % 10_000, 0, "percents off {percents_off_hundredths:?} keep {scaled} exact");
+        kept / 10_000
+    })
 }
 
 /// Divides by [`SCALE`] and rounds half to even: the one rounding step on the MRR path.
@@ -196,7 +201,7 @@ mod tests {
         assert_eq!(round_scaled_to_cents(half_cent), 0);
         assert_eq!(round_scaled_to_cents(SCALE + half_cent), 2);
         assert_eq!(
-            apply_percent_off(monthly_scaled(7900, Interval::Month, 1).unwrap(), 2550),
+            apply_percents_off(monthly_scaled(7900, Interval::Month, 1).unwrap(), &[2550]),
             5885 * SCALE + SCALE / 2
         );
     }

@@ -9,7 +9,7 @@ use crate::calendar::Month;
 use crate::metrics::{
     ChurnAt, CustomerSeries, DiscountRule, MetricOptions, MonthlyAggregator, MonthlyRow, PlanRow, SeedRow,
 };
-use crate::money::{monthly_scaled, percent_to_hundredths, round_scaled_to_cents, SCALE};
+use crate::money::{apply_percents_off, monthly_scaled, percent_to_hundredths, round_scaled_to_cents, SCALE};
 
 /// The instant a month's MRR is measured at: its last second, or `now` for the current month.
 pub fn measured_at(month: Month, now: i64) -> i64 {
@@ -58,10 +58,7 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         DiscountRule::Recurring => coupon.duration != Duration::Once,
         DiscountRule::All => true,
     };
-    let layers = [sub.item_discount_at(catalog, t), sub.discount_at(catalog, t)]
-        .into_iter()
-        .flatten()
-        .filter(|d| counts(&catalog.coupons[d.coupon]));
+    let layers = sub.discounts_applied_at(catalog, t).filter(|d| counts(&catalog.coupons[d.coupon]));
     // What each item bills after the amounts taken off, and the percents it is still to lose.
     let mut billed: Vec<i64> = items.iter().map(|(_, _, a)| *a).collect();
     let mut percents: Vec<Vec<i128>> = vec![Vec::new(); items.len()];
@@ -115,18 +112,8 @@ pub fn item_values(catalog: &Catalog, sub: &SimSubscription, t: i64, opts: Metri
         .iter()
         .zip(billed)
         .zip(percents)
-        .map(|(((_, price, _), billed), percents)| (*price, after_percents(scaled(billed), &percents)))
+        .map(|(((_, price, _), billed), percents)| (*price, apply_percents_off(scaled(billed), &percents)))
         .collect()
-}
-
-/// `value` less each percent (hundredths) in turn, each of what the ones before left: exact,
-/// which the simulated coupons keep (the engine refuses a pair whose product is finer).
-fn after_percents(value: i128, percents: &[i128]) -> i128 {
-    percents.iter().fold(value, |v, h| {
-        let kept = v * (10_000 - h);
-        assert_eq!(kept % 10_000, 0, "percents off {percents:?} keep a value exact");
-        kept / 10_000
-    })
 }
 
 /// The `mrr_by_plan` key of a customer's item on a price in a month.

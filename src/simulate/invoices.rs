@@ -437,8 +437,7 @@ fn new_line(item: &ItemState, catalog: &Catalog, currency: &str, period: (i64, i
 /// discount first, then its subscription's on what that left ("Subscription item discounts
 /// are applied before subscription discounts", D7), each line's part in whole minor units.
 fn apply_coupon(sub: &SimSubscription, catalog: &Catalog, inv: &mut SimInvoice) {
-    let applied = [sub.item_discount_at(catalog, inv.created), sub.discount_at(catalog, inv.created)];
-    for d in applied.into_iter().flatten() {
+    for d in sub.discounts_applied_at(catalog, inv.created) {
         let coupon = &catalog.coupons[d.coupon];
         // Only the lines of the products the coupon applies to (D4), and of its item if it has one (D7).
         let eligible = |l: &SimLine| {

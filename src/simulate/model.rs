@@ -335,6 +335,13 @@ impl SimSubscription {
         self.item_discount.as_ref().filter(|d| self.applies_at(d, catalog, t))
     }
 
+    /// The discounts that apply at `t`, in the order Stripe applies them: an item's before its
+    /// subscription's ("Subscription item discounts are applied before subscription
+    /// discounts", D7).
+    pub fn discounts_applied_at<'a>(&'a self, catalog: &Catalog, t: i64) -> impl Iterator<Item = &'a SimDiscount> {
+        [self.item_discount_at(catalog, t), self.discount_at(catalog, t)].into_iter().flatten()
+    }
+
     fn applies_at(&self, d: &SimDiscount, catalog: &Catalog, t: i64) -> bool {
         d.start <= t && self.end_of(d, catalog).is_none_or(|end| t < end)
     }

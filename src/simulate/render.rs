@@ -299,15 +299,8 @@ pub fn invoice(acct: &Account, c: &SimCustomer, inv: &SimInvoice, as_of: i64) ->
     // its automatic collection (P1).
     let finalized_at = (!inv.draft).then_some(inv.created);
     // The discounts in force when it was created, in the order applied (an item's first, D7).
-    let applied: Vec<&SimDiscount> = sub
-        .map(|sub| {
-            let at = inv.created;
-            [sub.item_discount_at(&acct.catalog, at), sub.discount_at(&acct.catalog, at)]
-                .into_iter()
-                .flatten()
-                .collect()
-        })
-        .unwrap_or_default();
+    let applied: Vec<&SimDiscount> =
+        sub.map(|sub| sub.discounts_applied_at(&acct.catalog, inv.created).collect()).unwrap_or_default();
     let lines: Vec<Value> = inv
         .lines
         .iter()
