@@ -228,6 +228,8 @@ mod edge_case {
         decimal_volume_tiers,
         item_and_subscription_percents,
         item_amount_and_subscription_percent,
+        stacked_amount_then_percent,
+        stacked_percents,
     );
 }
 
@@ -501,17 +503,68 @@ fn a_discount_taken_off_with_no_event_and_no_renewal_since_ends_by_the_snapshot_
 }
 
 #[test]
-fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_naming_them() {
+fn a_stack_of_listed_discounts_is_valued_and_what_cannot_be_valued_is_refused_naming_it() {
+    // Both listed now: a stack, valued in the list's order (D5). Pro at 25% off (5925) gets
+    // 25% off what that left: 4443.75, 4444.
     let acct = common::simulate(Scenario::Full, 20, 42);
+    let customer = common::case_customer(&acct, "coupon_percent_forever");
     let (sub, old, new) = redeem_again(&acct, "coupon_percent_forever", &["old", "new"]);
     let data = tempfile::tempdir().unwrap();
     common::pull(&acct, data.path(), &[], &[]);
+    assert_eq!(latest_mrr_of(data.path(), &customer), (4444, 5925));
+
+    // The same stack of 25% and 12.5% keeps 65.625%, finer than hundredths of a percent.
+    let twelve_and_a_half = coupon_id(&acct, 12.5);
+    common::rewrite_objects(&acct.dir, "discounts.jsonl", |all| {
+        all.iter_mut().find(|d| d["id"] == new.as_str()).unwrap()["source"]["coupon"] = twelve_and_a_half.clone();
+    });
+    common::rewrite_objects(&acct.dir, "subscriptions.jsonl", |subs| {
+        let s = subs.iter_mut().find(|s| s["id"] == sub.as_str()).unwrap();
+        s["discounts"][1]["source"]["coupon"] = twelve_and_a_half.clone();
+    });
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
     let err = refused_report(data.path());
-    assert!(err.contains(&format!("subscription {sub} has several discounts at once ({old}, {new})")), "{err}");
-    assert!(err.contains("D5") && err.contains("--discounts none"), "{err}");
+    let named = format!("subscription {sub} stacks several discounts ({old}, {new}), which mrr cannot value exactly");
+    assert!(err.contains(&named) && err.contains("D5") && err.contains("--discounts none"), "{err}");
     let (code, out, err) = common::mrr(data.path(), &["report", "--discounts", "none"]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.is_empty());
+
+    // Only the older one listed now, the newer one known from the latest invoice it discounted
+    // too: it was taken off at an instant no invoice total shows, while the older one still
+    // discounted (D2).
+    let acct = common::simulate(Scenario::Full, 20, 42);
+    let (sub, old, new) = redeem_again(&acct, "coupon_percent_forever", &["old"]);
+    let mut invoiced_at = 0;
+    common::rewrite_objects(&acct.dir, "invoices.jsonl", |invoices| {
+        let latest = invoices
+            .iter_mut()
+            .filter(|i| i["parent"]["subscription_details"]["subscription"] == sub.as_str())
+            .max_by_key(|i| i["created"].as_i64().unwrap())
+            .expect("the subscription's invoices");
+        latest["discounts"].as_array_mut().unwrap().push(new.clone().into());
+        invoiced_at = latest["created"].as_i64().unwrap();
+    });
+    common::rewrite_objects(&acct.dir, "discounts.jsonl", |all| {
+        all.iter_mut().find(|d| d["id"] == new.as_str()).unwrap()["start"] = (invoiced_at - 86_400).into();
+    });
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    let err = refused_report(data.path());
+    let named =
+        format!("subscription {sub} has several discounts at once ({old}, {new}), one of them no longer listed");
+    assert!(err.contains(&named), "{err}");
+
+    // A stack beside an item-level discount: the seats' 50% with 25% and 25% off the
+    // subscription is not valued together (D5, D7).
+    let acct = common::simulate(Scenario::Full, 20, 42);
+    let (sub, ..) = redeem_again(&acct, "item_and_subscription_percents", &["old", "new"]);
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    let err = refused_report(data.path());
+    assert!(err.contains(&format!("of subscription {sub} has an item-level discount")), "{err}");
+    assert!(err.contains("one of the two owners stacking several"), "{err}");
 
     // An item-level discount beside one of the subscription's own, both listed now: valued,
     // the item's first (D7). Pro at 25% off (5925) gets 25% off its item too: 25% of what the
@@ -542,11 +595,7 @@ fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_nami
 
     // An amount off the subscription after a percent off its item cannot be kept exact.
     let acct = acct_with_item_discount("coupon_amount_forever", &["old"]);
-    let percent_coupon = common::objects(&acct.dir, "coupons.jsonl")
-        .into_iter()
-        .find(|c| c["percent_off"] == 25.0 && c["duration"] == "forever")
-        .expect("a 25% forever coupon")["id"]
-        .clone();
+    let percent_coupon = coupon_id(&acct, 25.0);
     let (data, sub, item, new) = item_discount_beside(&acct);
     let _ = data;
     common::rewrite_objects(&acct.dir, "discounts.jsonl", |all| {
@@ -559,6 +608,15 @@ fn several_discounts_at_once_or_an_items_with_its_subscriptions_are_refused_nami
     assert_eq!(code, 2, "{err}");
     let named = format!("item {item} of subscription {sub} has an item-level discount and one of its subscription's");
     assert!(err.contains(&named) && err.contains("cannot value exactly"), "{err}");
+}
+
+/// The id of the full scenario's forever coupon of `percent` off.
+fn coupon_id(acct: &common::TempAccount, percent: f64) -> serde_json::Value {
+    common::objects(&acct.dir, "coupons.jsonl")
+        .into_iter()
+        .find(|c| c["percent_off"] == percent && c["duration"] == "forever")
+        .expect("a forever percent-off coupon")["id"]
+        .clone()
 }
 
 /// The full account with the `case` customer's discount redeemed again as a new discount,

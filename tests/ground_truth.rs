@@ -210,6 +210,12 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("item_and_subscription_percents", [0, 8175, 7050, 7050, 7050, 7050]),
         // The same since 07-19, with $10 off the seats item from 08-19: 75% of 20.00, 1500.
         ("item_amount_and_subscription_percent", [0, 8175, 7425, 7425, 7425, 7425]),
+        // Pro + 3 seats since 07-21 with $10 off (9900), and 25% off stacked after it from
+        // 08-21 (D5): 75% of what the $10 left, 7425.
+        ("stacked_amount_then_percent", [0, 9900, 7425, 7425, 7425, 7425]),
+        // Pro + 3 seats since 07-23 with 25% off (8175), and 20% off for 3 months stacked after
+        // it since 10-31 (20 days before the account's present): 80% of 75% of 10900, 6540.
+        ("stacked_percents", [0, 8175, 8175, 8175, 6540, 6540]),
         // Starter since 09-25, Pro from 10-26; its pending prorations deleted 11-05.
         ("pending_proration_deleted", [0, 0, 0, 2900, 7900, 7900]),
         // Pro since 06-20 inheriting the customer's 12.5% off from 07-10 (6912.5), Starter

@@ -74,8 +74,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 61 - 1,
-        "150 random + 61 edge-case customers, one of them deleted (in no list, catalogue R2)"
+        150 + 63 - 1,
+        "150 random + 63 edge-case customers, one of them deleted (in no list, catalogue R2)"
     );
     // A price in fractions of a cent arrives as Stripe's text, its `unit_amount` null (L11).
     let decimals = column(&snap, "prices", "unit_amount_decimal");

@@ -1,6 +1,7 @@
--- discount_windows: the window in which each discount reduces MRR, for each subscription it
--- applies to (and, for an item-level discount, the item), by the `discounts` option; read by
--- item_values, which holds every other valuation rule.
+-- discount_windows: the spans in which a subscription's discounts of one level (its own, its
+-- customer's it inherits, or one item's) reduce MRR, by the `discounts` option, each span's
+-- discounts as one (a stack of several, D5): at any instant a subscription or item meets one
+-- row per level. Read by item_values, which holds every other valuation rule.
 --
 -- Columns: subscription, inherited, item, coupon, from_at, until, percent_off_hundredths, amount_off
 --
@@ -19,10 +20,10 @@ subs AS (
 -- docs/stripe-behaviour.md, D3).
 discount_targets AS (
   -- A later discount of the same level (its own, its item's, or its customer's) replaces the
-  -- one before: Stripe's update sets the whole `discounts` list, and a customer has one
-  -- `discount`. Which discounts apply at once is known only from today's lists; several at one
-  -- level, or an item's with its subscription's, are refused before any query
-  -- (src/engine/priceable.rs, D5).
+  -- one before unless its owner still lists both: Stripe's update sets the whole `discounts`
+  -- list, and a customer has one `discount`. Which discounts apply at once is known only from
+  -- today's lists; the stacks and pairs the SQL cannot value are refused before any query
+  -- (src/engine/priceable.rs, D5, D7).
   SELECT *, LEAD(start) OVER (PARTITION BY subscription, inherited, item ORDER BY start, discount) AS next_start
   FROM (
     SELECT d.id AS discount, COALESCE(d.subscription, i.subscription) AS subscription, FALSE AS inherited,
@@ -64,32 +65,81 @@ undiscounted_renewal AS (
   WHERE i.billing_reason = 'subscription_cycle' AND i.created > t.start AND i.subtotal > 0 AND i.total_discount = 0
   GROUP BY 1, 2
 ),
--- The discounts each subscription and item lists now. One its owner no longer lists was
--- taken off by {{as_of}} at the latest, when the snapshot keeps the lists (schema version 4)
--- as new as the discounts (a pulled snapshot, not one derived from events; D2, D5).
+-- The discounts each subscription and item lists now, at their place in the list. One its
+-- owner no longer lists was taken off by {{as_of}} at the latest, when the snapshot keeps the
+-- lists (schema version 4) as new as the discounts (a pulled snapshot, not one derived from
+-- events; D2, D5).
 listed_now AS (
-  SELECT DISTINCT owner, discount FROM {{subscription_discounts}}
+  SELECT owner, discount, MIN(position) AS position FROM {{subscription_discounts}} GROUP BY 1, 2
+),
+-- The window in which each discount reduces MRR, by the `discounts` option. One its owner
+-- still lists was never replaced: it applies together with the others listed beside it (D5).
+members AS (
+  SELECT t.subscription, t.inherited, t.item, t.coupon, t.start AS from_at,
+         LEAST(
+           COALESCE(CASE c.duration WHEN 'repeating' THEN t.scheduled_end WHEN 'once' THEN f.once_until END, {{end_of_time}}),
+           COALESCE(dd.removed_at, {{end_of_time}}),
+           COALESCE(ur.removed_at, {{end_of_time}}),
+           CASE WHEN ln.discount IS NULL THEN COALESCE(t.next_start, {{end_of_time}}) ELSE {{end_of_time}} END,
+           CASE WHEN {{discount_lists}} AND NOT t.inherited AND ln.discount IS NULL THEN {{as_of}} ELSE {{end_of_time}} END
+         ) AS until,
+         ln.position,
+         c.percent_off_hundredths,
+         -- An amount-off coupon takes its amount in the subscription's currency: its own, or
+         -- its currency option's (docs/stripe-behaviour.md, D6); the check before any query
+         -- (src/engine/priceable.rs) refuses a currency it has neither for.
+         CASE WHEN c.currency = s.currency THEN c.amount_off ELSE co.amount_off END AS amount_off
+  FROM discount_targets t
+  JOIN {{coupons}} c ON c.id = t.coupon
+  JOIN subs s ON s.subscription = t.subscription
+  LEFT JOIN {{coupon_currency_options}} co ON co.coupon = c.id AND co.currency = s.currency
+  LEFT JOIN first_period_end f ON f.subscription = t.subscription AND f.discount = t.discount
+  LEFT JOIN discount_deleted dd ON dd.discount = t.discount
+  LEFT JOIN undiscounted_renewal ur ON ur.discount = t.discount AND ur.subscription = t.subscription
+  LEFT JOIN listed_now ln ON ln.owner = COALESCE(t.item, t.subscription) AND ln.discount = t.discount
+  WHERE ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
+),
+-- Each owner's time cut where the discounts that apply to it change, so that an item meets one
+-- row per owner at any instant.
+edges AS (
+  SELECT DISTINCT subscription, inherited, item, edge_at FROM (
+    SELECT subscription, inherited, item, from_at AS edge_at FROM members
+    UNION ALL
+    SELECT subscription, inherited, item, until FROM members
+  ) e
+),
+spans AS (
+  SELECT subscription, inherited, item, edge_at AS from_at,
+         LEAD(edge_at) OVER (PARTITION BY subscription, inherited, item ORDER BY edge_at) AS until
+  FROM edges
+),
+-- The discounts that apply in each span, its percents numbered in their list's order.
+in_force AS (
+  SELECT sp.subscription, sp.inherited, sp.item, sp.from_at, sp.until, m.coupon, m.percent_off_hundredths, m.amount_off,
+         ROW_NUMBER() OVER (
+           PARTITION BY sp.subscription, sp.inherited, sp.item, sp.from_at, m.percent_off_hundredths IS NULL
+           ORDER BY m.position, m.coupon) AS nth
+  FROM spans sp
+  JOIN members m
+    ON m.subscription = sp.subscription AND m.inherited = sp.inherited AND m.item IS NOT DISTINCT FROM sp.item
+       AND m.from_at <= sp.from_at AND sp.until <= m.until
+),
+-- A span's discounts as one (several at once are an owner's stack, D5): their amounts off,
+-- taken first, and the percents of what that left, up to three. Stripe applies them in the
+-- list's order, so the check before any query (src/engine/priceable.rs) refuses a stack it
+-- cannot keep exact: an amount after a percent, two amounts, a product-restricted coupon,
+-- more than three percents or a product finer than hundredths of a percent.
+stacked AS (
+  SELECT subscription, inherited, item, from_at, until, MIN(coupon) AS coupon,
+         MAX(CASE WHEN nth = 1 THEN percent_off_hundredths END) AS p1,
+         COALESCE(MAX(CASE WHEN nth = 2 THEN percent_off_hundredths END), 0) AS p2,
+         COALESCE(MAX(CASE WHEN nth = 3 THEN percent_off_hundredths END), 0) AS p3,
+         SUM(amount_off) AS amount_off
+  FROM in_force
+  GROUP BY subscription, inherited, item, from_at, until
 )
--- The window in which each coupon reduces MRR, by the `discounts` option.
-SELECT t.subscription, t.inherited, t.item, t.coupon, t.start AS from_at,
-       LEAST(
-         COALESCE(CASE c.duration WHEN 'repeating' THEN t.scheduled_end WHEN 'once' THEN f.once_until END, {{end_of_time}}),
-         COALESCE(dd.removed_at, {{end_of_time}}),
-         COALESCE(ur.removed_at, {{end_of_time}}),
-         COALESCE(t.next_start, {{end_of_time}}),
-         CASE WHEN {{discount_lists}} AND NOT t.inherited AND ln.discount IS NULL THEN {{as_of}} ELSE {{end_of_time}} END
-       ) AS until,
-       c.percent_off_hundredths,
-       -- An amount-off coupon takes its amount in the subscription's currency: its own, or
-       -- its currency option's (docs/stripe-behaviour.md, D6); the check before any query
-       -- (src/engine/priceable.rs) refuses a currency it has neither for.
-       CASE WHEN c.currency = s.currency THEN c.amount_off ELSE co.amount_off END AS amount_off
-FROM discount_targets t
-JOIN {{coupons}} c ON c.id = t.coupon
-JOIN subs s ON s.subscription = t.subscription
-LEFT JOIN {{coupon_currency_options}} co ON co.coupon = c.id AND co.currency = s.currency
-LEFT JOIN first_period_end f ON f.subscription = t.subscription AND f.discount = t.discount
-LEFT JOIN discount_deleted dd ON dd.discount = t.discount
-LEFT JOIN undiscounted_renewal ur ON ur.discount = t.discount AND ur.subscription = t.subscription
-LEFT JOIN listed_now ln ON ln.owner = COALESCE(t.item, t.subscription) AND ln.discount = t.discount
-WHERE ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
+-- p then q keep (1 - p)(1 - q): the single percent p + q - pq / 10000, in hundredths.
+SELECT subscription, inherited, item, coupon, from_at, until,
+       p12 + p3 - DIV((p12 * p3), 10000) AS percent_off_hundredths,
+       amount_off
+FROM (SELECT *, p1 + p2 - DIV((p1 * p2), 10000) AS p12 FROM stacked)

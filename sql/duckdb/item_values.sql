@@ -161,13 +161,19 @@ ruled AS (
 -- What each item bills after its own discount: an amount off is taken whole (capped at what
 -- it bills); a percent stays a factor, applied with the subscription's below.
 item_billed AS (
-  SELECT *, amount - LEAST(COALESCE(item_amount_off, 0), amount) AS billed
+  SELECT *, amount - LEAST(COALESCE(item_amount_off, 0), amount) AS billed,
+         -- p then q keep (1 - p)(1 - q): the single percent p + q - p x q / 10000, in hundredths
+         -- (exact where the check allows the pair)
+         CASE WHEN item_percent IS NOT NULL AND subscription_percent IS NOT NULL
+           THEN item_percent + subscription_percent - item_percent * subscription_percent // 10000
+           ELSE COALESCE(item_percent, subscription_percent, 0) END AS percent_off
   FROM ruled
 ),
 -- A subscription's amount-off coupon (capped at what its items bill after their own
 -- discounts) is split across the items it discounts in proportion to that, in whole minor
--- units, the units left over going one each to the largest remainders (ties: item id). Only
--- these rows need their subscription's other items.
+-- units, the units left over going one each to the largest remainders (ties: item id); the
+-- percents stacked after it take their part of what is left (D5). Only these rows need their
+-- subscription's other items.
 amount_rows AS (
   SELECT *, LEAST(amount_off, gross_amount) AS off
   FROM (
@@ -188,17 +194,13 @@ ranked AS (
   FROM shares
 ),
 -- Each item's monthly value as a fraction: numerator / (120000 x interval_count) minor units,
--- where the numerator is what the item bills per interval (less its discounts' amounts) x
--- intervals per year x 10000 (less the hundredths of its percents: p then q compound to
--- p + q - p x q / 10000, exact where the check allows the pair). Bounded by 10000 x a year's
+-- where the numerator is what the item bills per interval (less its discounts' amounts, which
+-- come first) x intervals per year x 10000 (less the hundredths of its percents). Bounded by 10000 x a year's
 -- billing of the item: 1.2e15 for an item of $100 M a month.
 valued AS (
   SELECT subscription, customer, currency, instant, item, price, recurring_interval_count,
     CASE WHEN rule = 'none' THEN 0
-      ELSE billed * per_year * (10000 - CASE
-        WHEN item_percent IS NOT NULL AND subscription_percent IS NOT NULL
-          THEN item_percent + subscription_percent - item_percent * subscription_percent // 10000
-        ELSE COALESCE(item_percent, subscription_percent, 0) END)
+      ELSE billed * per_year * (10000 - percent_off)
     END AS numerator
   FROM item_billed
   WHERE rule <> 'amount'
@@ -206,7 +208,7 @@ valued AS (
   SELECT subscription, customer, currency, instant, item, price, recurring_interval_count,
     -- nothing billed, nothing to take off
     (billed - CASE WHEN gross_amount = 0 THEN 0
-                ELSE share + CASE WHEN remainder_rank <= left_over THEN 1 ELSE 0 END END) * per_year * 10000
+                ELSE share + CASE WHEN remainder_rank <= left_over THEN 1 ELSE 0 END END) * per_year * (10000 - percent_off)
   FROM ranked
 )
 SELECT subscription, customer, currency, instant, item, price,

@@ -1,8 +1,8 @@
 //! Before any metric runs: every price a subscription bills on must have an amount in that
 //! subscription's currency, every coupon its discounts name must be in the snapshot (an
 //! amount-off one with an amount in the subscription's currency), and no subscription may
-//! have discounts the SQL cannot value (several at once, or an item's with its
-//! subscription's). The SQL values an item from its price's `unit_amount`, its currency
+//! have discounts the SQL cannot value (a stack it cannot keep exact, one taken off unseen
+//! beside another, an item's with its subscription's stack). The SQL values an item from its price's `unit_amount`, its currency
 //! option or its tiers, and joins each discount to its coupon; without these checks a price
 //! the snapshot lacks would be valued at 0 and a discount without its coupon dropped,
 //! silently (the contract: "No item is ever valued at 0 because its price was not found; a
@@ -144,9 +144,9 @@ fn check_coupon_currencies(c: &Checked) -> anyhow::Result<()> {
 }
 
 /// Fails, naming the first subscription whose discounts the SQL cannot value: several of one
-/// owner at once (Stripe stacks them in the list's order, D5, which the SQL does not follow yet), an item's
-/// together with its subscription's or customer's unless both are listed now and the second can
-/// take its part exactly, an item's the snapshot has no object for
+/// owner at once unless all are listed now and stack exactly (Stripe applies them in the list's
+/// order, D5), an item's together with its subscription's or customer's unless both are listed
+/// now, neither stacks and the second can take its part exactly, an item's the snapshot has no object for
 /// (pulled before schema version 7, D7), or one whose subscription it does not know. Any MRR
 /// mrr gave for it could be wrong. Without discounts (`--discounts none`) nothing is stacked.
 fn check_stacked_discounts(c: &Checked) -> anyhow::Result<()> {
@@ -169,9 +169,22 @@ fn check_stacked_discounts(c: &Checked) -> anyhow::Result<()> {
     };
     Err(bad_input(match problem.as_str() {
         "several" => format!(
-            "{whose} has several discounts at once ({discounts}), which mrr does not value yet: Stripe applies \
+            "{whose} has several discounts at once ({discounts}), one of them no longer listed by its owner, \
+             which mrr does not value: Stripe applies a stack in the list's order (docs/stripe-behaviour.md, \
+             D5), but the one taken off left no invoice total to say when (D2); `--discounts none` reports \
+             MRR before discounts"
+        ),
+        "several_kinds" => format!(
+            "{whose} stacks several discounts ({discounts}), which mrr cannot value exactly: Stripe applies \
              them in the list's order, each on what the ones before left (docs/stripe-behaviour.md, D5), and \
-             mrr cannot yet tell such a stack from a discount that replaced another; `--discounts none` \
+             mrr values a stack of amounts off before percents, at most one amount and three percents, none \
+             restricted to some products (`applies_to`), whose percents compound to whole hundredths of a \
+             percent (docs/metrics.md, Bounds); `--discounts none` reports MRR before discounts"
+        ),
+        "mixed_stack" => format!(
+            "{whose} has an item-level discount and its subscription's at the same time ({discounts}), one of \
+             the two owners stacking several, which mrr does not value together: Stripe applies the item's \
+             first (docs/stripe-behaviour.md, D7), each stack in its list's order (D5); `--discounts none` \
              reports MRR before discounts"
         ),
         "mixed" => format!(

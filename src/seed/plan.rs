@@ -145,6 +145,7 @@ impl Plan {
                         phases: vec![Phase::invoiced(t, vec![ItemState { slot: 0, price, quantity }])],
                         discount: None,
                         replaced: None,
+                        stacked_discount: None,
                         item_discount: None,
                         pauses: Vec::new(),
                         failure: None,

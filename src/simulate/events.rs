@@ -105,6 +105,9 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
             updates.push(x.requested_at);
         }
         updates.extend(sub.discounts().filter_map(|d| sub.end_of(d, &acct.catalog)));
+        // Adding a discount of its own or its item's after it started is an update that names
+        // it in `discounts` (D5): the webhook's only news of a new stack member.
+        updates.extend(sub.discounts().filter(|d| !d.inherited && d.start > sub.start).map(|d| d.start));
         // Pausing collection and its resumption change `pause_collection` (P1).
         updates.extend(sub.pauses.iter().flat_map(|p| [Some(p.from), p.resumes_at]).flatten());
         // Each renewal moves the billing period and `latest_invoice`: Stripe sends an update.

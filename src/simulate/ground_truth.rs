@@ -377,6 +377,7 @@ mod tests {
                 item: None,
             }),
             replaced: None,
+            stacked_discount: None,
             item_discount: None,
             pauses: Vec::new(),
             failure: None,

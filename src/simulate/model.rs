@@ -210,6 +210,10 @@ pub struct SimSubscription {
     /// The discount `discount` replaced at its start: Stripe's update sets the whole
     /// `discounts` list, so naming a new coupon takes the old discount off (catalogue D5).
     pub replaced: Option<SimDiscount>,
+    /// A second discount of the subscription's own, listed after `discount` from its start
+    /// (a stack): Stripe applies a subscription's discounts in their list's order, each to what
+    /// the ones before left (D5).
+    pub stacked_discount: Option<SimDiscount>,
     /// An item-level discount (D7) listed beside `discount` at the same time: Stripe applies
     /// it first, and the subscription's to what it left. (An item-level discount alone is
     /// `discount` with its `item` set.)
@@ -311,10 +315,10 @@ impl SimSubscription {
         self.phases.iter().rev().find(|p| p.from <= t).unwrap_or(&self.phases[0])
     }
 
-    /// Its discounts: the one replaced, if any, then the current one, then the item-level one
-    /// beside it.
+    /// Its discounts: the one replaced, if any, then the current one, the one stacked after it,
+    /// and the item-level one beside them.
     pub fn discounts(&self) -> impl Iterator<Item = &SimDiscount> {
-        self.replaced.iter().chain(self.discount.iter()).chain(self.item_discount.iter())
+        self.replaced.iter().chain(&self.discount).chain(&self.stacked_discount).chain(&self.item_discount)
     }
 
     /// End of the window in which discount `d` applies on Stripe's invoices: its coupon's
@@ -324,10 +328,15 @@ impl SimSubscription {
         [self.scheduled_end_of(d, catalog), d.removed, replaced_at.map(|n| n.start)].into_iter().flatten().min()
     }
 
-    /// The discount that applies at `t`, if any (beside the item-level one of
-    /// [`Self::item_discount_at`]).
+    /// The discount that applies at `t`, if any (beside the one stacked after it,
+    /// [`Self::stacked_discount_at`], and the item-level one, [`Self::item_discount_at`]).
     pub fn discount_at(&self, catalog: &Catalog, t: i64) -> Option<&SimDiscount> {
         self.replaced.iter().chain(self.discount.iter()).find(|d| self.applies_at(d, catalog, t))
+    }
+
+    /// The discount stacked after [`Self::discount_at`]'s that applies at `t`, if any.
+    pub fn stacked_discount_at(&self, catalog: &Catalog, t: i64) -> Option<&SimDiscount> {
+        self.stacked_discount.as_ref().filter(|d| self.applies_at(d, catalog, t))
     }
 
     /// The item-level discount listed beside [`Self::discount_at`]'s that applies at `t`, if any.
@@ -337,9 +346,11 @@ impl SimSubscription {
 
     /// The discounts that apply at `t`, in the order Stripe applies them: an item's before its
     /// subscription's ("Subscription item discounts are applied before subscription
-    /// discounts", D7).
+    /// discounts", D7), a subscription's in its list's order (D5).
     pub fn discounts_applied_at<'a>(&'a self, catalog: &Catalog, t: i64) -> impl Iterator<Item = &'a SimDiscount> {
-        [self.item_discount_at(catalog, t), self.discount_at(catalog, t)].into_iter().flatten()
+        [self.item_discount_at(catalog, t), self.discount_at(catalog, t), self.stacked_discount_at(catalog, t)]
+            .into_iter()
+            .flatten()
     }
 
     fn applies_at(&self, d: &SimDiscount, catalog: &Catalog, t: i64) -> bool {

@@ -242,8 +242,10 @@ pub fn subscription(
         })
         .collect();
     // A customer-level discount is listed on the customer (D3), an item-level one on its item.
+    // A stacked discount is listed after the one before it (D5).
+    let stacked = sub.stacked_discount_at(&acct.catalog, as_of).filter(|_| ended_at.is_none());
     let discounts: Vec<Value> =
-        current.filter(|d| d.item.is_none()).map(|d| discount(acct, c, sub, d)).into_iter().collect();
+        current.filter(|d| d.item.is_none()).into_iter().chain(stacked).map(|d| discount(acct, c, sub, d)).collect();
     // Stripe shows a pause until collection resumes (P1).
     let pause_collection = sub
         .pause_at(as_of)

@@ -564,6 +564,24 @@ impl Generator<'_> {
         // Pro + 3 seats since 07-19 with 25% off forever (8175), and $10 off the seats item
         // since 08-19: the seats bill 20.00, of which 75% count, 1500; 7425.
         add("item_amount_and_subscription_percent", "usd", &item_and_subscription("USD10FOREVER", 19));
+        // Two discounts of the subscription's own at once (a stack): Stripe applies them in the
+        // list's order, each to what the ones before left (D5).
+        let stacked = |first: &'static str, second: &'static str, day: i64, second_start: i64| {
+            move |g: &Generator, c: &mut SimCustomer| {
+                let start = at(1, day);
+                let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+                s.discount = Some(g.discount(c, first, start));
+                let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
+                s.stacked_discount = Some(SimDiscount { id, ..g.discount(c, second, second_start) });
+                c.subscriptions.push(s);
+            }
+        };
+        // Pro + 3 seats since 07-21 with $10 off forever (9900), and 25% off forever listed
+        // after it since 08-21: 75% of what the $10 left, 7425.
+        add("stacked_amount_then_percent", "usd", &stacked("USD10FOREVER", "PCT25FOREVER", 21, at(2, 21)));
+        // Pro + 3 seats since 07-23 with 25% off forever (8175), and 20% off for 3 months
+        // listed after it for the last 20 days (so still listed now): 80% of 75%, 60%: 6540.
+        add("stacked_percents", "usd", &stacked("PCT25FOREVER", "PCT20X3", 23, self.now - 20 * DAY));
         out
     }
 
@@ -636,6 +654,7 @@ impl Generator<'_> {
             )],
             discount: None,
             replaced: None,
+            stacked_discount: None,
             item_discount: None,
             pauses: Vec::new(),
             failure: None,

@@ -658,6 +658,7 @@ impl WritableAccount {
             phases: vec![Phase::invoiced(start, items)],
             discount: None,
             replaced: None,
+            stacked_discount: None,
             item_discount: None,
             pauses: Vec::new(),
             failure: None,
