@@ -228,6 +228,7 @@ mod edge_case {
         decimal_volume_tiers,
         item_and_subscription_percents,
         item_amount_and_subscription_percent,
+        customer_coupon_and_item_discount,
         stacked_amount_then_percent,
         stacked_percents,
     );
@@ -500,6 +501,41 @@ fn a_discount_taken_off_with_no_event_and_no_renewal_since_ends_by_the_snapshot_
     });
     assert!(dropped > 0, "the full scenario sends customer.discount.deleted");
     assert_exact_account(&acct, "full seed 42, no customer.discount.deleted events");
+}
+
+#[test]
+fn a_customers_discount_it_no_longer_has_ends_by_the_snapshot_instant_and_is_not_valued_beside_an_items() {
+    // The customer no longer has its 12.5% (its `discount` is null), with no event to say
+    // when: taken off by the snapshot instant at the latest (D2, D3), so November is
+    // undiscounted, 10800 after 9450.
+    let acct = common::simulate(Scenario::Full, 20, 42);
+    let without_discount = |case: &str| {
+        let customer = common::case_customer(&acct, case);
+        common::rewrite_objects(&acct.dir, "customers.jsonl", |all| {
+            let c = all.iter_mut().find(|c| c["id"] == customer.as_str()).unwrap();
+            assert!(c["discount"].is_object(), "{case} has a customer-level discount");
+            c["discount"] = serde_json::Value::Null;
+        });
+        customer
+    };
+    let customer = without_discount("customer_level_coupon");
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    assert_eq!(latest_mrr_of(data.path(), &customer), (10800, 9450));
+
+    // Beside an item's discount, which still discounts, the customer's end cannot be seen
+    // (no invoice total shows it): refused, naming the item (D7).
+    let customer = without_discount("customer_coupon_and_item_discount");
+    let sub = common::objects(&acct.dir, "subscriptions.jsonl")
+        .into_iter()
+        .find(|s| s["customer"] == customer.as_str())
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    common::pull(&acct, data.path(), &[], &[]);
+    let err = refused_report(data.path());
+    let named =
+        format!("of subscription {} has an item-level discount and its subscription", sub["id"].as_str().unwrap());
+    assert!(err.contains(&named) && err.contains("not both listed now"), "{err}");
 }
 
 #[test]

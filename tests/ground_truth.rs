@@ -212,6 +212,9 @@ fn every_edge_case_of_the_contract_matches_hand_worked_mrr() {
         ("item_amount_and_subscription_percent", [0, 8175, 7425, 7425, 7425, 7425]),
         // Pro + 3 seats since 07-21 with $10 off (9900), and 25% off stacked after it from
         // 08-21 (D5): 75% of what the $10 left, 7425.
+        // Pro + 3 seats since 07-25 inheriting its customer's 25% off (8175), and $10 off the
+        // seats item from 08-25, applied first (D3, D7): 75% of 7900 + 2000, 7425.
+        ("customer_coupon_and_item_discount", [0, 8175, 7425, 7425, 7425, 7425]),
         ("stacked_amount_then_percent", [0, 9900, 7425, 7425, 7425, 7425]),
         // Pro + 3 seats since 07-23 with 25% off (8175), and 20% off for 3 months stacked after
         // it since 10-31 (20 days before the account's present): 80% of 75% of 10900, 6540.

@@ -74,8 +74,8 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     assert_eq!(m.source.account_id.as_deref(), Some(acct.info.account_id.as_str()), "GET /v1/account");
     assert_eq!(
         m.tables.iter().find(|t| t.name == "customers").unwrap().rows,
-        150 + 63 - 1,
-        "150 random + 63 edge-case customers, one of them deleted (in no list, catalogue R2)"
+        150 + 64 - 1,
+        "150 random + 64 edge-case customers, one of them deleted (in no list, catalogue R2)"
     );
     // A price in fractions of a cent arrives as Stripe's text, its `unit_amount` null (L11).
     let decimals = column(&snap, "prices", "unit_amount_decimal");
@@ -98,9 +98,17 @@ fn a_pull_matches_the_simulated_account_object_for_object() {
     // (its events older than Stripe keeps) only from the invoice lines it discounted.
     assert_eq!(
         rows("item_discounts"),
-        4,
-        "item_discount_amount's, item_discount_removed's from its lines, and the two beside their subscription's own"
+        5,
+        "item_discount_amount's, item_discount_removed's from its lines, the two beside their subscription's own \
+         and the one beside its customer's"
     );
+    // Which discount each customer has now, from its `discount` (D3).
+    let with_discount = objects(&acct.dir, "customers.jsonl").iter().filter(|c| c["discount"].is_object()).count();
+    assert!(
+        with_discount >= 3,
+        "customer_level_coupon, customer_coupon_and_own_discount, customer_coupon_and_item_discount"
+    );
+    assert_eq!(rows("customer_discounts") as usize, with_discount);
     // A paused collection is pulled as the subscription shows it (catalogue P1); the drafts
     // it leaves (no number, never finalized) are pulled like any invoice.
     let paused: Vec<_> = objects(&acct.dir, "subscriptions.jsonl")

@@ -72,16 +72,24 @@ undiscounted_renewal AS (
 listed_now AS (
   SELECT owner, discount, MIN(position) AS position FROM {{subscription_discounts}} GROUP BY 1, 2
 ),
+-- The discount each customer has now (schema version 8): one its customer no longer has was
+-- taken off by {{as_of}} at the latest, as above (D2, D3).
+customer_now AS (
+  SELECT DISTINCT discount FROM {{customer_discounts}}
+),
 -- The window in which each discount reduces MRR, by the `discounts` option. One its owner
--- still lists was never replaced: it applies together with the others listed beside it (D5).
+-- still lists (or its customer still has) was never replaced: it applies together with the
+-- others listed beside it (D5).
 members AS (
   SELECT t.subscription, t.inherited, t.item, t.coupon, t.start AS from_at,
          LEAST(
            COALESCE(CASE c.duration WHEN 'repeating' THEN t.scheduled_end WHEN 'once' THEN f.once_until END, {{end_of_time}}),
            COALESCE(dd.removed_at, {{end_of_time}}),
            COALESCE(ur.removed_at, {{end_of_time}}),
-           CASE WHEN ln.discount IS NULL THEN COALESCE(t.next_start, {{end_of_time}}) ELSE {{end_of_time}} END,
-           CASE WHEN {{discount_lists}} AND NOT t.inherited AND ln.discount IS NULL THEN {{as_of}} ELSE {{end_of_time}} END
+           CASE WHEN ln.discount IS NULL AND cn.discount IS NULL THEN COALESCE(t.next_start, {{end_of_time}}) ELSE {{end_of_time}} END,
+           CASE WHEN {{discount_lists}} AND NOT t.inherited AND ln.discount IS NULL THEN {{as_of}}
+                WHEN {{customer_discount_lists}} AND t.inherited AND cn.discount IS NULL THEN {{as_of}}
+                ELSE {{end_of_time}} END
          ) AS until,
          ln.position,
          c.percent_off_hundredths,
@@ -97,6 +105,7 @@ members AS (
   LEFT JOIN discount_deleted dd ON dd.discount = t.discount
   LEFT JOIN undiscounted_renewal ur ON ur.discount = t.discount AND ur.subscription = t.subscription
   LEFT JOIN listed_now ln ON ln.owner = COALESCE(t.item, t.subscription) AND ln.discount = t.discount
+  LEFT JOIN customer_now cn ON t.inherited AND cn.discount = t.discount
   WHERE ('{{discounts_rule}}' = 'all' OR ('{{discounts_rule}}' = 'recurring' AND c.duration <> 'once'))
 ),
 -- Each owner's time cut where the discounts that apply to it change, so that an item meets one

@@ -10,7 +10,8 @@
 --            whose product is finer than hundredths of a percent;
 --   mixed:   an item-level discount (D7) and a discount of the subscription's own or of its
 --            customer's that may apply at the same time, not both listed by their owners
---            now (or the second its customer's, not outranked by an own one listed since):
+--            now (a customer lists the one it has; one the customer's, not outranked by an own
+--            one listed since):
 --            the check cannot see one of two taken off (D2), so only windows that surely
 --            end first rule a pair out (a repeating coupon's `end`, or the next discount of
 --            the same level, which replaces it: D5);
@@ -33,16 +34,16 @@
 WITH
 -- Each discount's window as discount_windows bounds it at the latest: to its repeating
 -- coupon's `end`, or, when its owner no longer lists it, to the start of the next discount of
--- its level; with its coupon, its place in its owner's list now (if listed), and whether that
--- owner lists several.
+-- its level; with its coupon, its place in its owner's list now (if listed; a customer's
+-- discount is listed while the customer has it), and whether that owner lists several.
 windows AS (
   SELECT t.subscription, t.item, t.discount, t.coupon, t.start, t.inherited, l.position,
          c.percent_off_hundredths AS percent, c.amount_off,
-         l.discount IS NOT NULL AS listed,
+         l.discount IS NOT NULL OR cn.discount IS NOT NULL AS listed,
          COUNT(l.discount) OVER (PARTITION BY t.subscription, t.inherited, t.item) > 1 AS stacked,
          LEAST(
            COALESCE(CASE WHEN c.duration = 'repeating' THEN t."end" END, 'infinity'::TIMESTAMPTZ),
-           CASE WHEN l.discount IS NULL
+           CASE WHEN l.discount IS NULL AND cn.discount IS NULL
              THEN COALESCE(LEAD(t.start) OVER (PARTITION BY t.subscription, t.inherited, t.item ORDER BY t.start, t.discount),
                            'infinity'::TIMESTAMPTZ)
              ELSE 'infinity'::TIMESTAMPTZ END
@@ -51,6 +52,7 @@ windows AS (
   LEFT JOIN {{coupons}} c ON c.id = t.coupon
   LEFT JOIN (SELECT owner, discount, MIN(position) AS position FROM {{subscription_discounts}} GROUP BY 1, 2) l
     ON l.owner = COALESCE(t.item, t.subscription) AND l.discount = t.discount
+  LEFT JOIN (SELECT DISTINCT discount FROM {{customer_discounts}}) cn ON t.inherited AND cn.discount = t.discount
 ),
 several AS (
   SELECT a.subscription, COALESCE(a.item, a.subscription) AS owner, a.discount || ', ' || MIN(b.discount) AS discounts,
@@ -85,7 +87,7 @@ several_kinds AS (
   WHERE amounts > 1 OR last_amount > first_percent OR restricted OR percents > 3
      OR (p1 * p2) % 10000 <> 0 OR (p12 * p3) % 10000 <> 0
 ),
--- An item's discount and its subscription's own at once are valued (the item's first) when
+-- An item's discount and its subscription's (its own, or its customer's) at once are valued (the item's first) when
 -- both are listed now, so that neither was taken off unseen (an invoice's total shows only
 -- when both are gone; a snapshot built from events keeps the lists as a pull would, and
 -- sees every removal since its base in the events), neither owner stacks several, and the
@@ -94,7 +96,7 @@ several_kinds AS (
 mixed AS (
   SELECT i.subscription, i.item AS owner, i.discount || ' with ' || MIN(w.discount) AS discounts,
          CASE WHEN BOOL_OR(i.stacked OR w.stacked) THEN 'mixed_stack'
-              WHEN BOOL_AND(i.listed AND w.listed AND NOT w.inherited) THEN 'mixed_kinds'
+              WHEN BOOL_AND(i.listed AND w.listed) THEN 'mixed_kinds'
               ELSE 'mixed' END AS problem
   FROM windows i JOIN windows w ON w.subscription = i.subscription AND w.item IS NULL
   WHERE i.item IS NOT NULL AND i.start < w.ends_by AND w.start < i.ends_by
@@ -105,7 +107,7 @@ mixed AS (
       WHERE o.subscription = i.subscription AND o.item IS NULL AND NOT o.inherited AND o.listed
         AND o.start <= GREATEST(i.start, w.start)
     ))
-    AND NOT (i.listed AND w.listed AND NOT w.inherited AND NOT i.stacked AND NOT w.stacked
+    AND NOT (i.listed AND w.listed AND NOT i.stacked AND NOT w.stacked
              AND NOT (i.percent IS NOT NULL AND w.percent IS NULL)
              AND (i.percent IS NULL OR w.percent IS NULL OR (i.percent * w.percent) % 10000 = 0))
   GROUP BY i.subscription, i.item, i.discount

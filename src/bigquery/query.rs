@@ -372,7 +372,12 @@ mod tests {
 
     #[test]
     fn every_time_zone_dependent_call_of_the_rendered_bigquery_sql_names_utc() {
-        let params = QueryParams { as_of: 1_800_000_000, options: MetricOptions::default(), discount_lists: true };
+        let params = QueryParams {
+            as_of: 1_800_000_000,
+            options: MetricOptions::default(),
+            discount_lists: true,
+            customer_discount_lists: true,
+        };
         let mut total = 0;
         for query in QUERIES {
             let sql = crate::queries::render(Dialect::BigQuery, query, &params, &|t| format!("`p.d.{t}`")).unwrap();

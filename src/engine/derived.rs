@@ -86,6 +86,7 @@ const PARAMS: QueryParams = QueryParams {
         churn_at: crate::metrics::ChurnAt::End,
     },
     discount_lists: false,
+    customer_discount_lists: false,
 };
 
 /// The SQL of a derived table over a snapshot's raw tables and its current derived tables,

@@ -191,7 +191,7 @@ fn check_stacked_discounts(c: &Checked) -> anyhow::Result<()> {
             "{whose} has an item-level discount and its subscription one of its own or its customer's at \
              the same time ({discounts}), not both listed now, which mrr does not value together: Stripe applies \
              the item's first (docs/stripe-behaviour.md, D7), but when one of the two was taken off no invoice \
-             total shows, and a customer's discount is not listed on the subscription; `--discounts none` \
+             total shows (a customer lists the discount it has now, since schema version 8); `--discounts none` \
              reports MRR before discounts"
         ),
         "mixed_kinds" => format!(

@@ -494,7 +494,7 @@ async fn account_id(fetcher: &Fetcher) -> Option<String> {
 /// invoices; a coupon from its list and expanded in a discount; an object on two overlapping
 /// lists, with its items, discounts and pause): the first row of each key
 /// ([`schema::key_columns`]) is kept.
-const DEDUPLICATED: [&str; 13] = [
+const DEDUPLICATED: [&str; 14] = [
     "prices",
     "price_tiers",
     "price_currency_options",
@@ -503,6 +503,7 @@ const DEDUPLICATED: [&str; 13] = [
     "coupons",
     "coupon_currency_options",
     "customers",
+    "customer_discounts",
     "subscriptions",
     "subscription_items",
     "subscription_discounts",

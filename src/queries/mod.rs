@@ -96,15 +96,22 @@ pub struct QueryParams {
     /// lists has ended by `as_of`. Not in a snapshot derived from events, where a discount's
     /// own event may be newer than its subscription's state.
     pub discount_lists: bool,
+    /// The same for every customer's current discount (`customer_discounts`, schema version 8).
+    pub customer_discount_lists: bool,
 }
 
 impl QueryParams {
     /// The parameters of a snapshot's queries under `options`.
     pub fn of(snapshot: &crate::snapshot::Snapshot, options: MetricOptions) -> anyhow::Result<Self> {
         let m = &snapshot.manifest;
-        let discount_lists = m.derived_from.is_none()
-            && m.schema_version >= crate::snapshot::schema::since_version("subscription_discounts");
-        Ok(QueryParams { as_of: snapshot.as_of()?, options, discount_lists })
+        let lists =
+            |table: &str| m.derived_from.is_none() && m.schema_version >= crate::snapshot::schema::since_version(table);
+        Ok(QueryParams {
+            as_of: snapshot.as_of()?,
+            options,
+            discount_lists: lists("subscription_discounts"),
+            customer_discount_lists: lists("customer_discounts"),
+        })
     }
 }
 
@@ -165,6 +172,7 @@ fn expand(
         }
         .into(),
         "discount_lists" => if params.discount_lists { "TRUE" } else { "FALSE" }.into(),
+        "customer_discount_lists" => if params.customer_discount_lists { "TRUE" } else { "FALSE" }.into(),
         "churn_at" => match params.options.churn_at {
             ChurnAt::End => "end",
             ChurnAt::Cancel => "cancel",
@@ -238,7 +246,12 @@ mod tests {
 
     #[test]
     fn every_query_resolves_in_both_dialects_with_the_same_columns() {
-        let params = QueryParams { as_of: 0, options: MetricOptions::default(), discount_lists: true };
+        let params = QueryParams {
+            as_of: 0,
+            options: MetricOptions::default(),
+            discount_lists: true,
+            customer_discount_lists: true,
+        };
         for dialect in [Dialect::DuckDb, Dialect::BigQuery] {
             for q in QUERIES {
                 let sql = render(dialect, q, &params, &|t| format!("T_{t}")).unwrap();
@@ -264,7 +277,12 @@ mod tests {
 
     #[test]
     fn unknown_placeholders_name_the_file() {
-        let params = QueryParams { as_of: 0, options: MetricOptions::default(), discount_lists: true };
+        let params = QueryParams {
+            as_of: 0,
+            options: MetricOptions::default(),
+            discount_lists: true,
+            customer_discount_lists: true,
+        };
         let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into(), &|_| None).unwrap_err();
         assert!(err.to_string().contains("sql/duckdb/x.sql: unknown placeholder {{nope}}"), "{err}");
     }

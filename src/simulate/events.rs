@@ -88,8 +88,18 @@ pub fn customer_events(acct: &Account, c: &SimCustomer, billing: &Billing, from:
         for (n, d) in sub.discounts().enumerate().filter(|(_, d)| discounts.insert(d.id.clone())) {
             moments.push((d.start, Moment::DiscountCreated(s, n)));
             // Stripe deletes a discount when it ends, is taken off or is replaced (D2, D5).
-            if let Some(end) = sub.end_of(d, &acct.catalog).filter(|end| sub.ends_at().is_none_or(|e| *end < e)) {
+            let end = sub.end_of(d, &acct.catalog);
+            if let Some(end) = end.filter(|end| sub.ends_at().is_none_or(|e| *end < e)) {
                 moments.push((end, Moment::DiscountDeleted(s, n)));
+            }
+            // A customer's discount is its `discount`: gaining or losing one is an update of it.
+            if d.inherited {
+                moments.extend(
+                    [Some(d.start).filter(|t| *t > c.created), end]
+                        .into_iter()
+                        .flatten()
+                        .map(|t| (t, Moment::CustomerUpdated)),
+                );
             }
         }
         let mut updates: Vec<i64> = sub.phases.iter().skip(1).map(|p| p.from).collect();

@@ -564,6 +564,16 @@ impl Generator<'_> {
         // Pro + 3 seats since 07-19 with 25% off forever (8175), and $10 off the seats item
         // since 08-19: the seats bill 20.00, of which 75% count, 1500; 7425.
         add("item_amount_and_subscription_percent", "usd", &item_and_subscription("USD10FOREVER", 19));
+        // Pro + 3 seats since 07-25 inheriting its customer's 25% off forever (8175), and $10
+        // off the seats item since 08-25, applied first (D3, D7): 75% of 7900 + 2000, 7425.
+        add("customer_coupon_and_item_discount", "usd", &|g, c| {
+            let start = at(1, 25);
+            let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
+            s.discount = Some(SimDiscount { inherited: true, ..g.discount(c, "PCT25FOREVER", start) });
+            let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
+            s.item_discount = Some(SimDiscount { id, item: Some(1), ..g.discount(c, "USD10FOREVER", at(2, 25)) });
+            c.subscriptions.push(s);
+        });
         // Two discounts of the subscription's own at once (a stack): Stripe applies them in the
         // list's order, each to what the ones before left (D5).
         let stacked = |first: &'static str, second: &'static str, day: i64, second_start: i64| {

@@ -114,6 +114,7 @@ impl Changes {
     pub fn object(&mut self, kind: Kind, id: &str, state: Option<Vec<Row>>, whole: bool) {
         self.replaced.entry(kind.table()).or_default().insert(id.to_string());
         let children: &[&'static str] = match kind {
+            Kind::Customer => &["customer_discounts"],
             Kind::Subscription => &["subscription_items", "subscription_discounts", "paused_collections"],
             Kind::Invoice if whole => &["invoice_lines"],
             Kind::Price if whole => &["price_tiers", "price_currency_options"],
@@ -264,6 +265,7 @@ const EMBEDDED: [&str; 4] = ["discounts", "item_discounts", "coupons", "coupon_c
 fn key_column(table: &str) -> &'static str {
     match table {
         "subscription_items" | "subscription_discounts" | "paused_collections" => "subscription",
+        "customer_discounts" => "customer",
         "invoice_lines" => "invoice",
         "price_tiers" | "price_currency_options" => "price",
         "event_changes" => "event",

@@ -34,6 +34,9 @@ pub fn customer(c: &Customer) -> Vec<Row> {
         c.test_clock.as_ref().map(|t| s(t.id())),
         metadata(c.metadata.as_ref()),
     )];
+    // Which discount is the customer's now is known only from here (D3): `discounts` keeps
+    // every one ever seen.
+    rows.extend(c.discount.iter().map(|d| row!("customer_discounts", s(&c.id), s(&d.id))));
     rows.extend(c.discount.iter().flat_map(discount));
     rows
 }

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 /// 5: `paused_collections` and `pending_invoice_items` (an older snapshot reads as having none).
 /// 6: `coupon_currency_options` (an older snapshot reads as having none).
 /// 7: `item_discounts` (an older snapshot reads as having none).
-pub const SCHEMA_VERSION: u32 = 7;
+/// 8: `customer_discounts` (an older snapshot reads as having none).
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// The schema version a table first appeared in; an older snapshot has no rows of it.
 pub fn since_version(table: &str) -> u32 {
@@ -29,6 +30,7 @@ pub fn since_version(table: &str) -> u32 {
         "paused_collections" | "pending_invoice_items" => 5,
         "coupon_currency_options" => 6,
         "item_discounts" => 7,
+        "customer_discounts" => 8,
         _ => 1,
     }
 }
@@ -42,6 +44,7 @@ pub fn key_columns(table: &str) -> &'static [&'static str] {
         "coupon_products" => &["coupon", "product"],
         "coupon_currency_options" => &["coupon", "currency"],
         "item_discounts" => &["discount"],
+        "customer_discounts" => &["customer"],
         "subscription_discounts" => &["owner", "discount"],
         "paused_collections" => &["subscription"],
         _ => &["id"],
@@ -106,6 +109,11 @@ pub const TABLES: &[TableDef] = &[
             "email" Str "", "name" Str "", "delinquent" Bool "has an unpaid invoice",
             "test_clock" Str "clock_ id for test-clock customers", "metadata" Str "metadata as a JSON object",
         ],
+    },
+    TableDef {
+        name: "customer_discounts",
+        doc: "The discount each customer has now (`discount`), which its subscriptions without discounts of their own inherit.",
+        columns: cols!["customer" Str "cus_ id", "discount" Str "di_ id"],
     },
     TableDef {
         name: "products",
