@@ -14,36 +14,47 @@ per_month AS (
   GROUP BY 1, 2, 3
 ),
 running AS (
-  SELECT customer, currency, month_start,
-         SUM(delta_cents) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_cents,
-         SUM(delta_frac) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS mrr_frac,
-         SUM(delta_counting) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS active_subscriptions
+  SELECT customer, currency, month_start, delta_cents, delta_frac, delta_counting,
+         SUM(delta_cents) OVER w AS mrr_cents,
+         SUM(delta_frac) OVER w AS mrr_frac,
+         SUM(delta_counting) OVER w AS active_subscriptions,
+         COUNT(*) OVER w AS nth
   FROM per_month
+  WINDOW w AS (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
-rounded AS (
-  SELECT customer, currency, month_start, active_subscriptions,
-         {{cents:mrr_cents|mrr_frac}} AS mrr
+-- Each month's value and the value before it (the running value less the month's change), each
+-- rounded to cents: one window pass, where a second one over the rounded values cost 0.2 s at
+-- 1 M subscriptions.
+history AS (
+  SELECT customer, currency, month_start, active_subscriptions, nth,
+         {{cents:mrr_cents|mrr_frac}} AS mrr,
+         {{cents:mrr_cents - delta_cents|mrr_frac - delta_frac}} AS previous_mrr,
+         active_subscriptions - delta_counting AS previous_subscriptions
   FROM running
 ),
-history AS (
-  SELECT *,
-         COALESCE(LAG(mrr) OVER (PARTITION BY customer, currency ORDER BY month_start), 0) AS previous_mrr,
-         COALESCE(LAG(active_subscriptions) OVER (PARTITION BY customer, currency ORDER BY month_start), 0) AS previous_subscriptions,
-         COALESCE(MAX(CASE WHEN mrr > 0 THEN 1 ELSE 0 END) OVER (
-           PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS paid_before
-  FROM rounded
+-- A customer that starts paying after its first month, and paid in an earlier one, is
+-- reactivated: few rows, each checked against its customer's earlier months.
+paid_again AS (
+  SELECT r.customer, r.currency, r.month_start
+  FROM history r
+  WHERE r.previous_mrr = 0 AND r.mrr > 0 AND r.nth > 1
+    AND EXISTS (
+      SELECT 1 FROM history p
+      WHERE p.customer = r.customer AND p.currency = r.currency AND p.month_start < r.month_start AND p.mrr > 0
+    )
 )
-SELECT FORMAT_TIMESTAMP('%Y-%m', month_start, 'UTC') AS month, customer, currency,
-       CAST(mrr AS INT64) AS mrr,
-       CAST(previous_mrr AS INT64) AS previous_mrr,
-       CAST(active_subscriptions AS INT64) AS active_subscriptions,
-       CAST(previous_subscriptions AS INT64) AS previous_subscriptions,
+SELECT FORMAT_TIMESTAMP('%Y-%m', h.month_start, 'UTC') AS month, h.customer, h.currency,
+       CAST(h.mrr AS INT64) AS mrr,
+       CAST(h.previous_mrr AS INT64) AS previous_mrr,
+       CAST(h.active_subscriptions AS INT64) AS active_subscriptions,
+       CAST(h.previous_subscriptions AS INT64) AS previous_subscriptions,
        CASE
-         WHEN previous_mrr = 0 AND mrr > 0 AND paid_before = 1 THEN 'reactivation'
-         WHEN previous_mrr = 0 AND mrr > 0 THEN 'new'
-         WHEN previous_mrr > 0 AND mrr = 0 THEN 'churn'
-         WHEN mrr > previous_mrr THEN 'expansion'
-         WHEN mrr < previous_mrr THEN 'contraction'
+         WHEN h.previous_mrr = 0 AND h.mrr > 0 AND pa.customer IS NOT NULL THEN 'reactivation'
+         WHEN h.previous_mrr = 0 AND h.mrr > 0 THEN 'new'
+         WHEN h.previous_mrr > 0 AND h.mrr = 0 THEN 'churn'
+         WHEN h.mrr > h.previous_mrr THEN 'expansion'
+         WHEN h.mrr < h.previous_mrr THEN 'contraction'
          ELSE 'none'
        END AS movement
-FROM history
+FROM history h
+LEFT JOIN paid_again pa ON pa.customer = h.customer AND pa.currency = h.currency AND pa.month_start = h.month_start
