@@ -99,9 +99,11 @@ fn account(name: &'static str, scenario: Scenario, customers: u64, amount_scale:
     Account { _dir: dir, name, snapshot, duckdb }
 }
 
-/// Each table of the bounds account: a customer whose 100 items each bill $100 M a month
-/// (99,999,999 x 100, Stripe's largest amount), and one whose 100 quarterly items of the same
-/// amount carry a 33.33% coupon, so that every item's value has a fraction of a cent.
+/// Each table of the bounds account: a customer whose 100 subscriptions each bill $100 M a
+/// month on one plan (99,999,999 x 100, Stripe's largest amount; one item each, as Stripe
+/// refuses two items of a price on a subscription, W7), and one whose 100 quarterly
+/// subscriptions of the same amount each carry a 33.33% coupon, so that every item's value has
+/// a fraction of a cent.
 fn bounds_tables(t: &Target) -> Map<String, Value> {
     let jan = 1_767_225_600_000_000i64; // 2026-01-01T00:00:00Z, microseconds
     let mut rows: std::collections::BTreeMap<&str, Vec<Map<String, Value>>> = Default::default();
@@ -122,31 +124,34 @@ fn bounds_tables(t: &Target) -> Map<String, Value> {
         json!({"id": "PCT3333", "created": jan, "percent_off": 33.33, "percent_off_hundredths": 3333,
                "duration": "forever", "valid": true}),
     );
-    for (customer, subscription, currency, price) in
-        [("cus_usd", "sub_usd", "usd", "price_month"), ("cus_eur", "sub_eur", "eur", "price_quarter")]
-    {
+    for (customer, currency, price) in [("cus_usd", "usd", "price_month"), ("cus_eur", "eur", "price_quarter")] {
         add("customers", json!({"id": customer, "created": jan, "currency": currency}));
-        add(
-            "subscriptions",
-            json!({"id": subscription, "customer": customer, "created": jan, "start_date": jan,
-                   "status": "active", "currency": currency, "billing_cycle_anchor": jan}),
-        );
         for i in 0..100 {
+            let subscription = format!("sub_{currency}_{i:03}");
+            add(
+                "subscriptions",
+                json!({"id": subscription, "customer": customer, "created": jan, "start_date": jan,
+                       "status": "active", "currency": currency, "billing_cycle_anchor": jan}),
+            );
             add(
                 "subscription_items",
-                json!({"id": format!("si_{subscription}_{i:03}"), "subscription": subscription, "created": jan,
+                json!({"id": format!("si_{subscription}"), "subscription": subscription, "created": jan,
                        "price": price, "product": "prod_max", "quantity": 100}),
             );
+            if currency == "eur" {
+                let discount = format!("di_{subscription}");
+                add(
+                    "discounts",
+                    json!({"id": discount, "subscription": subscription, "customer": customer, "coupon": "PCT3333",
+                           "start": jan}),
+                );
+                add(
+                    "subscription_discounts",
+                    json!({"subscription": subscription, "owner": subscription, "discount": discount, "position": 0}),
+                );
+            }
         }
     }
-    add(
-        "discounts",
-        json!({"id": "di_eur", "subscription": "sub_eur", "customer": "cus_eur", "coupon": "PCT3333", "start": jan}),
-    );
-    add(
-        "subscription_discounts",
-        json!({"subscription": "sub_eur", "owner": "sub_eur", "discount": "di_eur", "position": 0}),
-    );
     let kind = |k: Kind| match k {
         Kind::Str => "STRING",
         Kind::I64 => "INT64",

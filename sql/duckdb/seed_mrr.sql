@@ -11,7 +11,8 @@
 -- CAST(SUM(x) AS BIGINT), as INT64 (see item_values), `//` in the rounding, date_trunc on a UTC TIMESTAMP
 -- (`make_timestamp(epoch_us(t))`, see mrr_by_customer)
 -- and `+ INTERVAL 1 MONTH` on it instead of DATE_TRUNC / DATE_ADD on DATEs, CAST(bool AS
--- INTEGER) instead of INT64.
+-- INTEGER) instead of INT64; the derived table shared_customers
+-- (sql/duckdb/shared_customers.sql) for BigQuery's CTE shared.
 WITH
 subs AS (
   SELECT id, customer, currency, created, COALESCE(ended_at, canceled_at) AS gone_at
@@ -49,9 +50,11 @@ changes AS (
 ),
 -- A customer counts in a month while at least one of its subscriptions does: a customer with
 -- one subscription (in the currency) exactly while it does, so only the others need a running
--- count per customer (a window pass over every change point at 1 M subscriptions).
+-- count per customer (a window pass over every change point at 1 M subscriptions). Those
+-- with several subscriptions of any status, derived once per snapshot (a few more than
+-- BigQuery's, which counts the spans' subscriptions: the running count is exact for them too).
 shared AS (
-  SELECT customer, currency FROM spans GROUP BY 1, 2 HAVING COUNT(*) > 1
+  SELECT * FROM {{shared_customers}}
 ),
 by_customer AS (
   SELECT currency, month_start, delta_subscriptions, delta_x12,

@@ -7,7 +7,9 @@
 //! off, from every renewal invoice of the discounted subscriptions; `once_discount_ends`:
 //! when each `once` coupon stops, from their invoice lines; `billed_prices`: every price and
 //! currency a subscription bills on, which the price check reads, from every item version;
-//! `unpaid_since`: when each subscription unpaid now stopped counting, from every invoice).
+//! `unpaid_since`: when each subscription unpaid now stopped counting, from every invoice;
+//! `shared_customers`: the customers with several subscriptions in a currency, from every
+//! subscription).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
@@ -27,7 +29,7 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 7] = [
+pub const DERIVED: [&str; 8] = [
     "item_history",
     "uninvoiced_items",
     "item_versions",
@@ -35,6 +37,7 @@ pub const DERIVED: [&str; 7] = [
     "once_discount_ends",
     "billed_prices",
     "unpaid_since",
+    "shared_customers",
 ];
 
 /// What computes a derived table, as its manifest entry records it: its SQL's digest, which

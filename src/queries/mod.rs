@@ -48,6 +48,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "once_discount_ends",
     "duckdb" / "billed_prices",
     "duckdb" / "unpaid_since",
+    "duckdb" / "shared_customers",
     "duckdb" / "discount_windows",
     "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
