@@ -2,8 +2,9 @@
 //! subscription's currency, every coupon its discounts name must be in the snapshot (an
 //! amount-off one with an amount in the subscription's currency), and no subscription may
 //! have discounts the SQL cannot value (a stack it cannot keep exact, one taken off unseen
-//! beside another, an item's with its subscription's stack). The SQL values an item from its price's `unit_amount`, its currency
-//! option or its tiers, and joins each discount to its coupon; without these checks a price
+//! beside another, an item's with its subscription's stack). The SQL values an item from its
+//! price's `unit_amount`, its currency option or its tiers, and joins each discount to its
+//! coupon; without these checks a price
 //! the snapshot lacks would be valued at 0 and a discount without its coupon dropped,
 //! silently (the contract: "No item is ever valued at 0 because its price was not found; a
 //! price that cannot be obtained at all is an error naming it").
@@ -146,8 +147,8 @@ fn check_coupon_currencies(c: &Checked) -> anyhow::Result<()> {
 /// Fails, naming the first subscription whose discounts the SQL cannot value: several of one
 /// owner at once unless all are listed now and stack exactly (Stripe applies them in the list's
 /// order, D5), an item's together with its subscription's or customer's unless both are listed
-/// now, neither stacks and the second can take its part exactly, an item's the snapshot has no object for
-/// (pulled before schema version 7, D7), or one whose subscription it does not know. Any MRR
+/// now, neither stacks and the second can take its part exactly, an item's the snapshot has no
+/// object for (pulled before schema version 7, D7), or one whose subscription it does not know. Any MRR
 /// mrr gave for it could be wrong. Without discounts (`--discounts none`) nothing is stacked.
 fn check_stacked_discounts(c: &Checked) -> anyhow::Result<()> {
     let (snapshot, params) = (c.snapshot, c.params);

@@ -388,8 +388,7 @@ impl Generator<'_> {
             let first = at(0, 14);
             let mut s = g.subscription(c, 0, first, &[(pro, 1)]);
             s.replaced = Some(g.discount(c, "PCT25FOREVER", first));
-            let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
-            s.discount = Some(SimDiscount { id, ..g.discount(c, "USD10FOREVER", at(2, 10)) });
+            s.discount = Some(g.second_discount(c, "USD10FOREVER", at(2, 10)));
             c.subscriptions.push(s);
         });
         add("long_invoice_paid_late", "usd", &|g, c| {
@@ -494,8 +493,7 @@ impl Generator<'_> {
             pro_sub.discount = Some(SimDiscount { inherited: true, ..g.discount(c, "PCT12P5FOREVER", start) });
             c.subscriptions.push(pro_sub);
             let mut starter_sub = g.subscription(c, 1, at(0, 21), &[(starter, 1)]);
-            let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
-            starter_sub.discount = Some(SimDiscount { id, ..g.discount(c, "USD10FOREVER", start) });
+            starter_sub.discount = Some(g.second_discount(c, "USD10FOREVER", start));
             c.subscriptions.push(starter_sub);
         });
         add("deleted_customer", "usd", &|g, c| {
@@ -553,8 +551,7 @@ impl Generator<'_> {
                 let start = at(1, day);
                 let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
                 s.discount = Some(g.discount(c, "PCT25FOREVER", start));
-                let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
-                s.item_discount = Some(SimDiscount { id, item: Some(1), ..g.discount(c, item_coupon, at(2, day)) });
+                s.item_discount = Some(SimDiscount { item: Some(1), ..g.second_discount(c, item_coupon, at(2, day)) });
                 c.subscriptions.push(s);
             }
         };
@@ -570,8 +567,7 @@ impl Generator<'_> {
             let start = at(1, 25);
             let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
             s.discount = Some(SimDiscount { inherited: true, ..g.discount(c, "PCT25FOREVER", start) });
-            let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
-            s.item_discount = Some(SimDiscount { id, item: Some(1), ..g.discount(c, "USD10FOREVER", at(2, 25)) });
+            s.item_discount = Some(SimDiscount { item: Some(1), ..g.second_discount(c, "USD10FOREVER", at(2, 25)) });
             c.subscriptions.push(s);
         });
         // Two discounts of the subscription's own at once (a stack): Stripe applies them in the
@@ -581,8 +577,7 @@ impl Generator<'_> {
                 let start = at(1, day);
                 let mut s = g.subscription(c, 0, start, &[(pro, 1), (price::SEAT_MONTHLY, 3)]);
                 s.discount = Some(g.discount(c, first, start));
-                let id = stripe_id("di", g.seed, kind::DISCOUNT, c.index * 16 + 1);
-                s.stacked_discount = Some(SimDiscount { id, ..g.discount(c, second, second_start) });
+                s.stacked_discount = Some(g.second_discount(c, second, second_start));
                 c.subscriptions.push(s);
             }
         };
@@ -605,8 +600,17 @@ impl Generator<'_> {
         s
     }
 
-    /// The customer's discount of `coupon` from `start` (one id per customer: `replaced_coupon`
-    /// numbers its second itself).
+    /// The customer's second discount, of `coupon` from `start`: one replacing, stacked on or
+    /// beside the first ([`Self::discount`]).
+    fn second_discount(&self, c: &SimCustomer, coupon: &str, start: i64) -> SimDiscount {
+        SimDiscount {
+            id: stripe_id("di", self.seed, kind::DISCOUNT, c.index * 16 + 1),
+            ..self.discount(c, coupon, start)
+        }
+    }
+
+    /// The customer's discount of `coupon` from `start` (one id per customer: a second one is
+    /// [`Self::second_discount`]).
     fn discount(&self, c: &SimCustomer, coupon: &str, start: i64) -> SimDiscount {
         SimDiscount {
             id: stripe_id("di", self.seed, kind::DISCOUNT, c.index * 16),
