@@ -7,10 +7,46 @@
 --
 -- BigQuery Standard SQL; the source that sql/duckdb/mrr_by_customer.sql ports.
 WITH
+-- The customers with several subscriptions in a currency (as in mrr_by_plan).
+shared AS (
+  SELECT customer, currency FROM {{subscriptions}} GROUP BY 1, 2 HAVING COUNT(*) > 1
+),
+changes AS (
+  SELECT c.*, TIMESTAMP_TRUNC(c.changed_at, MONTH, 'UTC') AS month_start,
+         CAST(c.delta_cents <> 0 OR c.delta_frac <> 0 OR c.delta_counting <> 0 AS INT64) AS changed,
+         s.customer IS NULL AS sole
+  FROM {{subscription_changes}} c
+  LEFT JOIN shared s ON s.customer = c.customer AND s.currency = c.currency
+),
+-- A customer with one subscription in a currency has that subscription's value: its value at
+-- the end of a month is on the subscription's last row in the month, and only a month with
+-- several rows needs a group (a running sum over every customer-month cost 0.75 s at 1 M
+-- subscriptions, and a group of them 0.35 s).
+sole AS (
+  SELECT customer, currency, month_start, delta_cents, delta_frac, delta_counting,
+         value_cents AS mrr_cents, value_frac AS mrr_frac, counting AS active_subscriptions, nth
+  FROM changes
+  WHERE sole AND month_first AND month_last AND changed = 1
+  UNION ALL
+  SELECT customer, currency, month_start,
+         SUM(delta_cents), SUM(delta_frac), SUM(delta_counting),
+         SUM(CASE WHEN month_last THEN value_cents END),
+         SUM(CASE WHEN month_last THEN value_frac END),
+         SUM(CASE WHEN month_last THEN counting END),
+         MIN(nth)
+  FROM changes
+  WHERE sole AND NOT (month_first AND month_last)
+  GROUP BY 1, 2, 3
+  HAVING MAX(changed) = 1
+),
+-- A customer with several subscriptions in a currency: its value is the running sum of its
+-- subscriptions' changes.
 per_month AS (
-  SELECT customer, currency, TIMESTAMP_TRUNC(changed_at, MONTH, 'UTC') AS month_start,
-         SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac, SUM(delta_counting) AS delta_counting
-  FROM {{subscription_changes}}
+  SELECT customer, currency, month_start,
+         SUM(delta_cents) AS delta_cents, SUM(delta_frac) AS delta_frac,
+         SUM(delta_counting) AS delta_counting
+  FROM changes
+  WHERE NOT sole AND changed = 1
   GROUP BY 1, 2, 3
 ),
 running AS (
@@ -21,6 +57,8 @@ running AS (
          COUNT(*) OVER w AS nth
   FROM per_month
   WINDOW w AS (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+  UNION ALL
+  SELECT * FROM sole
 ),
 -- Each month's value and the value before it (the running value less the month's change), each
 -- rounded to cents: one window pass, where a second one over the rounded values cost 0.2 s at

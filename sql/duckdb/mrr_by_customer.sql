@@ -9,13 +9,46 @@
 --   date_trunc('month', make_timestamp(epoch_us(t))) / strftime instead of TIMESTAMP_TRUNC /
 --   FORMAT_TIMESTAMP: a UTC TIMESTAMP keeps DuckDB in UTC without its ICU extension (not built
 --   in), and from the epoch it is ~15x cheaper per row than the equal `t::TIMESTAMP` cast;
---   CAST(SUM(x) AS BIGINT), as INT64 (see item_values).
+--   CAST(SUM(x) AS BIGINT), as INT64 (see item_values); the derived table shared_customers
+--   (sql/duckdb/shared_customers.sql, computed once per snapshot from the same raw table)
+--   stands for BigQuery's CTE shared.
 WITH
+changes AS (
+  SELECT c.*, date_trunc('month', make_timestamp(epoch_us(c.changed_at))) AS month_start,
+         CAST(c.delta_cents <> 0 OR c.delta_frac <> 0 OR c.delta_counting <> 0 AS INTEGER) AS changed,
+         s.customer IS NULL AS sole
+  FROM {{subscription_changes}} c
+  LEFT JOIN {{shared_customers}} s ON s.customer = c.customer AND s.currency = c.currency
+),
+-- A customer with one subscription in a currency has that subscription's value: its value at
+-- the end of a month is on the subscription's last row in the month, and only a month with
+-- several rows needs a group (a running sum over every customer-month cost 0.75 s at 1 M
+-- subscriptions, and a group of them 0.35 s).
+sole AS (
+  SELECT customer, currency, month_start, delta_cents, delta_frac, delta_counting,
+         value_cents AS mrr_cents, value_frac AS mrr_frac, counting AS active_subscriptions, nth
+  FROM changes
+  WHERE sole AND month_first AND month_last AND changed = 1
+  UNION ALL
+  SELECT customer, currency, month_start,
+         CAST(SUM(delta_cents) AS BIGINT), CAST(SUM(delta_frac) AS BIGINT), CAST(SUM(delta_counting) AS BIGINT),
+         CAST(SUM(CASE WHEN month_last THEN value_cents END) AS BIGINT),
+         CAST(SUM(CASE WHEN month_last THEN value_frac END) AS BIGINT),
+         CAST(SUM(CASE WHEN month_last THEN counting END) AS BIGINT),
+         MIN(nth)
+  FROM changes
+  WHERE sole AND NOT (month_first AND month_last)
+  GROUP BY 1, 2, 3
+  HAVING MAX(changed) = 1
+),
+-- A customer with several subscriptions in a currency: its value is the running sum of its
+-- subscriptions' changes.
 per_month AS (
-  SELECT customer, currency, date_trunc('month', make_timestamp(epoch_us(changed_at))) AS month_start,
+  SELECT customer, currency, month_start,
          CAST(SUM(delta_cents) AS BIGINT) AS delta_cents, CAST(SUM(delta_frac) AS BIGINT) AS delta_frac,
          CAST(SUM(delta_counting) AS BIGINT) AS delta_counting
-  FROM {{subscription_changes}}
+  FROM changes
+  WHERE NOT sole AND changed = 1
   GROUP BY 1, 2, 3
 ),
 running AS (
@@ -26,6 +59,8 @@ running AS (
          COUNT(*) OVER w AS nth
   FROM per_month
   WINDOW w AS (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+  UNION ALL
+  SELECT * FROM sole
 ),
 -- Each month's value and the value before it (the running value less the month's change), each
 -- rounded to cents: one window pass, where a second one over the rounded values cost 0.2 s at

@@ -3,15 +3,24 @@
 -- queries: a subscription's value is the sum of its items' (item_values holds the rules).
 -- Values are split as in item_values: delta_cents whole minor units + delta_frac / 86 486 400 000.
 --
--- Columns: subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting (-1, 0, 1)
+-- Columns: subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting (-1, 0, 1),
+--          value_cents, value_frac, counting (0, 1): the value after the change;
+--          nth: the instant's place among its subscription's (1 for the first);
+--          month_first, month_last: whether no earlier (later) instant of its subscription is in
+--          the same calendar month (UTC).
+-- A subscription's last instant in a month is kept even where nothing changed, so that its
+-- value at the end of every month with a change is on a row (mrr_by_customer reads a
+-- customer with one subscription so, without a running sum).
 --
 -- DuckDB port of sql/bigquery/subscription_changes.sql. Dialect changes:
 --   CAST(bool AS INTEGER) instead of INT64; `//` and `%` instead of DIV and MOD;
+--   date_trunc on a UTC TIMESTAMP (`make_timestamp(epoch_us(t))`, see mrr_by_customer) instead
+--   of TIMESTAMP_TRUNC;
 --   CAST(SUM(x) AS BIGINT): BigQuery's SUM of INT64 is an INT64, DuckDB's a HUGEINT, whose
 --   arithmetic downstream is several times slower (see item_values).
 WITH
 -- The items' fractions carried into whole minor units, so that one value has one form and an
--- instant whose value did not change has no row (both parts are >= 0 here).
+-- instant whose value did not change has no change (both parts are >= 0 here).
 valued AS (
   SELECT subscription, customer, currency, instant,
          value_cents + value_frac // 86486400000 AS value_cents, value_frac % 86486400000 AS value_frac
@@ -26,10 +35,17 @@ changes AS (
          value_cents - COALESCE(LAG(value_cents) OVER w, 0) AS delta_cents,
          value_frac - COALESCE(LAG(value_frac) OVER w, 0) AS delta_frac,
          CAST(value_cents > 0 OR value_frac > 0 AS INTEGER)
-           - COALESCE(CAST(LAG(value_cents) OVER w > 0 OR LAG(value_frac) OVER w > 0 AS INTEGER), 0) AS delta_counting
+           - COALESCE(CAST(LAG(value_cents) OVER w > 0 OR LAG(value_frac) OVER w > 0 AS INTEGER), 0) AS delta_counting,
+         value_cents, value_frac, CAST(value_cents > 0 OR value_frac > 0 AS INTEGER) AS counting,
+         ROW_NUMBER() OVER w AS nth,
+         COALESCE(date_trunc('month', make_timestamp(epoch_us(LAG(instant) OVER w)))
+                    < date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_first,
+         COALESCE(date_trunc('month', make_timestamp(epoch_us(LEAD(instant) OVER w)))
+                    > date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_last
   FROM valued
   WINDOW w AS (PARTITION BY subscription ORDER BY instant)
 )
-SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting
+SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting,
+       value_cents, value_frac, counting, nth, month_first, month_last
 FROM changes
-WHERE delta_cents <> 0 OR delta_frac <> 0 OR delta_counting <> 0
+WHERE delta_cents <> 0 OR delta_frac <> 0 OR delta_counting <> 0 OR month_last
