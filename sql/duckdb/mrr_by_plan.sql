@@ -14,20 +14,34 @@
 --   FORMAT_TIMESTAMP and TIMESTAMP_TRUNC; CAST(bool AS INTEGER) instead of INT64;
 --   CAST(SUM(x) AS BIGINT), as INT64 (see item_values); the derived table shared_customers
 --   (sql/duckdb/shared_customers.sql, computed once per snapshot from the same raw table)
---   stands for BigQuery's CTE shared.
+--   stands for BigQuery's CTE shared. Port change: only the items of subscriptions with several
+--   items over their life (the derived table several_items, sql/duckdb/several_items.sql) get
+--   a pass of their own; every other subscription's item changes are read from
+--   subscription_changes, which compared each of its rows with the one before already (the
+--   same rows as BigQuery's pass over every item, one window pass fewer: 0.4 s at 1 M
+--   subscriptions).
 WITH
+-- The items of subscriptions with several items over their life (several_items), each
+-- against its own previous row.
 items AS (
   SELECT customer, currency, instant, price, value_cents, value_frac,
          LAG(price) OVER w AS previous_price,
          COALESCE(LAG(value_cents) OVER w, 0) AS previous_cents,
          COALESCE(LAG(value_frac) OVER w, 0) AS previous_frac
   FROM {{item_values}}
-  WHERE item IS NOT NULL
+  WHERE item IS NOT NULL AND subscription IN (SELECT subscription FROM {{several_items}})
   WINDOW w AS (PARTITION BY item ORDER BY instant)
 ),
 changed AS (
   SELECT * FROM items
   WHERE value_cents <> previous_cents OR value_frac <> previous_frac OR price IS DISTINCT FROM previous_price
+  UNION ALL
+  -- Every other subscription's one item: its rows are its subscription's, already against
+  -- their previous row (subscription_changes; a row without an item has no price and no value).
+  SELECT customer, currency, changed_at, price, value_cents, value_frac, previous_price,
+         value_cents - delta_cents, value_frac - delta_frac
+  FROM {{subscription_changes}}
+  WHERE single_item AND (delta_cents <> 0 OR delta_frac <> 0 OR price IS DISTINCT FROM previous_price)
 ),
 -- A changed item takes its previous value out of its previous plan and puts its value into its plan.
 deltas AS (

@@ -7,12 +7,18 @@
 --          value_cents, value_frac, counting (0, 1): the value after the change;
 --          nth: the instant's place among its subscription's (1 for the first);
 --          month_first, month_last: whether no earlier (later) instant of its subscription is in
---          the same calendar month (UTC).
+--          the same calendar month (UTC);
+--          DuckDB only: single_item, price, previous_price (below).
 -- A subscription's last instant in a month is kept even where nothing changed, so that its
 -- value at the end of every month with a change is on a row (mrr_by_customer reads a
 -- customer with one subscription so, without a running sum).
 --
--- DuckDB port of sql/bigquery/subscription_changes.sql. Dialect changes:
+-- DuckDB port of sql/bigquery/subscription_changes.sql. Port changes: a subscription with one
+-- item over its life (not in the derived table several_items, sql/duckdb/several_items.sql)
+-- takes its item's rows as they are, where BigQuery groups every subscription's; its rows
+-- also say so (single_item) and carry its item's price before and after (price,
+-- previous_price; NULL for the others), and a row where only that price changed is kept:
+-- DuckDB's mrr_by_plan reads these instead of its own pass over those items. Dialect changes:
 --   CAST(bool AS INTEGER) instead of INT64; `//` and `%` instead of DIV and MOD;
 --   date_trunc on a UTC TIMESTAMP (`make_timestamp(epoch_us(t))`, see mrr_by_customer) instead
 --   of TIMESTAMP_TRUNC;
@@ -22,11 +28,20 @@ WITH
 -- The items' fractions carried into whole minor units, so that one value has one form and an
 -- instant whose value did not change has no change (both parts are >= 0 here).
 valued AS (
+  -- a subscription with one item over its life has one row per instant: its item's (or none)
+  SELECT v.subscription, v.customer, v.currency, v.instant,
+         v.value_cents + v.value_frac // 86486400000 AS value_cents, v.value_frac % 86486400000 AS value_frac,
+         v.price, TRUE AS single_item
+  FROM {{item_values}} v
+  LEFT JOIN {{several_items}} s ON s.subscription = v.subscription
+  WHERE s.subscription IS NULL
+  UNION ALL
   SELECT subscription, customer, currency, instant,
-         value_cents + value_frac // 86486400000 AS value_cents, value_frac % 86486400000 AS value_frac
+         value_cents + value_frac // 86486400000, value_frac % 86486400000, NULL, FALSE
   FROM (
     SELECT subscription, customer, currency, instant, CAST(SUM(value_cents) AS BIGINT) AS value_cents, CAST(SUM(value_frac) AS BIGINT) AS value_frac
     FROM {{item_values}}
+    WHERE subscription IN (SELECT subscription FROM {{several_items}})
     GROUP BY 1, 2, 3, 4
   )
 ),
@@ -41,11 +56,12 @@ changes AS (
          COALESCE(date_trunc('month', make_timestamp(epoch_us(LAG(instant) OVER w)))
                     < date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_first,
          COALESCE(date_trunc('month', make_timestamp(epoch_us(LEAD(instant) OVER w)))
-                    > date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_last
+                    > date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_last,
+         single_item, price, LAG(price) OVER w AS previous_price
   FROM valued
   WINDOW w AS (PARTITION BY subscription ORDER BY instant)
 )
 SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting,
-       value_cents, value_frac, counting, nth, month_first, month_last
+       value_cents, value_frac, counting, nth, month_first, month_last, single_item, price, previous_price
 FROM changes
-WHERE delta_cents <> 0 OR delta_frac <> 0 OR delta_counting <> 0 OR month_last
+WHERE delta_cents <> 0 OR delta_frac <> 0 OR delta_counting <> 0 OR month_last OR price IS DISTINCT FROM previous_price

@@ -9,7 +9,8 @@
 //! currency a subscription bills on, which the price check reads, from every item version;
 //! `unpaid_since`: when each subscription unpaid now stopped counting, from every invoice;
 //! `shared_customers`: the customers with several subscriptions in a currency, from every
-//! subscription).
+//! subscription; `several_items`: the subscriptions with more than one item, from every item
+//! version).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
@@ -29,10 +30,11 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 8] = [
+pub const DERIVED: [&str; 9] = [
     "item_history",
     "uninvoiced_items",
     "item_versions",
+    "several_items",
     "undiscounted_renewals",
     "once_discount_ends",
     "billed_prices",

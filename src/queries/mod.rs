@@ -44,6 +44,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "item_history",
     "duckdb" / "uninvoiced_items",
     "duckdb" / "item_versions",
+    "duckdb" / "several_items",
     "duckdb" / "undiscounted_renewals",
     "duckdb" / "once_discount_ends",
     "duckdb" / "billed_prices",

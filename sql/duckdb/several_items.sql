@@ -1,0 +1,14 @@
+-- several_items: the subscriptions with more than one item over their life. Only they can
+-- have several items at one instant, or one item after another; every other subscription's
+-- value at an instant is its one item's, so subscription_changes needs no group for it and
+-- mrr_by_plan reads its changes there instead of a pass over every item (a window pass over
+-- every change at 1 M subscriptions, 0.4 s). It depends on the raw tables alone (through
+-- item_versions, which holds every item a subscription has had, invoiced or not), never on
+-- the as-of instant or the metric options, so `mrr` derives it once, when a snapshot is
+-- written (src/engine/derived.rs).
+--
+-- Columns: subscription
+--
+-- DuckDB only: BigQuery's subscription_changes groups every subscription's items, and its
+-- mrr_by_plan passes over every item.
+SELECT subscription FROM {{item_versions}} GROUP BY 1 HAVING COUNT(DISTINCT item) > 1
