@@ -26,7 +26,10 @@
 --   line_changes (sql/duckdb/item_history.sql); uninvoiced_items for invoiced_now,
 --   current_items, uninvoiced and last_invoiced (sql/duckdb/uninvoiced_items.sql);
 --   item_versions for item_changes, tiers, tiered and priced, with each uninvoiced change's
---   instant left for priced here to fill in (sql/duckdb/item_versions.sql).
+--   instant left for priced here to fill in (sql/duckdb/item_versions.sql); item_instants for
+--   breakpoints and item_at (joined to subs) of every subscription whose instants depend on
+--   nothing the report chooses (sql/duckdb/item_instants.sql): only the others (general)
+--   are found here.
 WITH
 subs AS (
   SELECT id AS subscription, customer, currency, start_date, status, trial_start, trial_end,
@@ -94,25 +97,47 @@ discount_windows AS (
 restricted_coupons AS (
   SELECT DISTINCT coupon FROM {{coupon_products}}
 ),
--- Every instant at which something about a subscription's value may change.
+-- The subscriptions whose instants depend on the report: an uninvoiced change (dated above),
+-- a discount, a cancellation that counts. Every other subscription's items at each of its
+-- instants are derived once per snapshot (sql/duckdb/item_instants.sql), from its own objects.
+general AS (
+  SELECT subscription FROM {{item_versions}} WHERE effective_at IS NULL OR COALESCE(cut_at_change, FALSE)
+  UNION SELECT subscription FROM discount_windows
+  UNION SELECT subscription FROM subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
+),
+general_subs AS (
+  SELECT * FROM subs WHERE subscription IN (SELECT subscription FROM general)
+),
+general_priced AS (
+  SELECT * FROM priced WHERE subscription IN (SELECT subscription FROM general)
+),
+-- Every instant at which something about such a subscription's value may change.
 breakpoints AS (
   SELECT DISTINCT subscription, instant FROM (
-    SELECT subscription, effective_at AS instant FROM priced
-    UNION ALL SELECT subscription, start_date FROM subs
-    UNION ALL SELECT subscription, trial_end FROM subs WHERE trial_end IS NOT NULL
-    UNION ALL SELECT subscription, ended_at FROM subs WHERE ended_at IS NOT NULL
-    UNION ALL SELECT subscription, canceled_at FROM subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
+    SELECT subscription, effective_at AS instant FROM general_priced
+    UNION ALL SELECT subscription, start_date FROM general_subs
+    UNION ALL SELECT subscription, trial_end FROM general_subs WHERE trial_end IS NOT NULL
+    UNION ALL SELECT subscription, ended_at FROM general_subs WHERE ended_at IS NOT NULL
+    UNION ALL SELECT subscription, canceled_at FROM general_subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
     UNION ALL SELECT subscription, unpaid_at FROM unpaid WHERE unpaid_at IS NOT NULL
+      AND subscription IN (SELECT subscription FROM general)
     UNION ALL SELECT subscription, from_at FROM discount_windows
     UNION ALL SELECT subscription, until FROM discount_windows
   ) instants
 ),
--- Each item active at each instant.
+-- Each item active at each instant, with its subscription's customer, currency and dates.
 item_at AS (
-  SELECT b.subscription, b.instant, p.item, p.price, p.product, p.per_year, p.recurring_interval_count, p.amount
+  SELECT b.subscription, b.instant, p.item, p.price, p.product, p.per_year, p.recurring_interval_count, p.amount,
+         s.customer, s.currency, s.start_date, s.trial_start, s.trial_end, s.ended_at, s.canceled_at
   FROM breakpoints b
-  LEFT JOIN priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
+  JOIN general_subs s ON s.subscription = b.subscription
+  LEFT JOIN general_priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
   WHERE b.instant <= {{as_of}}
+  UNION ALL
+  SELECT subscription, instant, item, price, product, per_year, recurring_interval_count, amount,
+         customer, currency, start_date, trial_start, trial_end, ended_at, canceled_at
+  FROM {{item_instants}}
+  WHERE instant <= {{as_of}} AND subscription NOT IN (SELECT subscription FROM general)
 ),
 -- The rules of when a subscription counts, and its discounts: its item's (D7), then its
 -- subscription's own or, without one, the one it inherits from its customer (D3), each only
@@ -121,14 +146,14 @@ item_at AS (
 -- left (two percents compound); the pairs this cannot keep exact are refused before any
 -- query (sql/duckdb/_discounts_stacked.sql).
 ruled AS (
-  SELECT i.subscription, s.customer, s.currency, i.instant, i.item, i.price, i.per_year, i.recurring_interval_count,
+  SELECT i.subscription, i.customer, i.currency, i.instant, i.item, i.price, i.per_year, i.recurring_interval_count,
     i.amount,
     CASE
       WHEN i.item IS NULL THEN 'none'
-      WHEN i.instant < s.start_date THEN 'none'
-      WHEN s.trial_start IS NOT NULL AND i.instant >= s.trial_start AND i.instant < s.trial_end THEN 'none'
-      WHEN s.ended_at IS NOT NULL AND i.instant >= s.ended_at THEN 'none'
-      WHEN '{{churn_at}}' = 'cancel' AND s.canceled_at IS NOT NULL AND i.instant >= s.canceled_at THEN 'none'
+      WHEN i.instant < i.start_date THEN 'none'
+      WHEN i.trial_start IS NOT NULL AND i.instant >= i.trial_start AND i.instant < i.trial_end THEN 'none'
+      WHEN i.ended_at IS NOT NULL AND i.instant >= i.ended_at THEN 'none'
+      WHEN '{{churn_at}}' = 'cancel' AND i.canceled_at IS NOT NULL AND i.instant >= i.canceled_at THEN 'none'
       WHEN u.unpaid_at IS NOT NULL AND i.instant >= u.unpaid_at THEN 'none'
       WHEN COALESCE(d.amount_off, cd.amount_off) IS NOT NULL AND (sr.coupon IS NULL OR sp.coupon IS NOT NULL) THEN 'amount'
       ELSE 'value'
@@ -142,7 +167,6 @@ ruled AS (
       AS subscription_percent,
     COALESCE(d.amount_off, cd.amount_off) AS amount_off
   FROM item_at i
-  JOIN subs s ON s.subscription = i.subscription
   LEFT JOIN unpaid u ON u.subscription = i.subscription
   LEFT JOIN discount_windows idisc
     ON idisc.subscription = i.subscription AND idisc.item = i.item

@@ -10,7 +10,8 @@
 //! `unpaid_since`: when each subscription unpaid now stopped counting, from every invoice;
 //! `shared_customers`: the customers with several subscriptions in a currency, from every
 //! subscription; `several_items`: the subscriptions with more than one item, from every item
-//! version).
+//! version; `item_instants`: every item of nearly every subscription at every instant its
+//! value may change, from the item versions and the subscriptions).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
@@ -30,7 +31,7 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 9] = [
+pub const DERIVED: [&str; 10] = [
     "item_history",
     "uninvoiced_items",
     "item_versions",
@@ -40,6 +41,7 @@ pub const DERIVED: [&str; 9] = [
     "billed_prices",
     "unpaid_since",
     "shared_customers",
+    "item_instants",
 ];
 
 /// What computes a derived table, as its manifest entry records it: its SQL's digest, which

@@ -50,6 +50,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "billed_prices",
     "duckdb" / "unpaid_since",
     "duckdb" / "shared_customers",
+    "duckdb" / "item_instants",
     "duckdb" / "discount_windows",
     "duckdb" / "item_values",
     "duckdb" / "subscription_changes",
