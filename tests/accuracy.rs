@@ -786,3 +786,47 @@ fn report_prints_every_format_and_saves_results_with_their_options() {
     let (code, _, _) = common::mrr(data.path(), &["snapshots", "verify"]);
     assert_eq!(code, 0, "results beside the tables never break verification");
 }
+
+/// A plain subscription's changes are derived over every instant and a report cuts them at
+/// its own (marking a month's last row by the next instant, which may lie after it): cut
+/// between two instants of one plain subscription in one month, the report must give what
+/// valuing every subscription at that instant gives.
+#[test]
+fn plain_subscriptions_derived_changes_cut_at_an_earlier_instant_equal_valuing_them_there() {
+    let acct = common::simulate(Scenario::Full, 40, 7);
+    let data = tempfile::tempdir().unwrap();
+    let snap = common::pull(&acct, data.path(), &[], &[]);
+    let plain = mrr::engine::derived::current(&snap, "plain_changes").expect("the snapshot holds plain_changes");
+    // A plain subscription's change followed by another instant in the same month: the cut
+    // falls one second after the change, which then ends its month.
+    let conn = mrr::engine::duckdb::open().unwrap();
+    let cut: i64 = conn
+        .query_row(
+            &format!(
+                "SELECT MIN(epoch_us(changed_at)) // 1000000 + 1 FROM {}
+                 WHERE date_trunc('month', make_timestamp(epoch_us(next_instant)))
+                       = date_trunc('month', make_timestamp(epoch_us(changed_at)))
+                   AND epoch_us(next_instant) > epoch_us(changed_at) + 1000000
+                   AND (delta_cents <> 0 OR delta_frac <> 0 OR delta_counting <> 0)",
+                mrr::engine::duckdb::parquet_ref(&plain)
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .expect("a plain subscription with a change and another instant in one month");
+    let mut params = mrr::queries::QueryParams::of(&snap, MetricOptions::default()).unwrap();
+    params.as_of = cut;
+    let rows_of = |params: &mrr::queries::QueryParams| {
+        let results = mrr::engine::duckdb::run_all(&snap, params, &mut |_, _| {}).unwrap();
+        results
+            .iter()
+            .map(|(q, batches)| (*q, common::sorted(&mrr::queries::results::batches_to_rows(batches).unwrap())))
+            .collect::<Vec<_>>()
+    };
+    let read = rows_of(&params);
+    let valued = rows_of(&mrr::queries::QueryParams { plain_changes_read: false, ..params });
+    for ((query, got), (_, want)) in read.iter().zip(&valued) {
+        assert!(!want.is_empty(), "{query} has rows");
+        assert_eq!(got, want, "{query}: plain_changes read vs valued, cut at {cut}");
+    }
+}

@@ -11,7 +11,10 @@
 -- with a NULL item.
 --
 -- Columns: subscription, instant, item, price, product, per_year, recurring_interval_count,
---          amount, customer, currency, start_date, trial_start, trial_end, ended_at, canceled_at
+--          amount, customer, currency, start_date, trial_start, trial_end, ended_at, canceled_at,
+--          plain: the subscription has one item over its life (not in several_items) and no
+--          discount applies to it (_discount_targets), so its value depends on none of the
+--          metric options (the derived table plain_changes holds its changes)
 --
 -- DuckDB only: sql/bigquery/item_values.sql computes the same rows inline (its breakpoints and
 -- item_at, joined to its subs), from the same raw tables.
@@ -41,7 +44,9 @@ breakpoints AS (
   WHERE subscription NOT IN (SELECT subscription FROM dated_by_report)
 )
 SELECT b.subscription, b.instant, v.item, v.price, v.product, v.per_year, v.recurring_interval_count, v.amount,
-       s.customer, s.currency, s.start_date, s.trial_start, s.trial_end, s.ended_at, s.canceled_at
+       s.customer, s.currency, s.start_date, s.trial_start, s.trial_end, s.ended_at, s.canceled_at,
+       NOT EXISTS (SELECT 1 FROM {{several_items}} m WHERE m.subscription = b.subscription)
+         AND NOT EXISTS (SELECT 1 FROM {{_discount_targets}} t WHERE t.subscription = b.subscription) AS plain
 FROM breakpoints b
 JOIN subs s ON s.subscription = b.subscription
 LEFT JOIN versions v ON v.subscription = b.subscription AND v.effective_at <= b.instant AND b.instant < v.until

@@ -29,7 +29,9 @@
 --   instant left for priced here to fill in (sql/duckdb/item_versions.sql); item_instants for
 --   breakpoints and item_at (joined to subs) of every subscription whose instants depend on
 --   nothing the report chooses (sql/duckdb/item_instants.sql): only the others (general)
---   are found here.
+--   are found here; and a report leaves out the plain subscriptions (one item, no discount),
+--   whose changes it reads from plain_changes, derived once per snapshot by these same rules
+--   (sql/duckdb/plain_changes.sql renders this file over every instant).
 WITH
 subs AS (
   SELECT id AS subscription, customer, currency, start_date, status, trial_start, trial_end,
@@ -138,6 +140,8 @@ item_at AS (
          customer, currency, start_date, trial_start, trial_end, ended_at, canceled_at
   FROM {{item_instants}}
   WHERE instant <= {{as_of}} AND subscription NOT IN (SELECT subscription FROM general)
+    -- a report reads the plain subscriptions' changes from plain_changes, derived by these rules
+    AND NOT (plain AND {{plain_changes_read}})
 ),
 -- The rules of when a subscription counts, and its discounts: its item's (D7), then its
 -- subscription's own or, without one, the one it inherits from its customer (D3), each only

@@ -18,7 +18,10 @@
 -- takes its item's rows as they are, where BigQuery groups every subscription's; its rows
 -- also say so (single_item) and carry its item's price before and after (price,
 -- previous_price; NULL for the others), and a row where only that price changed is kept:
--- DuckDB's mrr_by_plan reads these instead of its own pass over those items. Dialect changes:
+-- DuckDB's mrr_by_plan reads these instead of its own pass over those items. The rows of the
+-- plain subscriptions come from the derived table plain_changes (item_values leaves them out),
+-- the others' from the same window (_subscription_rows), each with its next instant, so that
+-- a derived row after {{as_of}} still ends its month. Dialect changes:
 --   CAST(bool AS INTEGER) instead of INT64; `//` and `%` instead of DIV and MOD;
 --   date_trunc on a UTC TIMESTAMP (`make_timestamp(epoch_us(t))`, see mrr_by_customer) instead
 --   of TIMESTAMP_TRUNC;
@@ -45,21 +48,24 @@ valued AS (
     GROUP BY 1, 2, 3, 4
   )
 ),
+-- Every instant with its change: the rows valued here, and the plain subscriptions' (one
+-- item, no discount, no uninvoiced change), derived once per snapshot over all their instants
+-- (sql/duckdb/plain_changes.sql), up to {{as_of}}; with --churn-at cancel a canceled one is
+-- valued here, its cancellation being one of its instants.
+every AS (
+  SELECT * FROM {{_subscription_rows}}
+  UNION ALL
+  SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting,
+         value_cents, value_frac, counting, nth, month_first, next_instant, single_item, price, previous_price
+  FROM {{plain_changes}}
+  WHERE {{plain_changes_read}} AND changed_at <= {{as_of}} AND NOT (canceled AND '{{churn_at}}' = 'cancel')
+),
 changes AS (
-  SELECT subscription, customer, currency, instant AS changed_at,
-         value_cents - COALESCE(LAG(value_cents) OVER w, 0) AS delta_cents,
-         value_frac - COALESCE(LAG(value_frac) OVER w, 0) AS delta_frac,
-         CAST(value_cents > 0 OR value_frac > 0 AS INTEGER)
-           - COALESCE(CAST(LAG(value_cents) OVER w > 0 OR LAG(value_frac) OVER w > 0 AS INTEGER), 0) AS delta_counting,
-         value_cents, value_frac, CAST(value_cents > 0 OR value_frac > 0 AS INTEGER) AS counting,
-         ROW_NUMBER() OVER w AS nth,
-         COALESCE(date_trunc('month', make_timestamp(epoch_us(LAG(instant) OVER w)))
-                    < date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_first,
-         COALESCE(date_trunc('month', make_timestamp(epoch_us(LEAD(instant) OVER w)))
-                    > date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_last,
-         single_item, price, LAG(price) OVER w AS previous_price
-  FROM valued
-  WINDOW w AS (PARTITION BY subscription ORDER BY instant)
+  SELECT *,
+         COALESCE(date_trunc('month', make_timestamp(epoch_us(next_instant)))
+                    > date_trunc('month', make_timestamp(epoch_us(changed_at)))
+                  OR next_instant > {{as_of}}, TRUE) AS month_last
+  FROM every
 )
 SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting,
        value_cents, value_frac, counting, nth, month_first, month_last, single_item, price, previous_price

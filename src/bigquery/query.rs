@@ -377,6 +377,7 @@ mod tests {
             options: MetricOptions::default(),
             discount_lists: true,
             customer_discount_lists: true,
+            plain_changes_read: true,
         };
         let mut total = 0;
         for query in QUERIES {

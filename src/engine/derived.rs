@@ -11,7 +11,9 @@
 //! `shared_customers`: the customers with several subscriptions in a currency, from every
 //! subscription; `several_items`: the subscriptions with more than one item, from every item
 //! version; `item_instants`: every item of nearly every subscription at every instant its
-//! value may change, from the item versions and the subscriptions).
+//! value may change, from the item versions and the subscriptions; `plain_changes`: the
+//! value and change at each of those instants of every subscription with one item and no
+//! discount, by `item_values`' own rules).
 //!
 //! A derived table is part of the snapshot like any other: a Parquet file with its manifest
 //! entry and sha256, immutable. Its entry also names what computed it (`derived`: the SQL
@@ -31,7 +33,7 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 10] = [
+pub const DERIVED: [&str; 11] = [
     "item_history",
     "uninvoiced_items",
     "item_versions",
@@ -42,6 +44,7 @@ pub const DERIVED: [&str; 10] = [
     "unpaid_since",
     "shared_customers",
     "item_instants",
+    "plain_changes",
 ];
 
 /// What computes a derived table, as its manifest entry records it: its SQL's digest, which
@@ -50,12 +53,16 @@ pub const DERIVED: [&str; 10] = [
 /// this one stale too.
 pub fn derivation(name: &str) -> String {
     let text = sql_text(Dialect::DuckDb, name).expect("every derived table has its SQL");
+    let fragments = included_fragments(text);
     let mut hasher = Sha256::new();
     hasher.update(text.as_bytes());
-    for read in DERIVED.iter().filter(|d| **d != name && text.contains(&format!("{{{{{d}}}}}"))) {
+    // (a derived table read through an included query, such as item_values, counts too)
+    let reads =
+        |d: &str| std::iter::once(text).chain(fragments.iter().copied()).any(|t| t.contains(&format!("{{{{{d}}}}}")));
+    for read in DERIVED.iter().filter(|d| **d != name && reads(d)) {
         hasher.update(derivation(read).as_bytes());
     }
-    for fragment in included_fragments(text) {
+    for fragment in &fragments {
         hasher.update(fragment.as_bytes());
     }
     let digest = crate::snapshot::hex(&hasher.finalize());
@@ -85,15 +92,17 @@ fn include_fragments(text: &str, seen: &mut Vec<&'static str>) {
 }
 
 /// Derived tables depend on the raw tables alone, never on the as-of instant or the metric
-/// options: these parameters render them.
+/// options: these parameters render them (the as-of instant the end of time, so that one a
+/// derived table renders, such as `item_values` for `plain_changes`, cuts no instant off).
 const PARAMS: QueryParams = QueryParams {
-    as_of: 0,
+    as_of: crate::queries::END_OF_TIME,
     options: crate::metrics::MetricOptions {
         discounts: crate::metrics::DiscountRule::Recurring,
         churn_at: crate::metrics::ChurnAt::End,
     },
     discount_lists: false,
     customer_discount_lists: false,
+    plain_changes_read: false,
 };
 
 /// The SQL of a derived table over a snapshot's raw tables and its current derived tables,
