@@ -1,6 +1,7 @@
 -- _subscription_rows: each row of `valued` (one per subscription and instant: subscription,
--- customer, currency, instant, value_cents, value_frac, single_item, price) against the row
--- before it, every row kept: the change (delta_cents, delta_frac, delta_counting), the value
+-- customer, currency, instant, value_cents, value_frac, single_item, price), its fraction
+-- carried into whole minor units so that one value has one form (both parts are >= 0), against
+-- the row before it, every row kept: the change (delta_cents, delta_frac, delta_counting), the value
 -- after it (value_cents, value_frac, counting), its place among its subscription's rows (nth),
 -- whether no earlier row of its subscription is in the same calendar month (month_first), the
 -- subscription's next instant (next_instant, NULL for the last) and its item's price before
@@ -19,5 +20,10 @@ SELECT subscription, customer, currency, instant AS changed_at,
                   < date_trunc('month', make_timestamp(epoch_us(instant))), TRUE) AS month_first,
        LEAD(instant) OVER w AS next_instant,
        single_item, price, LAG(price) OVER w AS previous_price
-FROM valued
+FROM (
+  SELECT subscription, customer, currency, instant,
+         value_cents + value_frac // 86486400000 AS value_cents, value_frac % 86486400000 AS value_frac,
+         single_item, price
+  FROM valued
+) carried
 WINDOW w AS (PARTITION BY subscription ORDER BY instant)

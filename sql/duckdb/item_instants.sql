@@ -17,36 +17,31 @@
 --          metric options (the derived table plain_changes holds its changes)
 --
 -- DuckDB only: sql/bigquery/item_values.sql computes the same rows inline (its breakpoints and
--- item_at, joined to its subs), from the same raw tables.
+-- item_at, joined to its subs), from the same raw tables; item_values the others', from the
+-- same two fragments (_own_instants, _items_at).
 WITH
-subs AS (
-  SELECT id AS subscription, customer, currency, start_date, trial_start, trial_end, ended_at, canceled_at
-  FROM {{subscriptions}}
-  WHERE status NOT IN ('incomplete', 'incomplete_expired', 'paused')
-),
 -- An uninvoiced change is dated by the report (item_values' uninvoiced_since).
 dated_by_report AS (
   SELECT DISTINCT subscription FROM {{item_versions}} WHERE effective_at IS NULL OR COALESCE(cut_at_change, FALSE)
 ),
-versions AS (
+own_subs AS (
+  SELECT id AS subscription, customer, currency, start_date, trial_start, trial_end, ended_at, canceled_at
+  FROM {{subscriptions}}
+  WHERE status NOT IN ('incomplete', 'incomplete_expired', 'paused')
+    AND id NOT IN (SELECT subscription FROM dated_by_report)
+),
+own_versions AS (
   SELECT subscription, item, effective_at, until, price, product, per_year, recurring_interval_count, amount
   FROM {{item_versions}}
   WHERE effective_at < until AND subscription NOT IN (SELECT subscription FROM dated_by_report)
 ),
+own_unpaid AS (
+  SELECT * FROM {{unpaid_since}} WHERE subscription NOT IN (SELECT subscription FROM dated_by_report)
+),
 breakpoints AS (
-  SELECT DISTINCT subscription, instant FROM (
-    SELECT subscription, effective_at AS instant FROM versions
-    UNION ALL SELECT subscription, start_date FROM subs
-    UNION ALL SELECT subscription, trial_end FROM subs WHERE trial_end IS NOT NULL
-    UNION ALL SELECT subscription, ended_at FROM subs WHERE ended_at IS NOT NULL
-    UNION ALL SELECT subscription, unpaid_at FROM {{unpaid_since}} WHERE unpaid_at IS NOT NULL
-  ) instants
-  WHERE subscription NOT IN (SELECT subscription FROM dated_by_report)
+  SELECT DISTINCT subscription, instant FROM {{_own_instants}} instants
 )
-SELECT b.subscription, b.instant, v.item, v.price, v.product, v.per_year, v.recurring_interval_count, v.amount,
-       s.customer, s.currency, s.start_date, s.trial_start, s.trial_end, s.ended_at, s.canceled_at,
-       NOT EXISTS (SELECT 1 FROM {{several_items}} m WHERE m.subscription = b.subscription)
-         AND NOT EXISTS (SELECT 1 FROM {{_discount_targets}} t WHERE t.subscription = b.subscription) AS plain
-FROM breakpoints b
-JOIN subs s ON s.subscription = b.subscription
-LEFT JOIN versions v ON v.subscription = b.subscription AND v.effective_at <= b.instant AND b.instant < v.until
+SELECT i.*,
+       NOT EXISTS (SELECT 1 FROM {{several_items}} m WHERE m.subscription = i.subscription)
+         AND NOT EXISTS (SELECT 1 FROM {{_discount_targets}} t WHERE t.subscription = i.subscription) AS plain
+FROM {{_items_at}} i

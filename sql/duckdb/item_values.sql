@@ -107,34 +107,29 @@ general AS (
   UNION SELECT subscription FROM discount_windows
   UNION SELECT subscription FROM subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
 ),
-general_subs AS (
+own_subs AS (
   SELECT * FROM subs WHERE subscription IN (SELECT subscription FROM general)
 ),
-general_priced AS (
+own_versions AS (
   SELECT * FROM priced WHERE subscription IN (SELECT subscription FROM general)
 ),
--- Every instant at which something about such a subscription's value may change.
+own_unpaid AS (
+  SELECT * FROM unpaid WHERE subscription IN (SELECT subscription FROM general)
+),
+-- Every instant at which something about such a subscription's value may change: its own
+-- objects' (_own_instants), a counting cancellation's, its discounts' windows'.
 breakpoints AS (
   SELECT DISTINCT subscription, instant FROM (
-    SELECT subscription, effective_at AS instant FROM general_priced
-    UNION ALL SELECT subscription, start_date FROM general_subs
-    UNION ALL SELECT subscription, trial_end FROM general_subs WHERE trial_end IS NOT NULL
-    UNION ALL SELECT subscription, ended_at FROM general_subs WHERE ended_at IS NOT NULL
-    UNION ALL SELECT subscription, canceled_at FROM general_subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
-    UNION ALL SELECT subscription, unpaid_at FROM unpaid WHERE unpaid_at IS NOT NULL
-      AND subscription IN (SELECT subscription FROM general)
+    SELECT * FROM {{_own_instants}}
+    UNION ALL SELECT subscription, canceled_at FROM own_subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
     UNION ALL SELECT subscription, from_at FROM discount_windows
     UNION ALL SELECT subscription, until FROM discount_windows
   ) instants
 ),
 -- Each item active at each instant, with its subscription's customer, currency and dates.
 item_at AS (
-  SELECT b.subscription, b.instant, p.item, p.price, p.product, p.per_year, p.recurring_interval_count, p.amount,
-         s.customer, s.currency, s.start_date, s.trial_start, s.trial_end, s.ended_at, s.canceled_at
-  FROM breakpoints b
-  JOIN general_subs s ON s.subscription = b.subscription
-  LEFT JOIN general_priced p ON p.subscription = b.subscription AND p.effective_at <= b.instant AND b.instant < p.until
-  WHERE b.instant <= {{as_of}}
+  SELECT * FROM {{_items_at}}
+  WHERE instant <= {{as_of}}
   UNION ALL
   SELECT subscription, instant, item, price, product, per_year, recurring_interval_count, amount,
          customer, currency, start_date, trial_start, trial_end, ended_at, canceled_at

@@ -18,11 +18,9 @@
 -- DuckDB only: sql/bigquery/subscription_changes.sql computes every subscription's rows.
 WITH
 valued AS (
-  SELECT v.subscription, v.customer, v.currency, v.instant,
-         v.value_cents + v.value_frac // 86486400000 AS value_cents, v.value_frac % 86486400000 AS value_frac,
-         v.price, TRUE AS single_item
-  FROM {{item_values}} v
-  WHERE v.subscription IN (SELECT subscription FROM {{item_instants}} WHERE plain)
+  SELECT subscription, customer, currency, instant, value_cents, value_frac, TRUE AS single_item, price
+  FROM {{item_values}}
+  WHERE subscription IN (SELECT subscription FROM {{item_instants}} WHERE plain)
 )
 SELECT r.*, s.canceled_at IS NOT NULL AS canceled
 FROM {{_subscription_rows}} r

@@ -28,25 +28,19 @@
 --   CAST(SUM(x) AS BIGINT): BigQuery's SUM of INT64 is an INT64, DuckDB's a HUGEINT, whose
 --   arithmetic downstream is several times slower (see item_values).
 WITH
--- The items' fractions carried into whole minor units, so that one value has one form and an
--- instant whose value did not change has no change (both parts are >= 0 here).
+-- Each instant of each subscription the report values, with its value: a subscription with
+-- one item over its life has one row per instant, its item's (or none); the others' items
+-- are summed (an instant whose value did not change has no change: _subscription_rows).
 valued AS (
-  -- a subscription with one item over its life has one row per instant: its item's (or none)
-  SELECT v.subscription, v.customer, v.currency, v.instant,
-         v.value_cents + v.value_frac // 86486400000 AS value_cents, v.value_frac % 86486400000 AS value_frac,
-         v.price, TRUE AS single_item
+  SELECT v.subscription, v.customer, v.currency, v.instant, v.value_cents, v.value_frac, TRUE AS single_item, v.price
   FROM {{item_values}} v
   LEFT JOIN {{several_items}} s ON s.subscription = v.subscription
   WHERE s.subscription IS NULL
   UNION ALL
-  SELECT subscription, customer, currency, instant,
-         value_cents + value_frac // 86486400000, value_frac % 86486400000, NULL, FALSE
-  FROM (
-    SELECT subscription, customer, currency, instant, CAST(SUM(value_cents) AS BIGINT) AS value_cents, CAST(SUM(value_frac) AS BIGINT) AS value_frac
-    FROM {{item_values}}
-    WHERE subscription IN (SELECT subscription FROM {{several_items}})
-    GROUP BY 1, 2, 3, 4
-  )
+  SELECT subscription, customer, currency, instant, CAST(SUM(value_cents) AS BIGINT), CAST(SUM(value_frac) AS BIGINT), FALSE, NULL
+  FROM {{item_values}}
+  WHERE subscription IN (SELECT subscription FROM {{several_items}})
+  GROUP BY 1, 2, 3, 4
 ),
 -- Every instant with its change: the rows valued here, and the plain subscriptions' (one
 -- item, no discount, no uninvoiced change), derived once per snapshot over all their instants

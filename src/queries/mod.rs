@@ -71,6 +71,8 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "_coupon_currencies",
     "duckdb" / "_discount_targets",
     "duckdb" / "_subscription_rows",
+    "duckdb" / "_own_instants",
+    "duckdb" / "_items_at",
     "bigquery" / "discount_windows",
     "bigquery" / "item_values",
     "bigquery" / "subscription_changes",
