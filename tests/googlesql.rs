@@ -206,13 +206,7 @@ fn every_bigquery_query_equals_duckdb_on_googlesql_and_holds_the_contracts_bound
     let bounds = target("bounds");
     tables.extend(bounds_tables(&bounds));
     let as_of = mrr::calendar::parse_timestamp(common::NOW).unwrap();
-    let bounds_params = QueryParams {
-        as_of,
-        options: MetricOptions::default(),
-        discount_lists: true,
-        customer_discount_lists: true,
-        plain_changes_read: true,
-    };
+    let bounds_params = QueryParams::at(as_of, MetricOptions::default());
     for (query, sql) in mrr::bigquery::query::suite_sql(&bounds, &bounds_params).unwrap() {
         queries.push(json!({"name": format!("bounds/{query}"), "sql": sql}));
     }

@@ -372,13 +372,7 @@ mod tests {
 
     #[test]
     fn every_time_zone_dependent_call_of_the_rendered_bigquery_sql_names_utc() {
-        let params = QueryParams {
-            as_of: 1_800_000_000,
-            options: MetricOptions::default(),
-            discount_lists: true,
-            customer_discount_lists: true,
-            plain_changes_read: true,
-        };
+        let params = QueryParams::at(1_800_000_000, MetricOptions::default());
         let mut total = 0;
         for query in QUERIES {
             let sql = crate::queries::render(Dialect::BigQuery, query, &params, &|t| format!("`p.d.{t}`")).unwrap();

@@ -112,17 +112,21 @@ pub struct QueryParams {
 }
 
 impl QueryParams {
+    /// A report's parameters at `as_of` under `options` for a snapshot this `mrr` wrote (its
+    /// subscriptions' and customers' discount lists current).
+    pub fn at(as_of: i64, options: MetricOptions) -> Self {
+        QueryParams { as_of, options, discount_lists: true, customer_discount_lists: true, plain_changes_read: true }
+    }
+
     /// The parameters of a snapshot's queries under `options`.
     pub fn of(snapshot: &crate::snapshot::Snapshot, options: MetricOptions) -> anyhow::Result<Self> {
         let m = &snapshot.manifest;
         let lists =
             |table: &str| m.derived_from.is_none() && m.schema_version >= crate::snapshot::schema::since_version(table);
         Ok(QueryParams {
-            as_of: snapshot.as_of()?,
-            options,
             discount_lists: lists("subscription_discounts"),
             customer_discount_lists: lists("customer_discounts"),
-            plain_changes_read: true,
+            ..QueryParams::at(snapshot.as_of()?, options)
         })
     }
 }
@@ -259,13 +263,7 @@ mod tests {
 
     #[test]
     fn every_query_resolves_in_both_dialects_with_the_same_columns() {
-        let params = QueryParams {
-            as_of: 0,
-            options: MetricOptions::default(),
-            discount_lists: true,
-            customer_discount_lists: true,
-            plain_changes_read: true,
-        };
+        let params = QueryParams::at(0, MetricOptions::default());
         for dialect in [Dialect::DuckDb, Dialect::BigQuery] {
             for q in QUERIES {
                 let sql = render(dialect, q, &params, &|t| format!("T_{t}")).unwrap();
@@ -291,13 +289,7 @@ mod tests {
 
     #[test]
     fn unknown_placeholders_name_the_file() {
-        let params = QueryParams {
-            as_of: 0,
-            options: MetricOptions::default(),
-            discount_lists: true,
-            customer_discount_lists: true,
-            plain_changes_read: true,
-        };
+        let params = QueryParams::at(0, MetricOptions::default());
         let err = expand(Dialect::DuckDb, "sql/duckdb/x.sql", "nope", &params, &|t| t.into(), &|_| None).unwrap_err();
         assert!(err.to_string().contains("sql/duckdb/x.sql: unknown placeholder {{nope}}"), "{err}");
     }
