@@ -95,9 +95,10 @@ fn empty_table(table: &str) -> String {
 
 /// The queries other queries read, computed once per report in this order: the discounts'
 /// windows feed every valuation (item_values), which feeds each subscription's changes,
-/// which feed customers (and plans, for subscriptions with one item); customers feed months. As tables, their row counts are known to DuckDB's planner, which
-/// cannot estimate a CTE's: it built item_values' joins with the few discount windows on the
-/// 1.2 M item rows instead (0.5 s at 1 M subscriptions).
+/// which feed customers (and plans, for subscriptions with one item); customers feed months.
+/// As tables, their row counts are known to DuckDB's planner, which cannot estimate a CTE's:
+/// it built item_values' joins with the few discount windows on the 1.2 M item rows instead
+/// (0.5 s at 1 M subscriptions).
 const SHARED_BASES: [&str; 4] = ["discount_windows", "item_values", "subscription_changes", "mrr_by_customer"];
 
 /// Runs every query of [`QUERIES`] in one connection, computing each shared base once;
