@@ -11,21 +11,10 @@
 -- CAST(SUM(x) AS BIGINT), as INT64 (see item_values), `//` in the rounding, date_trunc on a UTC TIMESTAMP
 -- (`make_timestamp(epoch_us(t))`, see mrr_by_customer)
 -- and `+ INTERVAL 1 MONTH` on it instead of DATE_TRUNC / DATE_ADD on DATEs, CAST(bool AS
--- INTEGER) instead of INT64; the derived table shared_customers
--- (sql/duckdb/shared_customers.sql) for BigQuery's CTE shared.
+-- INTEGER) instead of INT64. Port change: the derived table seed_spans
+-- (sql/duckdb/seed_spans.sql, computed once per snapshot from the same raw tables) stands for
+-- BigQuery's CTEs subs, amounts and spans, and marks the customers of BigQuery's CTE shared.
 WITH
-subs AS (
-  SELECT id, customer, currency, created, COALESCE(ended_at, canceled_at) AS gone_at
-  FROM {{subscriptions}}
-  WHERE status IN ('active', 'past_due', 'canceled')
-),
-amounts AS (
-  -- x12 keeps annual / 12 exact until the monthly total is rounded.
-  SELECT si.subscription,
-         CAST(SUM(p.unit_amount * si.quantity * CASE WHEN p.recurring_interval = 'year' THEN 1 ELSE 12 END) AS BIGINT) AS amount_x12
-  FROM {{subscription_items}} si JOIN {{prices}} p ON p.id = si.price
-  GROUP BY 1
-),
 currencies AS (SELECT DISTINCT currency FROM {{subscriptions}}),
 months AS (
   SELECT m AS month_start
@@ -35,34 +24,31 @@ months AS (
 -- The spine's two conditions make a subscription count from the month it was created through
 -- the month it ended, so it changes the totals twice: where it starts counting and the month
 -- after it stops. Summing those change points gives the spine's answer without the months x
--- subscriptions grid (60 M rows at 1 M subscriptions over 60 months).
+-- subscriptions grid (60 M rows at 1 M subscriptions over 60 months). Each counted
+-- subscription's span (BigQuery's subs, amounts and spans) is derived once per snapshot:
+-- seed_spans.
 spans AS (
-  SELECT s.customer, s.currency, COALESCE(a.amount_x12, 0) AS amount_x12,
-         date_trunc('month', make_timestamp(epoch_us(s.created))) AS from_month,
-         date_trunc('month', make_timestamp(epoch_us(s.gone_at))) + INTERVAL 1 MONTH AS until_month
-  FROM subs s LEFT JOIN amounts a ON a.subscription = s.id
+  SELECT * FROM {{seed_spans}}
 ),
 changes AS (
-  SELECT customer, currency, from_month AS month_start, 1 AS delta_subscriptions, amount_x12 AS delta_x12
+  SELECT customer, currency, shared, from_month AS month_start, 1 AS delta_subscriptions, amount_x12 AS delta_x12
   FROM spans WHERE until_month IS NULL OR until_month > from_month
   UNION ALL
-  SELECT customer, currency, until_month, -1, -amount_x12 FROM spans WHERE until_month > from_month
+  SELECT customer, currency, shared, until_month, -1, -amount_x12 FROM spans WHERE until_month > from_month
 ),
 -- A customer counts in a month while at least one of its subscriptions does: a customer with
 -- one subscription (in the currency) exactly while it does, so only the others need a running
 -- count per customer (a window pass over every change point at 1 M subscriptions). Those
--- with several subscriptions of any status, derived once per snapshot (a few more than
--- BigQuery's, which counts the spans' subscriptions: the running count is exact for them too).
-shared AS (
-  SELECT * FROM {{shared_customers}}
-),
+-- are marked `shared` in seed_spans: the customers with several subscriptions of any status
+-- (shared_customers; a few more than BigQuery's shared, which counts the spans' subscriptions:
+-- the running count is exact for them too).
 by_customer AS (
   SELECT currency, month_start, delta_subscriptions, delta_x12,
          CAST(SUM(delta_subscriptions) OVER (PARTITION BY customer, currency ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS counting
   FROM (
     SELECT c.customer, c.currency, c.month_start, CAST(SUM(c.delta_subscriptions) AS BIGINT) AS delta_subscriptions,
            CAST(SUM(c.delta_x12) AS BIGINT) AS delta_x12
-    FROM changes c JOIN shared s ON s.customer = c.customer AND s.currency = c.currency
+    FROM changes c WHERE c.shared
     GROUP BY 1, 2, 3
   )
 ),
@@ -71,8 +57,7 @@ per_month AS (
          SUM(delta_customers) AS delta_customers
   FROM (
     SELECT c.currency, c.month_start, c.delta_subscriptions, c.delta_x12, c.delta_subscriptions AS delta_customers
-    FROM changes c LEFT JOIN shared s ON s.customer = c.customer AND s.currency = c.currency
-    WHERE s.customer IS NULL
+    FROM changes c WHERE NOT c.shared
     UNION ALL
     SELECT currency, month_start, delta_subscriptions, delta_x12,
            CAST(counting > 0 AS INTEGER) - CAST(counting - delta_subscriptions > 0 AS INTEGER)

@@ -9,7 +9,9 @@
 //! currency a subscription bills on, which the price check reads, from every item version;
 //! `unpaid_since`: when each subscription unpaid now stopped counting, from every invoice;
 //! `shared_customers`: the customers with several subscriptions in a currency, from every
-//! subscription; `several_items`: the subscriptions with more than one item, from every item
+//! subscription; `seed_spans`: every subscription `seed_mrr` counts, with its current items'
+//! amount and the months it counts from and until, from every current item, its price and
+//! its subscription; `several_items`: the subscriptions with more than one item, from every item
 //! version; `item_instants`: every item of nearly every subscription at every instant its
 //! value may change, from the item versions and the subscriptions; `plain_changes`: the
 //! value and change at each of those instants of every subscription with one item and no
@@ -33,7 +35,7 @@ use crate::snapshot::{Snapshot, TableEntry};
 
 /// Every derived table, in the order they are computed; each is `sql/duckdb/<name>.sql` over
 /// the raw tables and the derived tables before it.
-pub const DERIVED: [&str; 11] = [
+pub const DERIVED: [&str; 12] = [
     "item_history",
     "uninvoiced_items",
     "item_versions",
@@ -43,6 +45,7 @@ pub const DERIVED: [&str; 11] = [
     "billed_prices",
     "unpaid_since",
     "shared_customers",
+    "seed_spans",
     "item_instants",
     "plain_changes",
 ];

@@ -50,6 +50,7 @@ const SQL: &[(&str, &str, &str)] = sql_files![
     "duckdb" / "billed_prices",
     "duckdb" / "unpaid_since",
     "duckdb" / "shared_customers",
+    "duckdb" / "seed_spans",
     "duckdb" / "item_instants",
     "duckdb" / "plain_changes",
     "duckdb" / "discount_windows",
