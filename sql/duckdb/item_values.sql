@@ -74,6 +74,9 @@ uninvoiced_since AS (
 -- (sql/duckdb/item_versions.sql); an uninvoiced change dated here, and versions it cuts to
 -- nothing dropped. Only the versions an uninvoiced change starts or cuts are joined to their
 -- date: a join of every version built its table on the 1 M versions, not on the few dates.
+-- Each of the two kinds is its own filter on one column, which DuckDB checks against the
+-- Parquet row groups' statistics and so skips the versions without (a filter on both columns
+-- at once read all 1 M: 0.15 s at 1 M subscriptions, as did the same in general below).
 priced AS (
   SELECT subscription, item, effective_at, until, price, product, recurring_interval, recurring_interval_count,
          per_year, amount
@@ -84,9 +87,9 @@ priced AS (
     SELECT v.subscription, v.item, COALESCE(v.effective_at, us.since) AS effective_at,
            CASE WHEN v.cut_at_change THEN us.since ELSE v.until END AS until,
            v.price, v.product, v.recurring_interval, v.recurring_interval_count, v.per_year, v.amount
-    FROM {{item_versions}} v
+    FROM (SELECT * FROM {{item_versions}} WHERE effective_at IS NULL
+          UNION ALL SELECT * FROM {{item_versions}} WHERE cut_at_change AND effective_at IS NOT NULL) v
     JOIN uninvoiced_since us ON us.subscription = v.subscription
-    WHERE v.effective_at IS NULL OR COALESCE(v.cut_at_change, FALSE)
   ) dated
   WHERE effective_at < until
 ),
@@ -103,7 +106,8 @@ restricted_coupons AS (
 -- a discount, a cancellation that counts. Every other subscription's items at each of its
 -- instants are derived once per snapshot (sql/duckdb/item_instants.sql), from its own objects.
 general AS (
-  SELECT subscription FROM {{item_versions}} WHERE effective_at IS NULL OR COALESCE(cut_at_change, FALSE)
+  SELECT subscription FROM {{item_versions}} WHERE effective_at IS NULL
+  UNION SELECT subscription FROM {{item_versions}} WHERE cut_at_change
   UNION SELECT subscription FROM discount_windows
   UNION SELECT subscription FROM subs WHERE canceled_at IS NOT NULL AND '{{churn_at}}' = 'cancel'
 ),

@@ -11,10 +11,11 @@
 --   in), and from the epoch it is ~15x cheaper per row than the equal `t::TIMESTAMP` cast;
 --   CAST(SUM(x) AS BIGINT), as INT64 (see item_values); the derived table shared_customers
 --   (sql/duckdb/shared_customers.sql, computed once per snapshot from the same raw table)
---   stands for BigQuery's CTE shared.
+--   stands for BigQuery's CTE shared. Port change: each change's month is subscription_changes'
+--   month_start (DuckDB's carries it), where BigQuery truncates changed_at here.
 WITH
 changes AS (
-  SELECT c.*, date_trunc('month', make_timestamp(epoch_us(c.changed_at))) AS month_start,
+  SELECT c.*,
          CAST(c.delta_cents <> 0 OR c.delta_frac <> 0 OR c.delta_counting <> 0 AS INTEGER) AS changed,
          s.customer IS NULL AS sole
   FROM {{subscription_changes}} c

@@ -8,7 +8,8 @@
 --          nth: the instant's place among its subscription's (1 for the first);
 --          month_first, month_last: whether no earlier (later) instant of its subscription is in
 --          the same calendar month (UTC);
---          DuckDB only: single_item, price, previous_price (below).
+--          DuckDB only: month_start (the calendar month of changed_at), single_item, price,
+--          previous_price (below).
 -- A subscription's last instant in a month is kept even where nothing changed, so that its
 -- value at the end of every month with a change is on a row (mrr_by_customer reads a
 -- customer with one subscription so, without a running sum).
@@ -50,18 +51,16 @@ every AS (
   SELECT * FROM {{_subscription_rows}}
   UNION ALL
   SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting,
-         value_cents, value_frac, counting, nth, month_first, next_instant, single_item, price, previous_price
+         value_cents, value_frac, counting, nth, month_start, month_first, next_instant, next_month_start,
+         single_item, price, previous_price
   FROM {{plain_changes}}
   WHERE {{plain_changes_read}} AND changed_at <= {{as_of}} AND NOT (canceled AND '{{churn_at}}' = 'cancel')
 ),
 changes AS (
-  SELECT *,
-         COALESCE(date_trunc('month', make_timestamp(epoch_us(next_instant)))
-                    > date_trunc('month', make_timestamp(epoch_us(changed_at)))
-                  OR next_instant > {{as_of}}, TRUE) AS month_last
+  SELECT *, COALESCE(next_month_start > month_start OR next_instant > {{as_of}}, TRUE) AS month_last
   FROM every
 )
 SELECT subscription, customer, currency, changed_at, delta_cents, delta_frac, delta_counting,
-       value_cents, value_frac, counting, nth, month_first, month_last, single_item, price, previous_price
+       value_cents, value_frac, counting, nth, month_first, month_last, month_start, single_item, price, previous_price
 FROM changes
 WHERE delta_cents <> 0 OR delta_frac <> 0 OR delta_counting <> 0 OR month_last OR price IS DISTINCT FROM previous_price
