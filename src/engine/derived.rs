@@ -131,8 +131,9 @@ pub fn write(dir: &Path, tables: &mut Vec<TableEntry>) -> anyhow::Result<()> {
         let path = dir.join(&file);
         // Sorted by its key, so that the same tables give the same bytes (and sha256).
         conn.execute_batch(&format!(
-            "COPY (SELECT * FROM ({sql}) ORDER BY ALL) TO {} (FORMAT parquet, COMPRESSION zstd)",
-            super::duckdb::sql_string(&path)
+            "COPY (SELECT * FROM ({sql}) ORDER BY ALL) TO {} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {})",
+            super::duckdb::sql_string(&path),
+            crate::snapshot::ROW_GROUP_ROWS
         ))
         .map_err(|e| anyhow::anyhow!("deriving {name} (sql/duckdb/{name}.sql) into {}: {e}", path.display()))?;
         exact_columns(&conn, name, &path)?;

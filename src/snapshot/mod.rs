@@ -23,6 +23,12 @@ pub const MANIFEST: &str = "manifest.json";
 /// File in `snapshots/` naming the newest complete snapshot.
 pub const LATEST: &str = "latest";
 
+/// Rows per Parquet row group in every table a snapshot holds, raw or derived. DuckDB reads
+/// a file's row groups in parallel and no finer, so a 100 000-subscription table in one group
+/// of 128 Ki rows was read on one core (`mrr report` 0.37 s there, 0.34 s in groups of 32 Ki
+/// rows; no change at 1 M).
+pub const ROW_GROUP_ROWS: usize = 32 * 1024;
+
 /// `manifest.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {

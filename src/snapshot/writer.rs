@@ -22,7 +22,7 @@ impl TableWriters {
     pub fn create(dir: &Path) -> anyhow::Result<Self> {
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3)?))
-            .set_max_row_group_row_count(Some(128 * 1024))
+            .set_max_row_group_row_count(Some(super::ROW_GROUP_ROWS))
             .build();
         let mut writers = Vec::new();
         for t in TABLES {
