@@ -136,6 +136,13 @@ pub fn run_all(
         tracing::debug!(elapsed = ?started.elapsed(), "{name} computed (the snapshot has no current one)");
         done.push(name);
     }
+    // The pairing of each discount with the subscriptions it applies to, read by three of the
+    // checks and by discount_windows: computed once (each reading started on every
+    // subscription's customer id, 8 ms at any size even without a discount).
+    let pairing = "_discount_targets";
+    let sql = render_reusing(snapshot, pairing, params, &done)?;
+    conn.execute_batch(&format!("CREATE TEMP TABLE {pairing} AS {sql}")).map_err(|e| failed(pairing, e))?;
+    done.push(pairing);
     let started = std::time::Instant::now();
     super::priceable::check(&conn, snapshot, params, &done)?;
     tracing::debug!(elapsed = ?started.elapsed(), "priceable check");
