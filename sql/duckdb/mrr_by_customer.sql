@@ -6,13 +6,14 @@
 --          previous_subscriptions, movement (new, reactivation, expansion, contraction, churn, none)
 --
 -- DuckDB port of sql/bigquery/mrr_by_customer.sql. Dialect changes:
---   date_trunc('month', make_timestamp(epoch_us(t))) / strftime instead of TIMESTAMP_TRUNC /
---   FORMAT_TIMESTAMP: a UTC TIMESTAMP keeps DuckDB in UTC without its ICU extension (not built
---   in), and from the epoch it is ~15x cheaper per row than the equal `t::TIMESTAMP` cast;
---   CAST(SUM(x) AS BIGINT), as INT64 (see item_values); the derived table shared_customers
---   (sql/duckdb/shared_customers.sql, computed once per snapshot from the same raw table)
---   stands for BigQuery's CTE shared. Port change: each change's month is subscription_changes'
---   month_start (DuckDB's carries it), where BigQuery truncates changed_at here.
+--   months as `date_trunc('month', make_timestamp(epoch_us(t)))` and strftime instead of
+--   TIMESTAMP_TRUNC and FORMAT_TIMESTAMP: a UTC TIMESTAMP keeps DuckDB in UTC without its ICU
+--   extension (not built in), and from the epoch it is ~15x cheaper per row than the equal
+--   `t::TIMESTAMP` cast; CAST(SUM(x) AS BIGINT), as INT64 (see item_values); the derived table
+--   shared_customers (sql/duckdb/shared_customers.sql, computed once per snapshot from the same
+--   raw table) stands for BigQuery's CTE shared. Port change: each change's month is
+--   subscription_changes' month_start (DuckDB's carries it, truncated so in
+--   _subscription_rows), where BigQuery truncates changed_at here.
 WITH
 changes AS (
   SELECT c.*,
