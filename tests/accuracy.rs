@@ -817,7 +817,7 @@ fn plain_subscriptions_derived_changes_cut_at_an_earlier_instant_equal_valuing_t
     let mut params = mrr::queries::QueryParams::of(&snap, MetricOptions::default()).unwrap();
     params.as_of = cut;
     let rows_of = |params: &mrr::queries::QueryParams| {
-        let results = mrr::engine::duckdb::run_all(&snap, params, &mut |_, _| {}).unwrap();
+        let results = mrr::engine::duckdb::run_all(&snap, params, &mut |_| {}).unwrap();
         results
             .iter()
             .map(|(q, batches)| (*q, common::sorted(&mrr::queries::results::batches_to_rows(batches).unwrap())))

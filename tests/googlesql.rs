@@ -95,7 +95,7 @@ fn account(name: &'static str, scenario: Scenario, customers: u64, amount_scale:
         common::simulate_parquet_scaled(scenario, customers, 42, amount_scale, &dir.path().join("account"));
     let snapshot = Snapshot::open(&snapshot_dir).unwrap();
     let params = QueryParams::of(&snapshot, MetricOptions::default()).unwrap();
-    let duckdb = mrr::engine::duckdb::run_all(&snapshot, &params, &mut |_, _| {}).unwrap();
+    let duckdb = mrr::engine::duckdb::run_all(&snapshot, &params, &mut |_| {}).unwrap();
     Account { _dir: dir, name, snapshot, duckdb }
 }
 

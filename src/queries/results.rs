@@ -43,15 +43,16 @@ pub fn save(
     schema: arrow::datatypes::SchemaRef,
     params: &QueryParams,
 ) -> anyhow::Result<()> {
-    persist(write_unsaved(path, batches, schema, params)?, path)
+    persist(write_unsaved(path, batches.iter().cloned(), schema, params)?, path)
 }
 
 /// A result written beside `path` under a temporary name, with its provenance in the
 /// metadata; [`persist`] gives it its name. Several can be written before any is persisted,
-/// so that a report whose last query fails replaces none of the results saved before.
+/// so that a report whose last query fails replaces none of the results saved before. The
+/// batches are written as they come (from a channel, as DuckDB hands them over).
 pub fn write_unsaved(
     path: &Path,
-    batches: &[RecordBatch],
+    batches: impl IntoIterator<Item = RecordBatch>,
     schema: arrow::datatypes::SchemaRef,
     params: &QueryParams,
 ) -> anyhow::Result<tempfile::NamedTempFile> {
@@ -71,7 +72,7 @@ pub fn write_unsaved(
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
     let mut writer = parquet::arrow::ArrowWriter::try_new(tmp.reopen()?, schema, Some(props))?;
     for b in batches {
-        writer.write(b)?;
+        writer.write(&b)?;
     }
     writer.close()?;
     tracing::debug!(elapsed = ?started.elapsed(), "{} written", path.display());
