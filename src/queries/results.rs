@@ -65,8 +65,13 @@ pub fn write_unsaved(
     ];
     // ZSTD level 1: mrr_by_customer's 1.2 M rows at 1 M subscriptions are written while the
     // next queries run, in 0.27 s instead of 0.32 s at level 3 (and 10.3 MB, not 11.8 MB).
+    // A dictionary of at most 64 KiB per column: one of customer ids, nearly all distinct,
+    // is given up after a few thousand rows instead of 1 MiB of them, and the months,
+    // currencies and movements keep theirs (mrr_by_customer at 100 000: 31 ms -> 27 ms,
+    // 1.08 MB -> 1.00 MB).
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1)?))
+        .set_dictionary_page_size_limit(64 * 1024)
         .set_key_value_metadata(Some(meta))
         .build();
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
