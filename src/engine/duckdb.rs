@@ -128,6 +128,7 @@ struct Step {
     after: &'static [&'static str],
 }
 
+/// What a step does.
 #[derive(Clone, Copy, Debug)]
 enum Does {
     /// Computes a query other queries read, kept under its own name.
@@ -222,10 +223,10 @@ pub fn run_all(
         }
     });
     let mut errors = plan.state.into_inner().expect("a worker panicked").errors;
-    if let Some(first) =
-        errors.iter().position(|(does, _)| matches!(does, Does::Checks)).or((!errors.is_empty()).then_some(0))
-    {
-        return Err(errors.swap_remove(first).1);
+    // The checks' error first (a stable sort keeps the others in the order they failed).
+    errors.sort_by_key(|(does, _)| !matches!(does, Does::Checks));
+    if let Some((_, error)) = errors.into_iter().next() {
+        return Err(error);
     }
     out.sort_by_key(|(query, _)| QUERIES.iter().position(|q| q == query));
     Ok(out)
