@@ -109,7 +109,7 @@ const PARAMS: QueryParams = QueryParams {
 };
 
 /// The SQL of a derived table over a snapshot's raw tables and its current derived tables,
-/// reading those in `materialized` from temporary tables (an error names a table it lacks).
+/// reading those in `materialized` from the tables of those names (an error names a table it lacks).
 pub fn sql(snapshot: &Snapshot, name: &str, materialized: &[&str]) -> anyhow::Result<String> {
     super::duckdb::render_reusing(snapshot, name, &PARAMS, materialized)
 }

@@ -28,7 +28,7 @@ fn render_for(snapshot: &Snapshot, query: &str, params: &QueryParams) -> anyhow:
     render_reusing(snapshot, query, params, &[])
 }
 
-/// Renders a query, reading the bases in `materialized` from temporary tables of the same name
+/// Renders a query, reading the bases in `materialized` from the tables (or views) of the same name
 /// and each derived table from the snapshot's file when it holds a current one
 /// ([`super::derived::current`]); any other is computed inline.
 pub(super) fn render_reusing(

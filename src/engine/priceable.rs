@@ -22,7 +22,7 @@ pub fn check_snapshot(snapshot: &Snapshot, options: crate::metrics::MetricOption
 }
 
 /// Fails on the first price or coupon the snapshot cannot value, naming it, why, and what to
-/// do; `materialized` names the temporary tables already holding a query's rows.
+/// do; `materialized` names the tables (or views) of this database already holding a query's rows.
 pub fn check(
     conn: &duckdb::Connection,
     snapshot: &Snapshot,
